@@ -1,0 +1,83 @@
+"""The ASGI application: ``create_app(settings)`` with an explicit route list and a lifespan that
+builds the shared state (Redis client, scripts, store, key ring, long-poll notifier)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from broker import errors
+from broker.auth import KeyRing
+from broker.context import Context
+from broker.http import RequestContext, handle_error
+from broker.notify import Notifier
+from broker.routes import dlq, health, messages, queues
+from broker.scripts import Scripts
+from broker.settings import Settings
+from broker.store import Store
+
+log = logging.getLogger("broker.app")
+
+ROUTES = [*health.routes, *queues.routes, *messages.routes, *dlq.routes]
+
+
+def connect(url: str) -> Any:
+    """A Redis client for the service: short connect and socket timeouts so an unreachable store is
+    answered with 503 quickly instead of hanging."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=1.0,
+        socket_timeout=3.0,
+        health_check_interval=10,
+        max_connections=512,
+    )
+
+
+def create_app(settings: Settings | None = None, *, redis: Any = None, clock: Any = None) -> Starlette:
+    """The application. ``redis`` and ``clock`` let tests share a client or drive time."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if redis is None and not settings.redis_url:
+            raise RuntimeError("BROKER_REDIS_URL is not set (broker serve starts the embedded store and sets it)")
+        client = redis if redis is not None else connect(settings.redis_url or "")
+        scripts = Scripts(client)
+        with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
+            await scripts.load()
+        store = Store(client, scripts, clock) if clock else Store(client, scripts)
+        notifier = Notifier(client)
+        keyring = KeyRing(client, settings.api_keys, settings.auth_cache_seconds)
+        ctx = Context(settings=settings, redis=client, store=store, keyring=keyring, notifier=notifier)
+        background = None
+        if settings.run_workers:
+            from workers.inprocess import start_background
+
+            background = await start_background(ctx)
+        try:
+            yield {"ctx": ctx}
+        finally:
+            if background is not None:
+                await background.stop()
+            await notifier.close()
+            if redis is None:
+                await client.aclose()
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={errors.BrokerError: handle_error, HTTPException: handle_error},
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory broker.app:app_from_env`` (each uvicorn worker process)."""
+    return create_app(Settings.from_env())

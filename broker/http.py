@@ -1,0 +1,170 @@
+"""The HTTP edge: request ids, bounded body reading, decoding into Structs, JSON responses, and the one
+handler that renders every error in the contract's shape."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broker import errors
+from broker.schemas import QUEUE_NAME_PATTERN, ErrorBody, ErrorResponse
+
+log = logging.getLogger("broker.http")
+T = TypeVar("T")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUEUE_RE = re.compile(QUEUE_NAME_PATTERN)
+_FIELD_RE = re.compile(r" - at `\$(.*)`$")
+_encoder = msgspec.json.Encoder()
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None):
+        super().__init__(_encoder.encode(content), status_code=status_code, headers=headers)
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def error_response(exc: errors.BrokerError, rid: str) -> Response:
+    body = ErrorResponse(error=ErrorBody(code=exc.code, message=exc.message, request_id=rid, field=exc.field))
+    return Response(
+        _encoder.encode(body),
+        status_code=exc.status,
+        headers={**exc.headers, "x-request-id": rid},
+        media_type="application/json",
+    )
+
+
+_HTTP_ERRORS: dict[int, type[errors.BrokerError]] = {
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+}
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """The one handler: contract errors, Starlette's HTTP errors (404/405), and anything else (500)."""
+    rid = request_id(request)
+    if isinstance(exc, errors.BrokerError):
+        if exc.status >= 500:
+            log.warning("request %s: %s %s", rid, exc.code, exc.message)
+        return error_response(exc, rid)
+    if isinstance(exc, HTTPException):
+        cls = _HTTP_ERRORS.get(exc.status_code, errors.ValidationError)
+        mapped = cls("no such route" if exc.status_code == 404 else None, headers=dict(exc.headers or {}))
+        return error_response(mapped, rid)
+    log.exception("request %s failed", rid)
+    return error_response(errors.InternalError(), rid)
+
+
+class RequestContext:
+    """Pure ASGI middleware: assigns the request id, sets ``X-Request-Id`` on every response, and turns
+    any exception that escaped the handlers into a 500 in the contract's shape."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _REQUEST_ID_RE.match(candidate):
+                    rid = candidate
+                break
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        header = (b"x-request-id", rid.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("request %s failed", rid)
+            if not started:
+                response = error_response(errors.InternalError(), rid)
+                await response(scope, receive, send)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (before buffering it whole)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise errors.ValidationError("invalid Content-Length header") from None
+        if declared > limit:
+            raise errors.PayloadTooLarge(f"request body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def field_of(message: str) -> str | None:
+    """``Expected `int` - at `$.messages[3].delay_seconds``` -> ``messages[3].delay_seconds``."""
+    match = _FIELD_RE.search(message)
+    if not match:
+        return None
+    return match.group(1).lstrip(".") or None
+
+
+def decode(body: bytes, type_: type[T]) -> T:
+    """Decode a JSON body into ``type_``; every failure is a 400 naming the field."""
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+    if not body.strip():
+        body = b"{}"
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = field_of(text)
+        message = _FIELD_RE.sub("", text)
+        if text.startswith("Object missing required field"):
+            missing = text.split("`")[1]
+            field = f"{field}.{missing}" if field else missing
+        raise errors.ValidationError(message, field=field) from None
+    except msgspec.DecodeError as exc:
+        raise errors.ValidationError(f"malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise errors.ValidationError("JSON body is nested too deeply") from None
+
+
+def path_queue(request: Request, body_queue: str | None = None) -> str:
+    """The ``{queue}`` path parameter, validated; a ``queue`` in the body must equal it."""
+    name = request.path_params["queue"]
+    if not _QUEUE_RE.match(name):
+        raise errors.ValidationError("queue names match ^[A-Za-z0-9_-]{1,80}$", field="queue")
+    if body_queue is not None and body_queue != name:
+        raise errors.ValidationError("queue in the body must equal the queue in the path", field="queue")
+    return name

@@ -1,0 +1,177 @@
+"""queue.publish, publish_batch, consume, ack, nack, and the extensions ack_batch and extend."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broker import errors
+from broker.context import ctx_of
+from broker.http import JSON
+from broker.schemas import (
+    MAX_BATCH_BYTES,
+    MAX_PAYLOAD_BYTES,
+    AckBatchRequest,
+    Acked,
+    AckedBatch,
+    AckRequest,
+    Consumed,
+    ConsumeRequest,
+    Extended,
+    ExtendRequest,
+    Nacked,
+    NackRequest,
+    Published,
+    PublishedBatch,
+    PublishBatchRequest,
+    PublishRequest,
+    rfc3339,
+)
+from broker.store import OutgoingMessage, fingerprint
+
+_encode_payload = msgspec.json.Encoder().encode
+
+
+def _outgoing(
+    queue: str, payload: object, delay_seconds: float, priority: int, group_id: str | None,
+    idempotency_key: str | None, field: str,
+) -> OutgoingMessage:
+    """Validate and encode one message; its fingerprint covers everything but the key itself."""
+    if payload is None:
+        raise errors.ValidationError("payload is required and must not be null", field=f"{field}payload")
+    encoded = _encode_payload(payload)
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        raise errors.PayloadTooLarge(
+            f"payload is {len(encoded)} bytes as compact JSON; the limit is {MAX_PAYLOAD_BYTES}",
+            field=f"{field}payload",
+        )
+    delay_ms = round(delay_seconds * 1000)
+    fp = ""
+    if idempotency_key is not None:
+        digest = hashlib.sha256()
+        for part in (queue.encode(), encoded, str(delay_ms).encode(), str(priority).encode(),
+                     (group_id or "").encode()):
+            digest.update(part)
+            digest.update(b"\0")
+        fp = digest.hexdigest()
+    return OutgoingMessage(encoded, delay_ms, priority, group_id, fp, idempotency_key)
+
+
+async def publish(request: Request) -> Response:
+    ctx = ctx_of(request)
+    project = await ctx.project(request)
+    req = await ctx.body(request, PublishRequest)
+    message = _outgoing(req.queue, req.payload, req.delay_seconds, req.priority, req.group_id, None, "")
+    fp = ""
+    if req.idempotency_key is not None:
+        fp = _outgoing(req.queue, req.payload, req.delay_seconds, req.priority, req.group_id,
+                       req.idempotency_key, "").fingerprint
+    ids = await ctx.store.publish(
+        project, req.queue, [message], batch=False, idempotency_key=req.idempotency_key, fp=fp
+    )
+    return JSON(Published(message_id=ids[0]))
+
+
+async def publish_batch(request: Request) -> Response:
+    ctx = ctx_of(request)
+    project = await ctx.project(request)
+    req = await ctx.body(request, PublishBatchRequest, limit=MAX_BATCH_BYTES)
+    messages = [
+        _outgoing(req.queue, m.payload, m.delay_seconds, m.priority, m.group_id, m.idempotency_key, f"messages[{i}].")
+        for i, m in enumerate(req.messages)
+    ]
+    fp = fingerprint("queue.publish_batch", req) if req.idempotency_key else ""
+    ids = await ctx.store.publish(
+        project, req.queue, messages, batch=True, idempotency_key=req.idempotency_key, fp=fp
+    )
+    return JSON(PublishedBatch(message_ids=ids))
+
+
+async def consume(request: Request) -> Response:
+    ctx = ctx_of(request)
+    project = await ctx.project(request)
+    req = await ctx.body(request, ConsumeRequest)
+    visibility_ms = None if req.visibility_timeout is None else round(req.visibility_timeout * 1000)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + req.wait_seconds
+    while True:
+        messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
+        remaining = deadline - loop.time()
+        if messages or remaining <= 0:
+            return JSON(Consumed(messages=messages))
+        timeout = remaining
+        if wake_ms >= 0:
+            timeout = min(timeout, max(0.005, (wake_ms - ctx.store.clock()) / 1000))
+        await ctx.notifier.wait(project, req.queue, timeout)
+
+
+async def ack(request: Request) -> Response:
+    ctx = ctx_of(request)
+    project = await ctx.project(request)
+    req = await ctx.body(request, AckRequest)
+    fp = fingerprint("queue.ack", req) if req.idempotency_key else ""
+    await ctx.store.ack(
+        project, req.queue, [(req.message_id, req.receipt)], idempotency_key=req.idempotency_key, fp=fp
+    )
+    return JSON(Acked(message_id=req.message_id, acked=True))
+
+
+async def ack_batch(request: Request) -> Response:
+    ctx = ctx_of(request)
+    project = await ctx.project(request)
+    req = await ctx.body(request, AckBatchRequest)
+    fp = fingerprint("queue.ack_batch", req) if req.idempotency_key else ""
+    acked = await ctx.store.ack(
+        project,
+        req.queue,
+        [(m.message_id, m.receipt) for m in req.messages],
+        field="messages",
+        capability="queue.ack_batch",
+        idempotency_key=req.idempotency_key,
+        fp=fp,
+    )
+    return JSON(AckedBatch(queue=req.queue, acked=acked))
+
+
+async def nack(request: Request) -> Response:
+    ctx = ctx_of(request)
+    project = await ctx.project(request)
+    req = await ctx.body(request, NackRequest)
+    fp = fingerprint("queue.nack", req) if req.idempotency_key else ""
+    requeued = await ctx.store.nack(
+        project,
+        req.queue,
+        req.message_id,
+        receipt=req.receipt,
+        requeue=req.requeue,
+        delay_ms=round(req.delay_seconds * 1000),
+        idempotency_key=req.idempotency_key,
+        fp=fp,
+    )
+    return JSON(Nacked(message_id=req.message_id, nacked=True, requeued=requeued))
+
+
+async def extend(request: Request) -> Response:
+    ctx = ctx_of(request)
+    project = await ctx.project(request)
+    req = await ctx.body(request, ExtendRequest)
+    receipt, deadline = await ctx.store.extend(
+        project, req.queue, req.message_id, req.receipt, round(req.visibility_timeout * 1000)
+    )
+    return JSON(Extended(message_id=req.message_id, receipt=receipt, lease_expires_at=rfc3339(deadline)))
+
+
+routes = [
+    Route("/v1/queue/publish", publish, methods=["POST"]),
+    Route("/v1/queue/publish_batch", publish_batch, methods=["POST"]),
+    Route("/v1/queue/consume", consume, methods=["POST"]),
+    Route("/v1/queue/ack", ack, methods=["POST"]),
+    Route("/v1/queue/ack_batch", ack_batch, methods=["POST"]),
+    Route("/v1/queue/nack", nack, methods=["POST"]),
+    Route("/v1/queue/extend", extend, methods=["POST"]),
+]

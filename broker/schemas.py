@@ -1,0 +1,295 @@
+"""Every request and response body of the contract, as msgspec Structs: the single source of truth of
+the wire format. Limits live here as ``Meta`` constraints so that decoding enforces them and the
+OpenAPI document can be generated from them. Wire forms only; the stored form of a message is defined
+by ``lua/include/message.lua``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+# --- limits (documented in docs/api.md) -----------------------------------------------------------
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
+GROUP_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_BATCH_MESSAGES = 1000
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_CONSUME = 100
+MAX_WAIT_SECONDS = 20
+MAX_VISIBILITY_SECONDS = 43200
+MAX_NACK_DELAY_SECONDS = 43200
+MAX_ACK_BATCH = 100
+MAX_IDEMPOTENCY_KEY = 256
+MAX_MESSAGE_ID = 64
+MAX_RECEIPT = 128
+MAX_URL = 2048
+MAX_SECRET = 512
+
+QueueName = Annotated[str, Meta(pattern=QUEUE_NAME_PATTERN, description="^[A-Za-z0-9_-]{1,80}$")]
+GroupId = Annotated[str, Meta(pattern=GROUP_ID_PATTERN, description="1..128 printable characters")]
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]
+MessageId = Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_ID)]
+Receipt = Annotated[str, Meta(min_length=1, max_length=MAX_RECEIPT)]
+Priority = Annotated[int, Meta(ge=0, le=9)]
+MaxRetries = Annotated[int, Meta(ge=0, le=1000)]
+RetentionDays = Annotated[int, Meta(ge=1, le=14)]
+VisibilitySeconds = Annotated[float, Meta(ge=0, le=MAX_VISIBILITY_SECONDS)]
+DelaySeconds = Annotated[float, Meta(ge=0, le=14 * 86400)]
+
+
+def rfc3339(ms: int) -> str:
+    """``2026-11-30T08:00:00.123Z`` from epoch milliseconds."""
+    seconds, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+# --- queues ---------------------------------------------------------------------------------------
+class CreateQueueRequest(Struct, kw_only=True):
+    name: QueueName
+    type: Literal["standard", "fifo"] = "standard"
+    dead_letter_queue: QueueName | None = None
+    max_retries: MaxRetries = 5
+    message_retention_days: RetentionDays = 4
+    visibility_timeout_default: Annotated[int, Meta(ge=0, le=MAX_VISIBILITY_SECONDS)] = 30
+    enable_priority: bool = False
+    idempotency_key: IdempotencyKey | None = None
+
+
+class UpdateQueueRequest(Struct, kw_only=True):
+    queue: QueueName | None = None
+    dead_letter_queue: QueueName | None | msgspec.UnsetType = msgspec.UNSET
+    max_retries: MaxRetries | msgspec.UnsetType = msgspec.UNSET
+    message_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
+    visibility_timeout_default: Annotated[int, Meta(ge=0, le=MAX_VISIBILITY_SECONDS)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    enable_priority: bool | msgspec.UnsetType = msgspec.UNSET
+    idempotency_key: IdempotencyKey | None = None
+
+
+class QueueOnlyRequest(Struct, kw_only=True):
+    """Body of purge (and of any route whose body only echoes the path's queue)."""
+
+    queue: QueueName | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class QueueRecord(Struct, kw_only=True):
+    queue: str
+    type: str
+    dead_letter_queue: str | None
+    max_retries: int
+    message_retention_days: int
+    visibility_timeout_default: int
+    enable_priority: bool
+    created_at: str
+
+
+class QueueList(Struct, kw_only=True, omit_defaults=True):
+    items: list[QueueRecord]
+    next_cursor: str | None = None
+
+
+class QueueDeleted(Struct, kw_only=True):
+    queue: str
+    deleted: bool
+
+
+class QueuePurged(Struct, kw_only=True):
+    queue: str
+    purged: int
+
+
+class QueueStats(Struct, kw_only=True):
+    queue: str
+    available: int
+    in_flight: int
+    dlq: int
+    delayed: int
+    oldest_age_seconds: int | None
+
+
+# --- messages -------------------------------------------------------------------------------------
+class PublishRequest(Struct, kw_only=True):
+    queue: QueueName
+    payload: Any
+    delay_seconds: DelaySeconds = 0
+    priority: Priority = 0
+    group_id: GroupId | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class BatchItem(Struct, kw_only=True):
+    payload: Any
+    delay_seconds: DelaySeconds = 0
+    priority: Priority = 0
+    group_id: GroupId | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class PublishBatchRequest(Struct, kw_only=True):
+    queue: QueueName
+    messages: Annotated[list[BatchItem], Meta(max_length=MAX_BATCH_MESSAGES)]
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Published(Struct, kw_only=True):
+    message_id: str
+
+
+class PublishedBatch(Struct, kw_only=True):
+    message_ids: list[str]
+
+
+class ConsumeRequest(Struct, kw_only=True):
+    queue: QueueName
+    max_messages: Annotated[int, Meta(ge=1, le=MAX_CONSUME)] = 1
+    visibility_timeout: VisibilitySeconds | None = None
+    wait_seconds: Annotated[float, Meta(ge=0, le=MAX_WAIT_SECONDS)] = 0
+
+
+class QueueMessage(Struct, kw_only=True):
+    """A message as consumed: the payload is the stored JSON text, written out as is."""
+
+    message_id: str
+    payload: msgspec.Raw
+    priority: int
+    group_id: str | None
+    attempts: int
+    enqueued_at: str
+    receipt: str
+    lease_expires_at: str
+
+
+class Consumed(Struct, kw_only=True):
+    messages: list[QueueMessage]
+
+
+class AckRequest(Struct, kw_only=True):
+    queue: QueueName
+    message_id: MessageId
+    receipt: Receipt | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Acked(Struct, kw_only=True):
+    message_id: str
+    acked: bool
+
+
+class AckItem(Struct, kw_only=True):
+    message_id: MessageId
+    receipt: Receipt | None = None
+
+
+class AckBatchRequest(Struct, kw_only=True):
+    """Extension: ack many messages in one call, all or nothing."""
+
+    queue: QueueName
+    messages: Annotated[list[AckItem], Meta(min_length=1, max_length=MAX_ACK_BATCH)]
+    idempotency_key: IdempotencyKey | None = None
+
+
+class AckedBatch(Struct, kw_only=True):
+    queue: str
+    acked: list[str]
+
+
+class NackRequest(Struct, kw_only=True):
+    queue: QueueName
+    message_id: MessageId
+    requeue: bool = True
+    delay_seconds: Annotated[float, Meta(ge=0, le=MAX_NACK_DELAY_SECONDS)] = 0
+    receipt: Receipt | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Nacked(Struct, kw_only=True):
+    message_id: str
+    nacked: bool
+    requeued: bool
+
+
+class ExtendRequest(Struct, kw_only=True):
+    """Extension: move a lease's deadline to now + visibility_timeout (heartbeat)."""
+
+    queue: QueueName
+    message_id: MessageId
+    visibility_timeout: VisibilitySeconds
+    receipt: Receipt | None = None
+
+
+class Extended(Struct, kw_only=True):
+    message_id: str
+    receipt: str
+    lease_expires_at: str
+
+
+# --- dead letters ---------------------------------------------------------------------------------
+class DeadLetter(Struct, kw_only=True, omit_defaults=True):
+    message_id: str
+    payload: msgspec.Raw
+    priority: int
+    group_id: str | None
+    attempts: int
+    enqueued_at: str
+    dead_lettered_at: str
+    reason: str
+    source_queue: str
+    last_error: str | None = None
+
+
+class DeadLetterList(Struct, kw_only=True, omit_defaults=True):
+    items: list[DeadLetter]
+    next_cursor: str | None = None
+
+
+class RedriveRequest(Struct, kw_only=True):
+    queue: QueueName | None = None
+    message_id: MessageId | None = None
+    since: str | None = None
+    max_messages: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Redriven(Struct, kw_only=True):
+    queue: str
+    redriven: int
+
+
+# --- push -----------------------------------------------------------------------------------------
+class PushSubscribeRequest(Struct, kw_only=True):
+    queue: QueueName | None = None
+    url: Annotated[str, Meta(min_length=1, max_length=MAX_URL)] | None = None
+    forward_to: Annotated[str, Meta(min_length=1, max_length=MAX_URL)] | None = None
+    secret: Annotated[str, Meta(min_length=1, max_length=MAX_SECRET)] | None = None
+    max_retries: MaxRetries | None = None
+    visibility_timeout: Annotated[int, Meta(ge=1, le=MAX_VISIBILITY_SECONDS)] | None = None
+    dead_letter_queue: QueueName | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class PushSubscription(Struct, kw_only=True):
+    subscription_id: str
+    queue: str
+    url: str
+
+
+# --- errors and health ----------------------------------------------------------------------------
+class ErrorBody(Struct, kw_only=True, omit_defaults=True):
+    code: str
+    message: str
+    request_id: str
+    field: str | None = None
+
+
+class ErrorResponse(Struct, kw_only=True):
+    error: ErrorBody
+
+
+class Health(Struct, kw_only=True):
+    status: str

@@ -1,0 +1,125 @@
+"""Configuration: one frozen object read from ``BROKER_*`` environment variables, flags overriding.
+
+Invalid values raise :class:`ConfigError` with one line that names the variable; the CLI prints that
+line and exits with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message is one line naming it."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
+    return value
+
+
+def parse_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
+    """Parse ``project:key[,project:key...]`` into ``((project, key), ...)``."""
+    pairs: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        project, sep, key = item.partition(":")
+        if not sep or not key:
+            raise ConfigError(f"BROKER_API_KEYS entry {item[:12]!r}... is not of the form project:key")
+        if not PROJECT_RE.match(project):
+            raise ConfigError(f"BROKER_API_KEYS project {project!r} must match {PROJECT_RE.pattern}")
+        if len(key) < 8 or len(key) > 256 or any(c.isspace() for c in key):
+            raise ConfigError(f"BROKER_API_KEYS key for project {project!r} must be 8..256 non-space characters")
+        pairs.append((project, key))
+    return tuple(pairs)
+
+
+def _redis_url(raw: str) -> str:
+    url = raw.strip()
+    if not re.match(r"^(redis|rediss|unix)://", url):
+        raise ConfigError(f"BROKER_REDIS_URL={raw!r} must start with redis://, rediss:// or unix://")
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process of the service needs to know at start-up."""
+
+    redis_url: str | None = None
+    api_keys: tuple[tuple[str, str], ...] = ()
+    data_dir: Path = Path("data")
+    push_allow_private: bool = False
+    accept_weak_durability: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    run_workers: bool = True
+    log_level: str = "info"
+    max_body_bytes: int = 5 * 1024 * 1024
+    auth_cache_seconds: float = 0.5
+    max_long_polls: int = 1000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the ``BROKER_*`` variables; keyword overrides (CLI flags) win when not None."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("BROKER_REDIS_URL", "").strip():
+            values["redis_url"] = _redis_url(env["BROKER_REDIS_URL"])
+        if "BROKER_API_KEYS" in env:
+            values["api_keys"] = parse_api_keys(env["BROKER_API_KEYS"])
+        if env.get("BROKER_DATA_DIR", "").strip():
+            values["data_dir"] = Path(env["BROKER_DATA_DIR"].strip())
+        if "BROKER_PUSH_ALLOW_PRIVATE" in env:
+            values["push_allow_private"] = _bool("BROKER_PUSH_ALLOW_PRIVATE", env["BROKER_PUSH_ALLOW_PRIVATE"])
+        if "BROKER_ACCEPT_WEAK_DURABILITY" in env:
+            values["accept_weak_durability"] = _bool(
+                "BROKER_ACCEPT_WEAK_DURABILITY", env["BROKER_ACCEPT_WEAK_DURABILITY"]
+            )
+        if env.get("BROKER_LOG_LEVEL", "").strip():
+            level = env["BROKER_LOG_LEVEL"].strip().lower()
+            if level not in ("critical", "error", "warning", "info", "debug"):
+                raise ConfigError(f"BROKER_LOG_LEVEL={level!r} must be one of critical, error, warning, info, debug")
+            values["log_level"] = level
+        if env.get("BROKER_MAX_LONG_POLLS", "").strip():
+            values["max_long_polls"] = _int("BROKER_MAX_LONG_POLLS", env["BROKER_MAX_LONG_POLLS"], 1, 100_000)
+        settings = cls(**values)
+        return settings.with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply CLI flags (None means "not given") and validate the result."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "redis_url" in given:
+            given["redis_url"] = _redis_url(given["redis_url"])
+        if "data_dir" in given:
+            given["data_dir"] = Path(given["data_dir"])
+        settings = replace(self, **given)
+        if not 1 <= settings.port <= 65535:
+            raise ConfigError(f"--port {settings.port} is out of range (1..65535)")
+        if not 1 <= settings.workers <= 64:
+            raise ConfigError(f"--workers {settings.workers} is out of range (1..64)")
+        return settings

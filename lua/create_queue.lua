@@ -1,0 +1,56 @@
+-- create_queue: create a queue, or return it when it exists with the same configuration (queue.create).
+--
+-- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
+-- KEYS[2]  zset    the project's queue names (v1:{P}:queues)
+-- KEYS[3]  string  idempotency record (the tag when there is no key)
+-- ARGV[1]  project tag (v1:{P})
+-- ARGV[2]  queue name
+-- ARGV[3]  now, ms
+-- ARGV[4]  fingerprint, "" without an idempotency key
+-- ARGV[5]  type "standard" | "fifo"
+-- ARGV[6]  dead-letter queue name, "" none
+-- ARGV[7]  max_retries
+-- ARGV[8]  message_retention_days
+-- ARGV[9]  visibility_timeout_default, s
+-- ARGV[10] enable_priority "1" | "0"
+-- Returns: {created 0|1, cfg_reply...} (see cfg_reply in include/queue.lua)
+-- Errors: QUEUE_NOT_FOUND (the dead-letter queue), QUEUE_ALREADY_EXISTS, IDEMPOTENCY_KEY_REUSED.
+--@include queue
+--@include idem
+
+local qk = target_queue()
+local now = to_int(ARGV[3], "now")
+local cached = idem_lookup(KEYS[3], ARGV[4])
+if cached then return cached end
+local wanted = {type = ARGV[5], dlq = ARGV[6], max_retries = ARGV[7], retention_days = ARGV[8],
+  visibility = ARGV[9], priority = ARGV[10]}
+
+local existing = redis.call("HMGET", qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility", "priority")
+if existing[1] then
+  local same = existing[1] == wanted.type and (existing[2] or "") == wanted.dlq
+    and existing[3] == wanted.max_retries and existing[4] == wanted.retention_days
+    and existing[5] == wanted.visibility and existing[6] == wanted.priority
+  if not same then
+    fail("QUEUE_ALREADY_EXISTS", "queue '" .. qk.name .. "' exists with a different configuration", "name")
+  end
+  local reply = {0}
+  for _, v in ipairs(cfg_reply(qk)) do reply[#reply + 1] = v end
+  idem_store(KEYS[3], ARGV[4], reply)
+  return reply
+end
+
+if wanted.dlq ~= "" then
+  local dk = queue_keys(qk.tag, wanted.dlq)
+  if redis.call("EXISTS", dk.cfg) == 0 then
+    fail("QUEUE_NOT_FOUND", "dead-letter queue '" .. wanted.dlq .. "' does not exist", "dead_letter_queue")
+  end
+  redis.call("SADD", dk.refs, qk.name)
+end
+redis.call("HSET", qk.cfg, "type", wanted.type, "dlq", wanted.dlq, "max_retries", wanted.max_retries,
+  "retention_days", wanted.retention_days, "visibility", wanted.visibility, "priority", wanted.priority,
+  "created_ms", now)
+redis.call("ZADD", KEYS[2], 0, qk.name)
+local reply = {1}
+for _, v in ipairs(cfg_reply(qk)) do reply[#reply + 1] = v end
+idem_store(KEYS[3], ARGV[4], reply)
+return reply

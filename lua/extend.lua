@@ -1,0 +1,22 @@
+-- extend: move a lease's deadline (extension: POST /v1/queue/extend, a consumer's heartbeat).
+--
+-- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
+-- ARGV[1]  project tag (v1:{P})
+-- ARGV[2]  queue name
+-- ARGV[3]  now, ms
+-- ARGV[4]  message id
+-- ARGV[5]  receipt, "" = any current lease
+-- ARGV[6]  new visibility from now, ms
+-- Returns: {message_id, receipt, lease_deadline_ms}
+-- Errors: QUEUE_NOT_FOUND, MESSAGE_NOT_FOUND, LEASE_EXPIRED.
+--@include lifecycle
+--@include lease
+
+local qk = target_queue()
+local now = to_int(ARGV[3], "now")
+require_cfg(qk)
+local id = ARGV[4]
+local m = leased_message(qk, id, ARGV[5], now, "message_id")
+local deadline = now + to_int(ARGV[6], "visibility")
+redis.call("ZADD", qk.inflight, deadline, id)
+return {id, receipt_of(id, m), deadline}

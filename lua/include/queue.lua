@@ -1,0 +1,35 @@
+--@include keys
+--@include errors
+-- Loading a queue: its keys and its configuration.
+
+-- The target queue of a script: KEYS[1] is its cfg hash, ARGV[1] the project tag, ARGV[2] its name.
+local function target_queue()
+  local qk = queue_keys(ARGV[1], ARGV[2])
+  if qk.cfg ~= KEYS[1] then fail("INTERNAL", "KEYS[1] does not match the queue's cfg key") end
+  return qk
+end
+
+-- The configuration of a queue, or nil when it does not exist.
+local function load_cfg(qk)
+  local v = redis.call("HMGET", qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility",
+    "priority", "created_ms")
+  if not v[1] then return nil end
+  return {
+    type = v[1], fifo = (v[1] == "fifo"), dlq = v[2] or "", max_retries = tonumber(v[3]),
+    retention_ms = tonumber(v[4]) * 86400000, visibility_ms = tonumber(v[5]) * 1000,
+    priority = (v[6] == "1"), created_ms = tonumber(v[7]),
+  }
+end
+
+local function require_cfg(qk)
+  local cfg = load_cfg(qk)
+  if not cfg then fail("QUEUE_NOT_FOUND", "queue '" .. qk.name .. "' does not exist", "queue") end
+  return cfg
+end
+
+-- The configuration as a flat reply: name, type, dlq, max_retries, retention_days, visibility, priority, created_ms.
+local function cfg_reply(qk)
+  local v = redis.call("HMGET", qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility",
+    "priority", "created_ms")
+  return {qk.name, v[1], v[2] or "", tonumber(v[3]), tonumber(v[4]), tonumber(v[5]), tonumber(v[6]), tonumber(v[7])}
+end

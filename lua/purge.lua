@@ -1,0 +1,37 @@
+-- purge: delete every available, delayed and in-flight message of a queue (queue.purge).
+-- Dead letters in the queue's own area stay (they are listed and redriven with queue.dlq.*).
+-- Work is proportional to the queue's size.
+--
+-- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
+-- KEYS[2]  string  idempotency record (the tag when there is no key)
+-- ARGV[1]  project tag (v1:{P})
+-- ARGV[2]  queue name
+-- ARGV[3]  fingerprint, "" without an idempotency key
+-- Returns: {purged}
+-- Errors: QUEUE_NOT_FOUND, IDEMPOTENCY_KEY_REUSED.
+--@include lifecycle
+--@include idem
+
+local qk = target_queue()
+local cached = idem_lookup(KEYS[2], ARGV[3])
+if cached then return cached end
+local cfg = require_cfg(qk)
+local purged = 0
+for _, id in ipairs(redis.call("SMEMBERS", qk.foreign)) do
+  local m = msg_get(qk, id)
+  if m then unindex_foreign(qk, id, m) end
+end
+for _, part in ipairs({"avail", "delayed", "inflight"}) do
+  while true do
+    local ids = redis.call("ZRANGE", qk[part], 0, 999)
+    if #ids == 0 then break end
+    redis.call("ZREM", qk[part], unpack(ids))
+    redis.call("HDEL", qk.msgs, unpack(ids))
+    redis.call("ZREM", qk.expiry, unpack(ids))
+    purged = purged + #ids
+  end
+end
+redis.call("UNLINK", qk.gq, qk.groups, qk.gbusy, qk.foreign)
+local reply = {purged}
+idem_store(KEYS[2], ARGV[3], reply)
+return reply

@@ -1,0 +1,34 @@
+-- update_queue: change a queue's settings (queue.update). Messages already queued keep the retention
+-- deadline and priority order they were given when they were enqueued.
+--
+-- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
+-- KEYS[2]  string  idempotency record (the tag when there is no key)
+-- ARGV[1]  project tag (v1:{P})
+-- ARGV[2]  queue name
+-- ARGV[3]  fingerprint, "" without an idempotency key
+-- ARGV[4..] field, value pairs among: dlq (name, "" to clear), max_retries, retention_days, visibility, priority
+-- Returns: cfg_reply (see include/queue.lua)
+-- Errors: QUEUE_NOT_FOUND (queue or dead-letter queue), IDEMPOTENCY_KEY_REUSED.
+--@include queue
+--@include idem
+
+local qk = target_queue()
+local cached = idem_lookup(KEYS[2], ARGV[3])
+if cached then return cached end
+local cfg = require_cfg(qk)
+local changes = {}
+for i = 4, #ARGV, 2 do changes[ARGV[i]] = ARGV[i + 1] end
+
+if changes.dlq and changes.dlq ~= "" and changes.dlq ~= cfg.dlq then
+  if redis.call("EXISTS", queue_key(qk.tag, changes.dlq, "cfg")) == 0 then
+    fail("QUEUE_NOT_FOUND", "dead-letter queue '" .. changes.dlq .. "' does not exist", "dead_letter_queue")
+  end
+end
+if changes.dlq and changes.dlq ~= cfg.dlq then
+  if cfg.dlq ~= "" then redis.call("SREM", queue_key(qk.tag, cfg.dlq, "refs"), qk.name) end
+  if changes.dlq ~= "" then redis.call("SADD", queue_key(qk.tag, changes.dlq, "refs"), qk.name) end
+end
+for i = 4, #ARGV, 2 do redis.call("HSET", qk.cfg, ARGV[i], ARGV[i + 1]) end
+local reply = cfg_reply(qk)
+idem_store(KEYS[2], ARGV[3], reply)
+return reply

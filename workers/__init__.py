@@ -1,0 +1,1 @@
+"""Background jobs: lease reaping, delayed promotion, retention sweeping and push delivery."""
