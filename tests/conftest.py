@@ -1,0 +1,164 @@
+"""Shared fixtures. Tests run against the real Redis (``BROKER_TEST_REDIS_URL``, default
+redis://127.0.0.1:6379/0). Each test works in its own project (a unique name), so tests can run in
+parallel with each other and with anything else on that Redis, and each removes only its own keys."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from broker.app import create_app
+from broker.keys import project_tag
+from broker.scripts import Scripts
+from broker.settings import Settings
+from broker.store import Store
+
+REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Clock:
+    """A clock tests drive: ``clock.advance(seconds)``; starts at the real time."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.ms = int(time.time() * 1000)
+
+    def __call__(self) -> int:
+        return self.ms
+
+    def advance(self, seconds: float) -> None:
+        self.ms += round(seconds * 1000)
+
+
+async def delete_project(client: Any, project: str) -> None:
+    pattern = project_tag(project).replace("{", "\\{").replace("}", "\\}") + ":*"
+    async for key in client.scan_iter(match=pattern, count=1000):
+        await client.unlink(key)
+    await client.srem("v1:projects", project)
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Any]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def make_project(redis_client: Any) -> Any:
+    """Factory of unique project names; their keys are deleted after the test."""
+    created: list[str] = []
+
+    def make(prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        created.append(name)
+        return name
+
+    yield make
+    # cleanup runs in the async finalizer below
+
+
+@pytest.fixture
+async def project(make_project: Any, redis_client: Any) -> AsyncIterator[str]:
+    name = make_project()
+    yield name
+    await delete_project(redis_client, name)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def store(redis_client: Any, clock: Clock) -> Store:
+    scripts = Scripts(redis_client)
+    await scripts.load()
+    return Store(redis_client, scripts, clock)
+
+
+class Api:
+    """An HTTP client of the app for one project, with helpers that return parsed JSON."""
+
+    def __init__(self, client: httpx.AsyncClient, key: str, project: str):
+        self.client = client
+        self.key = key
+        self.project = project
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    async def request(self, method: str, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return await self.client.request(method, path, json=json, headers=headers, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("POST", path, json, **kw)
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, **kw)
+
+    async def ok(self, method: str, path: str, json: Any = None) -> Any:
+        r = await self.request(method, path, json)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.json()
+
+
+@pytest.fixture
+async def app_factory(redis_client: Any, clock: Clock) -> AsyncIterator[Callable[..., Any]]:
+    """Start the app in-process (lifespan included) with the given projects' keys; returns Api objects."""
+    stack: list[Any] = []
+
+    async def start(*projects: str, run_workers: bool = False, use_clock: bool = True, **settings: Any) -> list[Api]:
+        keys = tuple((p, f"key-{p}-{uuid.uuid4().hex}") for p in projects)
+        app = create_app(
+            Settings(redis_url=REDIS_URL, api_keys=keys, run_workers=run_workers, **settings),
+            redis=redis_client,
+            clock=clock if use_clock else None,
+        )
+        lifespan = app.router.lifespan_context(app)
+        state = await lifespan.__aenter__()
+        stack.append(lifespan)
+
+        async def with_state(scope: Any, receive: Any, send: Any) -> None:
+            scope["state"] = dict(state)
+            await app(scope, receive, send)
+
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state), base_url="http://test")
+        stack.append(client)
+        return [Api(client, key, p) for p, key in keys]
+
+    yield start
+    for item in reversed(stack):
+        if isinstance(item, httpx.AsyncClient):
+            await item.aclose()
+        else:
+            await item.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def api(app_factory: Any, project: str) -> Api:
+    """The app with one project."""
+    (client,) = await app_factory(project)
+    return client
+
+
+@pytest.fixture
+async def two_tenants(app_factory: Any, make_project: Any, redis_client: Any) -> AsyncIterator[tuple[Api, Api]]:
+    a, b = make_project("ta"), make_project("tb")
+    apis = await app_factory(a, b)
+    yield apis[0], apis[1]
+    for p in (a, b):
+        await delete_project(redis_client, p)
