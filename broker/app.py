@@ -18,14 +18,14 @@ from broker.auth import KeyRing
 from broker.context import Context
 from broker.http import RequestContext, handle_error
 from broker.notify import Notifier
-from broker.routes import dlq, health, messages, queues
+from broker.routes import dlq, health, messages, push, queues
 from broker.scripts import Scripts
 from broker.settings import Settings
 from broker.store import Store
 
 log = logging.getLogger("broker.app")
 
-ROUTES = [*health.routes, *queues.routes, *messages.routes, *dlq.routes]
+ROUTES = [*health.routes, *queues.routes, *messages.routes, *dlq.routes, *push.routes]
 
 
 def connect(url: str) -> Any:

@@ -13,8 +13,10 @@ import msgspec
 from msgspec import Meta, Struct
 
 # --- limits (documented in docs/api.md) -----------------------------------------------------------
-QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
-GROUP_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
+# Python's "$" also matches before a final newline ("jobs\n" would pass); the lookahead refuses that and
+# means nothing to the JSON Schema (ECMA) reading of the pattern.
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$(?!\n)"
+GROUP_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$(?!\n)"
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_MESSAGES = 1000
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -72,7 +74,7 @@ class UpdateQueueRequest(Struct, kw_only=True):
 
 
 class QueueOnlyRequest(Struct, kw_only=True):
-    """Body of purge (and of any route whose body only echoes the path's queue)."""
+    """Body of purge, and of get, stats, delete and dlq.list, whose body may only echo the path's queue."""
 
     queue: QueueName | None = None
     idempotency_key: IdempotencyKey | None = None
@@ -262,6 +264,11 @@ class Redriven(Struct, kw_only=True):
 
 
 # --- push -----------------------------------------------------------------------------------------
+MAX_PUSH_CONCURRENCY = 100
+DEFAULT_PUSH_CONCURRENCY = 10
+DEFAULT_PUSH_VISIBILITY_SECONDS = 30
+
+
 class PushSubscribeRequest(Struct, kw_only=True):
     queue: QueueName | None = None
     url: Annotated[str, Meta(min_length=1, max_length=MAX_URL)] | None = None
@@ -270,6 +277,7 @@ class PushSubscribeRequest(Struct, kw_only=True):
     max_retries: MaxRetries | None = None
     visibility_timeout: Annotated[int, Meta(ge=1, le=MAX_VISIBILITY_SECONDS)] | None = None
     dead_letter_queue: QueueName | None = None
+    max_concurrency: Annotated[int, Meta(ge=1, le=MAX_PUSH_CONCURRENCY)] | None = None  # extension
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -277,6 +285,47 @@ class PushSubscription(Struct, kw_only=True):
     subscription_id: str
     queue: str
     url: str
+
+
+class PushSubscriptionInfo(Struct, kw_only=True):
+    """Extension (GET /v1/queue/push_subscription/{queue}): the subscription without its secret, and
+    its delivery state. ``max_retries`` is null when the subscription follows the queue's."""
+
+    subscription_id: str
+    queue: str
+    url: str
+    signed: bool
+    max_retries: int | None
+    visibility_timeout: int
+    dead_letter_queue: str | None
+    max_concurrency: int
+    created_at: str
+    updated_at: str
+    last_attempt_at: str | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    disabled: bool
+
+
+class PushUnsubscribed(Struct, kw_only=True):
+    """Extension (DELETE /v1/queue/push_subscription/{queue})."""
+
+    subscription_id: str
+    queue: str
+    deleted: bool
+
+
+class PushMessage(Struct, kw_only=True):
+    """The body of a push delivery: the QueueMessage without its receipt."""
+
+    message_id: str
+    payload: msgspec.Raw
+    priority: int
+    group_id: str | None
+    attempts: int
+    enqueued_at: str
+    lease_expires_at: str
 
 
 # --- errors and health ----------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class Settings:
     data_dir: Path = Path("data")
     push_allow_private: bool = False
     accept_weak_durability: bool = False
+    redis_server: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -100,6 +101,10 @@ class Settings:
             values["accept_weak_durability"] = _bool(
                 "BROKER_ACCEPT_WEAK_DURABILITY", env["BROKER_ACCEPT_WEAK_DURABILITY"]
             )
+        if env.get("BROKER_RUN_WORKERS", "").strip():
+            values["run_workers"] = _bool("BROKER_RUN_WORKERS", env["BROKER_RUN_WORKERS"])
+        if env.get("BROKER_REDIS_SERVER", "").strip():
+            values["redis_server"] = env["BROKER_REDIS_SERVER"].strip()
         if env.get("BROKER_LOG_LEVEL", "").strip():
             level = env["BROKER_LOG_LEVEL"].strip().lower()
             if level not in ("critical", "error", "warning", "info", "debug"):

@@ -140,7 +140,9 @@ class Store:
     async def purge(self, project: str, name: str, idempotency_key: str | None, fp: str) -> int:
         pk = ProjectKeys(project)
         reply = await self._call(
-            "purge", [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key)], [pk.tag, name, fp]
+            "purge",
+            [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key)],
+            [pk.tag, name, self.clock(), fp],
         )
         return int(reply[0])
 

@@ -17,11 +17,11 @@
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
-local max = to_int(ARGV[4], "max")
+local max = to_int(ARGV[4], "max", 1)
 local cfg = require_cfg(qk)
 local visibility_ms = cfg.visibility_ms
-if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility") end
-maintain(qk, cfg, now, to_int(ARGV[6], "limit"))
+if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
+maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
 
 local reply = {-1}
 local deadline = now + visibility_ms

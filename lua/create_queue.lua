@@ -14,7 +14,8 @@
 -- ARGV[9]  visibility_timeout_default, s
 -- ARGV[10] enable_priority "1" | "0"
 -- Returns: {created 0|1, cfg_reply...} (see cfg_reply in include/queue.lua)
--- Errors: QUEUE_NOT_FOUND (the dead-letter queue), QUEUE_ALREADY_EXISTS, IDEMPOTENCY_KEY_REUSED.
+-- Errors: VALIDATION_ERROR (the queue names itself as DLQ), QUEUE_NOT_FOUND (the dead-letter queue),
+--         QUEUE_ALREADY_EXISTS, IDEMPOTENCY_KEY_REUSED.
 --@include queue
 --@include idem
 
@@ -22,8 +23,15 @@ local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[3], ARGV[4])
 if cached then return cached end
-local wanted = {type = ARGV[5], dlq = ARGV[6], max_retries = ARGV[7], retention_days = ARGV[8],
-  visibility = ARGV[9], priority = ARGV[10]}
+-- Settings are stored as given and read back with tonumber by every script: check them first.
+if ARGV[5] ~= "standard" and ARGV[5] ~= "fifo" then fail("INTERNAL", "argument type is not standard|fifo") end
+if ARGV[10] ~= "0" and ARGV[10] ~= "1" then fail("INTERNAL", "argument enable_priority is not 0|1") end
+if ARGV[6] == qk.name then
+  fail("VALIDATION_ERROR", "a queue cannot be its own dead-letter queue", "dead_letter_queue")
+end
+local wanted = {type = ARGV[5], dlq = ARGV[6], max_retries = tostring(to_int(ARGV[7], "max_retries", 0)),
+  retention_days = tostring(to_int(ARGV[8], "retention_days", 1)),
+  visibility = tostring(to_int(ARGV[9], "visibility", 0)), priority = ARGV[10]}
 
 local existing = redis.call("HMGET", qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility", "priority")
 if existing[1] then

@@ -16,8 +16,8 @@
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cfg = require_cfg(qk)
-maintain(qk, cfg, now, 1000)
-local limit = to_int(ARGV[6], "limit")
+local limit = to_int(ARGV[6], "limit", 1)
+maintain_with_dlq(qk, cfg, now, 1000)
 local after_score, after_member = tonumber(ARGV[4]), ARGV[5]
 
 local reply = {0, "", ""}

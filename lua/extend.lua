@@ -16,7 +16,8 @@ local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 require_cfg(qk)
 local id = ARGV[4]
+local visibility_ms = to_int(ARGV[6], "visibility", 0)
 local m = leased_message(qk, id, ARGV[5], now, "message_id")
-local deadline = now + to_int(ARGV[6], "visibility")
+local deadline = now + visibility_ms
 redis.call("ZADD", qk.inflight, deadline, id)
 return {id, receipt_of(id, m), deadline}

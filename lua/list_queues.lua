@@ -8,7 +8,7 @@
 -- Returns: {more 0|1, cfg_reply of each queue...} (each cfg_reply is a nested array)
 --@include queue
 
-local limit = to_int(ARGV[3], "limit")
+local limit = to_int(ARGV[3], "limit", 1)
 local start = "-"
 if ARGV[2] ~= "" then start = "(" .. ARGV[2] end
 local names = redis.call("ZRANGEBYLEX", KEYS[1], start, "+", "LIMIT", 0, limit + 1)

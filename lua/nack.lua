@@ -25,7 +25,7 @@ local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
 local cfg = require_cfg(qk)
 local id = ARGV[5]
-local delay = to_int(ARGV[8], "delay")
+local delay = to_int(ARGV[8], "delay", 0)
 local m = leased_message(qk, id, ARGV[6], now, "message_id")
 if ARGV[10] ~= "" then m[F_ERROR] = ARGV[10] end
 

@@ -23,7 +23,7 @@ local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local request_fp = ARGV[4]
 local prefix = ARGV[5]
-local n = to_int(ARGV[6], "n")
+local n = to_int(ARGV[6], "n", 0)
 
 local cached = idem_lookup(KEYS[3], request_fp)
 if cached then return cached end
@@ -40,7 +40,8 @@ local fresh = {}
 local seen = {}
 for i = 1, n do
   local base = 7 + 5 * (i - 1)
-  local delay = to_int(ARGV[base + 1], "delay")
+  local delay = to_int(ARGV[base + 1], "delay", 0)
+  local priority = to_int(ARGV[base + 2], "priority", 0, 9)
   if delay >= cfg.retention_ms then
     fail("VALIDATION_ERROR", "delay_seconds must be shorter than the queue's retention period", field(i, "delay_seconds"))
   end
@@ -54,7 +55,7 @@ for i = 1, n do
       end
       earlier = seen[key]
     else
-      local prior = idem_lookup(key, fp)
+      local prior = idem_lookup(key, fp, field(i, "idempotency_key"))
       if prior then ids[i] = prior[1] end
       seen[key] = {fp = fp, index = i}
     end
@@ -62,7 +63,7 @@ for i = 1, n do
   if earlier then
     fresh[i] = {dup_of = earlier.index}
   elseif not ids[i] then
-    fresh[i] = {base = base, delay = delay, fp = fp, key = key}
+    fresh[i] = {base = base, delay = delay, priority = priority, fp = fp, key = key}
   end
 end
 
@@ -72,10 +73,9 @@ for i = 1, n do
   if item and item.base then
     local seq = redis.call("INCR", KEYS[2])
     local id = new_message_id(now, seq)
-    local priority = to_int(ARGV[item.base + 2], "priority")
     local group = ARGV[item.base + 3]
     if group == "" then group = false end
-    local m = {0, 0, priority, now, seq, group, false, false, false, now + item.delay, false, ARGV[item.base]}
+    local m = {0, 0, item.priority, now, seq, group, false, false, false, now + item.delay, false, ARGV[item.base]}
     msg_put(qk, id, m)
     redis.call("ZADD", qk.expiry, now + cfg.retention_ms, id)
     enqueue(qk, cfg, id, m, now)

@@ -1,21 +1,25 @@
 -- purge: delete every available, delayed and in-flight message of a queue (queue.purge).
 -- Dead letters in the queue's own area stay (they are listed and redriven with queue.dlq.*).
--- Work is proportional to the queue's size.
+-- Ended leases and retention are applied first: a message whose last delivery just failed is a dead
+-- letter, not purged; an expired one is gone already. Work is proportional to the queue's size.
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
--- ARGV[3]  fingerprint, "" without an idempotency key
+-- ARGV[3]  now, ms
+-- ARGV[4]  fingerprint, "" without an idempotency key
 -- Returns: {purged}
 -- Errors: QUEUE_NOT_FOUND, IDEMPOTENCY_KEY_REUSED.
 --@include lifecycle
 --@include idem
 
 local qk = target_queue()
-local cached = idem_lookup(KEYS[2], ARGV[3])
+local now = to_int(ARGV[3], "now")
+local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
 local cfg = require_cfg(qk)
+maintain(qk, cfg, now, 1000)
 local purged = 0
 for _, id in ipairs(redis.call("SMEMBERS", qk.foreign)) do
   local m = msg_get(qk, id)
@@ -33,5 +37,5 @@ for _, part in ipairs({"avail", "delayed", "inflight"}) do
 end
 redis.call("UNLINK", qk.gq, qk.groups, qk.gbusy, qk.foreign)
 local reply = {purged}
-idem_store(KEYS[2], ARGV[3], reply)
+idem_store(KEYS[2], ARGV[4], reply)
 return reply

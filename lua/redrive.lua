@@ -1,6 +1,6 @@
 -- redrive: move dead letters of a queue back to it with a fresh retry budget (queue.dlq.redrive).
 -- One message by id, or all (dead-lettered at or after `since`, at most `max`, oldest first).
--- A dead letter in flight in a named dead-letter queue is skipped.
+-- A dead letter in flight in a named dead-letter queue is skipped (also when named by id: redriven 0).
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
@@ -13,7 +13,7 @@
 -- ARGV[7]  max messages, "" for no limit
 -- Returns: {redriven}
 -- Errors: QUEUE_NOT_FOUND, MESSAGE_NOT_FOUND (the id is not a dead letter of this queue),
---         LEASE_EXPIRED (that dead letter is in flight in its dead-letter queue), IDEMPOTENCY_KEY_REUSED.
+--         IDEMPOTENCY_KEY_REUSED.
 --@include lifecycle
 --@include idem
 
@@ -22,8 +22,10 @@ local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
 local cfg = require_cfg(qk)
-maintain(qk, cfg, now, 1000)
-local max = tonumber(ARGV[7])
+local max = nil
+if ARGV[7] ~= "" then max = to_int(ARGV[7], "max", 1) end
+if ARGV[6] ~= "-inf" then to_int(ARGV[6], "since") end
+maintain_with_dlq(qk, cfg, now, 1000)
 
 -- Bring back the dead letter `member` (where\0id); returns "moved", "gone" (stale entry removed) or
 -- "skipped" (in flight in its dead-letter queue).
@@ -39,10 +41,7 @@ local function redrive(member, strict)
   if where == qk.name then
     redis.call("ZREM", qk.dead, id)
   else
-    if redis.call("ZSCORE", wk.inflight, id) then
-      if strict then fail("LEASE_EXPIRED", "message '" .. id .. "' is in flight in its dead-letter queue", "message_id") end
-      return "skipped"
-    end
+    if redis.call("ZSCORE", wk.inflight, id) then return "skipped" end
     local wcfg = load_cfg(wk)
     leave_waiting(wk, wcfg, id, m)
     redis.call("SREM", wk.foreign, id)

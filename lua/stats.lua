@@ -1,4 +1,5 @@
--- stats: counts of a queue (queue.stats), after applying due delays, ended leases and retention.
+-- stats: counts of a queue (queue.stats), after applying due delays, ended leases and retention (in the
+-- queue and in its named dead-letter queue, where its dead letters may wait).
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- ARGV[1]  project tag (v1:{P})
@@ -12,7 +13,7 @@
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cfg = require_cfg(qk)
-maintain(qk, cfg, now, to_int(ARGV[4], "limit"))
+maintain_with_dlq(qk, cfg, now, to_int(ARGV[4], "limit", 1))
 
 -- Whatever maintenance did not reach yet is counted where it belongs at `now`.
 local due = redis.call("ZCOUNT", qk.delayed, "-inf", now)

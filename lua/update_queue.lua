@@ -8,7 +8,8 @@
 -- ARGV[3]  fingerprint, "" without an idempotency key
 -- ARGV[4..] field, value pairs among: dlq (name, "" to clear), max_retries, retention_days, visibility, priority
 -- Returns: cfg_reply (see include/queue.lua)
--- Errors: QUEUE_NOT_FOUND (queue or dead-letter queue), IDEMPOTENCY_KEY_REUSED.
+-- Errors: VALIDATION_ERROR (the queue names itself as DLQ), QUEUE_NOT_FOUND (queue or dead-letter queue),
+--         IDEMPOTENCY_KEY_REUSED.
 --@include queue
 --@include idem
 
@@ -16,8 +17,23 @@ local qk = target_queue()
 local cached = idem_lookup(KEYS[2], ARGV[3])
 if cached then return cached end
 local cfg = require_cfg(qk)
+-- Only these settings may change; numbers are checked because every script reads them back.
+local MIN = {max_retries = 0, retention_days = 1, visibility = 0}
 local changes = {}
-for i = 4, #ARGV, 2 do changes[ARGV[i]] = ARGV[i + 1] end
+for i = 4, #ARGV, 2 do
+  local field, value = ARGV[i], ARGV[i + 1]
+  if MIN[field] then
+    value = tostring(to_int(value, field, MIN[field]))
+  elseif field == "priority" then
+    if value ~= "0" and value ~= "1" then fail("INTERNAL", "argument priority is not 0|1") end
+  elseif field ~= "dlq" or value == nil then
+    fail("INTERNAL", "argument " .. field .. " is not a setting that can change")
+  end
+  changes[field] = value
+end
+if changes.dlq == qk.name then
+  fail("VALIDATION_ERROR", "a queue cannot be its own dead-letter queue", "dead_letter_queue")
+end
 
 if changes.dlq and changes.dlq ~= "" and changes.dlq ~= cfg.dlq then
   if redis.call("EXISTS", queue_key(qk.tag, changes.dlq, "cfg")) == 0 then
@@ -28,7 +44,7 @@ if changes.dlq and changes.dlq ~= cfg.dlq then
   if cfg.dlq ~= "" then redis.call("SREM", queue_key(qk.tag, cfg.dlq, "refs"), qk.name) end
   if changes.dlq ~= "" then redis.call("SADD", queue_key(qk.tag, changes.dlq, "refs"), qk.name) end
 end
-for i = 4, #ARGV, 2 do redis.call("HSET", qk.cfg, ARGV[i], ARGV[i + 1]) end
+for field, value in pairs(changes) do redis.call("HSET", qk.cfg, field, value) end
 local reply = cfg_reply(qk)
 idem_store(KEYS[2], ARGV[3], reply)
 return reply

@@ -10,14 +10,15 @@ from broker import errors
 from broker.context import ctx_of
 from broker.cursors import decode_cursor, encode_cursor, page_params, parse_time_ms
 from broker.http import JSON, path_queue
-from broker.schemas import DeadLetterList, Redriven, RedriveRequest
+from broker.schemas import DeadLetterList, QueueOnlyRequest, Redriven, RedriveRequest
 from broker.store import fingerprint
 
 
 async def dlq_list(request: Request) -> Response:
     ctx = ctx_of(request)
     project = await ctx.project(request)
-    name = path_queue(request)
+    body = await ctx.body(request, QueueOnlyRequest)
+    name = path_queue(request, body.queue)
     cursor, limit = page_params(request)
     after = None
     if cursor is not None:

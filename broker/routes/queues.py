@@ -41,7 +41,8 @@ async def create_queue(request: Request) -> Response:
 async def get_queue(request: Request) -> Response:
     ctx = ctx_of(request)
     project = await ctx.project(request)
-    return JSON(await ctx.store.get_queue(project, path_queue(request)))
+    req = await ctx.body(request, QueueOnlyRequest)
+    return JSON(await ctx.store.get_queue(project, path_queue(request, req.queue)))
 
 
 async def list_queues(request: Request) -> Response:
@@ -92,7 +93,8 @@ async def update_queue(request: Request) -> Response:
 async def delete_queue(request: Request) -> Response:
     ctx = ctx_of(request)
     project = await ctx.project(request)
-    name = path_queue(request)
+    req = await ctx.body(request, QueueOnlyRequest)
+    name = path_queue(request, req.queue)
     deleted = await ctx.store.delete_queue(project, name)
     return JSON(QueueDeleted(queue=name, deleted=deleted))
 
@@ -110,7 +112,8 @@ async def purge_queue(request: Request) -> Response:
 async def queue_stats(request: Request) -> Response:
     ctx = ctx_of(request)
     project = await ctx.project(request)
-    return JSON(await ctx.store.stats(project, path_queue(request)))
+    req = await ctx.body(request, QueueOnlyRequest)
+    return JSON(await ctx.store.stats(project, path_queue(request, req.queue)))
 
 
 routes = [

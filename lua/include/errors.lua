@@ -4,10 +4,15 @@ local function fail(code, message, field)
   error({err = code .. "\t" .. (field or "") .. "\t" .. (message or "")})
 end
 
-local function to_int(value, name)
+-- An integer argument within [min, max] (either bound optional). Lua's tonumber also reads "inf",
+-- "nan" and hex; only finite integers that doubles hold exactly pass.
+local function to_int(value, name, min, max)
   local n = tonumber(value)
-  if n == nil or n ~= math.floor(n) then
+  if n == nil or n ~= math.floor(n) or math.abs(n) > 9007199254740992 then
     fail("INTERNAL", "argument " .. name .. " is not an integer: " .. tostring(value))
+  end
+  if (min and n < min) or (max and n > max) then
+    fail("INTERNAL", "argument " .. name .. " is out of range: " .. tostring(value))
   end
   return n
 end

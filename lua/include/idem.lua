@@ -2,14 +2,16 @@
 -- An empty fingerprint means the request carried no idempotency key.
 local IDEMPOTENCY_TTL_MS = 86400000
 
--- The stored reply for this key, or nil; raises IDEMPOTENCY_KEY_REUSED for a different request.
-local function idem_lookup(key, fingerprint)
+-- The stored reply for this key, or nil; raises IDEMPOTENCY_KEY_REUSED for a different request, naming
+-- `field` (default "idempotency_key").
+local function idem_lookup(key, fingerprint, field)
   if fingerprint == "" then return nil end
   local raw = redis.call("GET", key)
   if not raw then return nil end
   local record = cmsgpack.unpack(raw)
   if record[1] ~= fingerprint then
-    fail("IDEMPOTENCY_KEY_REUSED", "idempotency key was already used with a different request", "idempotency_key")
+    fail("IDEMPOTENCY_KEY_REUSED", "idempotency key was already used with a different request",
+      field or "idempotency_key")
   end
   return record[2]
 end

@@ -153,3 +153,15 @@ local function maintain(qk, cfg, now, limit)
   if #due > 0 then notify(qk) end
   return moved
 end
+
+-- Maintenance of a queue and of its named dead-letter queue: the dead letters of qk waiting there are
+-- listed and counted with qk, so a lease ending there (or their retention) must apply first.
+local function maintain_with_dlq(qk, cfg, now, limit)
+  local moved = maintain(qk, cfg, now, limit)
+  if cfg.dlq ~= "" then
+    local dk = queue_keys(qk.tag, cfg.dlq)
+    local dcfg = load_cfg(dk)
+    if dcfg then moved = moved + maintain(dk, dcfg, now, limit) end
+  end
+  return moved
+end

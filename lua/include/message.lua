@@ -43,7 +43,8 @@ local function fifo_member(m, id)
 end
 
 local function fifo_member_id(member)
-  return string.match(member, "\0[0-9]+\0(.*)$")
+  -- Lua 5.1 patterns cannot hold a literal NUL byte; %z matches it.
+  return string.match(member, "%z[0-9]+%z(.*)$")
 end
 
 -- Unique, sortable by publish time: 11 hex digits of ms, 8 of the project sequence.

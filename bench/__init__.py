@@ -1,0 +1,1 @@
+"""The benchmark suite: ``bench/run.sh [--quick]`` (see docs/performance.md)."""

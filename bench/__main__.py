@@ -1,0 +1,78 @@
+"""``python -m bench [--quick]``: run the benchmark suite and write bench/results/ (see docs/performance.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.procs import RESULTS_DIR, BenchError
+from bench.report import chart, markdown, ratios, targets
+from bench.suite import Config, Suite
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="seconds-long smoke run for CI: 2 s per figure, no backlog, peers only if installed")
+    parser.add_argument("--seconds", type=int, help="duration of each measurement (default 10, quick 2)")
+    parser.add_argument("--backlog", type=int, help="messages in the growth backlog (default 1,000,000)")
+    parser.add_argument("--no-growth", action="store_true", help="skip the backlog comparison")
+    parser.add_argument("--peers", choices=("auto", "on", "off"), default="auto",
+                        help="auto: install and run BullMQ in the full run, only run it if installed with --quick")
+    parser.add_argument("--profile", action="store_true", help="also profile single publish with py-spy")
+    parser.add_argument("--workers", type=int, help="uvicorn workers for the API and the no-op ceiling (default 1)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory (default bench/results)")
+    parser.add_argument("--quiet-wait", type=int, metavar="SECONDS",
+                        help="before each measurement, wait up to this long for other processes to leave the CPU "
+                        "alone (default 120, quick 0)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    config = Config(quick=True, seconds=2, growth=False, memory_messages=20_000) if args.quick else Config(
+        quiet_wait=120)
+    overrides = {
+        "seconds": args.seconds, "backlog": args.backlog, "workers": args.workers,
+        "growth": False if args.no_growth else None, "peers": args.peers, "profile": args.profile or None,
+        "quiet_wait": args.quiet_wait,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    return config, args
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, args = parse_args(argv)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    suite = Suite(config, log)
+    suite.results["results_dir"] = str(out)
+    try:
+        results = suite.run()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    computed = ratios(results)
+    results["ratios"] = computed
+    results["targets"] = targets(computed)
+    results.pop("results_dir", None)
+    table = markdown(results)
+    (out / "latest.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    (out / "latest.md").write_text(table)
+    drawn = chart(results, out / "throughput.png")
+    print(table)
+    print(f"results: {out / 'latest.json'}, {out / 'latest.md'}"
+          + (f", {out / 'throughput.png'}" if drawn else " (no chart: matplotlib is not installed)"))
+    print(f"elapsed: {results.get('elapsed_seconds')} s")
+    if args.strict and any(row["met"] is False for row in results["targets"]):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Turning a run's results into the markdown tables, the ratios against the targets, and the chart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "publish_vs_noop": (">=", 0.75, "single publish req/s / no-op req/s"),
+    "batch_vs_bullmq": (">=", 6.0, "publish_batch msgs/s / BullMQ addBulk jobs/s"),
+    "e2e_vs_bullmq": (">=", 3.0, "end to end msgs/s / BullMQ end to end jobs/s"),
+    "p99_half_ms": ("<=", 10.0, "p99 of single publish at half its max throughput (ms)"),
+    "growth_min": (">=", 0.9, "1M backlog / empty, the lowest of publish, consume, ack (priorities off and on)"),
+    "memory_overhead": ("<=", 250.0, "Redis memory per message minus payload (bytes), the higher of prio off/on"),
+}
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    if a is None or not b:
+        return None
+    return float(a) / float(b)
+
+
+def rate(value: Any, unit: str = "msgs/s") -> str:
+    if value is None:
+        return "—"
+    return f"{float(value):,.0f} {unit}"
+
+
+def ms(value: Any) -> str:
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def number(value: Any, digits: int = 2) -> str:
+    return "—" if value is None else f"{float(value):.{digits}f}"
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    """Every ratio of the report; ``growth`` holds each growth ratio."""
+    ours, ceil, peers = results.get("ours", {}), results.get("ceilings", {}), results.get("peers", {})
+    out: dict[str, Any] = {
+        "publish_vs_noop": _ratio(_get(ours, "publish", "request_rate"), _get(ceil, "noop", "request_rate")),
+        "batch_vs_bullmq": _ratio(_get(ours, "publish_batch", "msg_rate"),
+                                  _get(peers, "bullmq", "addBulk", "jobs_per_second")),
+        "e2e_vs_bullmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
+                                _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
+        "e2e_vs_rabbitmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
+                                  _get(peers, "rabbitmq", "end_to_end", "consume", "rate")),
+        "publish_vs_bullmq_add": _ratio(_get(ours, "publish", "request_rate"),
+                                        _get(peers, "bullmq", "add", "jobs_per_second")),
+        "publish_vs_rabbitmq": _ratio(_get(ours, "publish", "request_rate"),
+                                      _get(peers, "rabbitmq", "publish", "produce", "rate")),
+        "publish_vs_redis": _ratio(_get(ours, "publish", "request_rate"), _get(ceil, "redis", "publish", "msg_rate")),
+        "p99_half_ms": _get(ours, "publish_half", "latency_ms", "p99"),
+        "growth": {},
+    }
+    growth_values = []
+    for kind, cases in results.get("growth", {}).items():
+        for op in ("publish", "consume", "ack"):
+            key = "request_rate" if op == "publish" else "msg_rate"
+            value = _ratio(_get(cases, "backlog", op, key), _get(cases, "empty", op, key))
+            script = {"publish": "publish_usec", "consume": "claim100_usec", "ack": "ack100_usec"}[op]
+            # Redis time per call: empty / backlog, so that below 1 means slower with the backlog.
+            redis_ratio = _ratio(_get(cases, "empty", "scripts", script), _get(cases, "backlog", "scripts", script))
+            out["growth"][f"{kind}.{op}"] = {"http": value, "redis_cpu": redis_ratio}
+            if value is not None:
+                growth_values.append(value)
+    out["growth_min"] = min(growth_values) if growth_values else None
+    overheads = [m.get("overhead_bytes") for m in results.get("memory", {}).values() if m.get("overhead_bytes")]
+    out["memory_overhead"] = max(overheads) if overheads else None
+    return out
+
+
+def targets(computed: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for key, (op, threshold, label) in TARGETS.items():
+        value = computed.get(key)
+        met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
+        rows.append({"key": key, "label": label, "value": value, "target": f"{op} {threshold:g}", "met": met})
+    return rows
+
+
+def throughput_rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any, Any, Any, str]]:
+    """(group, operation, unit, value, p50 ms, p99 ms, notes) for every throughput figure."""
+    c = results.get("config", {})
+    ours, ceil, peers = results.get("ours", {}), results.get("ceilings", {}), results.get("peers", {})
+    rows: list[tuple[str, str, str, Any, Any, Any, str]] = []
+
+    def wrk_row(group: str, label: str, data: Any, key: str, unit: str, notes: str = "") -> None:
+        if data:
+            lat = data.get("latency_ms", {})
+            extra = " (ran dry; rate over the active time)" if data.get("ran_dry") else ""
+            rows.append((group, label, unit, data.get(key), lat.get("p50"), lat.get("p99"), notes + extra))
+
+    wrk_row("ceiling", f"no-op JSON endpoint, same stack, {c.get('connections')} conns", ceil.get("noop"),
+            "request_rate", "req/s")
+    redis = ceil.get("redis", {})
+    for op, label in (("publish", "publish script, 1 msg/call"), ("publish_batch", "publish script, 100 msgs/call"),
+                      ("claim", "claim script, 100 msgs/call"), ("ack", "ack script, 100 msgs/call")):
+        if op in redis:
+            r = redis[op]
+            rows.append(("ceiling", f"Redis alone: {label}, pipelined {r.get('depth')} deep", "msgs/s",
+                         r.get("msg_rate"), None, None, f"{r.get('redis_usec_per_call')} µs Redis CPU per call"))
+    wrk_row("ours", f"publish, 1 msg/request, {c.get('connections')} conns", ours.get("publish"), "request_rate",
+            "req/s")
+    half = ours.get("publish_half")
+    if half:
+        wrk_row("ours", f"publish paced at half max ({half.get('target_rate'):,.0f} req/s target)", half,
+                "request_rate", "req/s")
+    wrk_row("ours", f"publish_batch of 100, {c.get('batch_connections')} conns", ours.get("publish_batch"),
+            "msg_rate", "msgs/s", "latency per batch")
+    wrk_row("ours", f"consume 100 + ack_batch 100, {c.get('consume_connections')} conns", ours.get("consume_ack"),
+            "msg_rate", "msgs/s", "latency of consume and ack requests together")
+    e2e = ours.get("end_to_end")
+    if e2e:
+        rows.append(("ours", f"end to end: {c.get('e2e_producers')} publish_batch + {c.get('e2e_consumers')} "
+                     "consume/ack conns", "msgs/s", e2e.get("msg_rate"), None, None,
+                     f"acked; published {rate(e2e.get('published_rate'))}, backlog left {e2e.get('backlog_after')}"))
+    wrk_row("ours", f"work loop: long-poll consume 1 + ack 1, {c.get('connections')} conns", ours.get("work_loop"),
+            "msg_rate", "msgs/s", "latency of consume and ack requests together")
+    bull = peers.get("bullmq")
+    if bull:
+        rows.append(("BullMQ", f"addBulk of 100, {c.get('batch_connections')} in flight", "jobs/s",
+                     _get(bull, "addBulk", "jobs_per_second"), _get(bull, "addBulk", "p50_ms"),
+                     _get(bull, "addBulk", "p99_ms"), "latency per batch"))
+        rows.append(("BullMQ", f"add, {c.get('add_inflight')} in flight", "jobs/s",
+                     _get(bull, "add", "jobs_per_second"), _get(bull, "add", "p50_ms"),
+                     _get(bull, "add", "p99_ms"), ""))
+        rows.append(("BullMQ", f"Worker, concurrency {c.get('worker_concurrency')}, no-op processor", "jobs/s",
+                     _get(bull, "work", "jobs_per_second"), None, None, "removeOnComplete"))
+        rows.append(("BullMQ", "end to end: addBulk producers + Worker", "jobs/s",
+                     _get(bull, "end_to_end", "jobs_per_second"), None, None,
+                     f"completed; added {rate(_get(bull, 'end_to_end', 'added_per_second'), 'jobs/s')}"))
+    rabbit = peers.get("rabbitmq")
+    if rabbit:
+        rows.append(("RabbitMQ", f"publish, persistent + confirms, {c.get('connections')} in flight", "msgs/s",
+                     _get(rabbit, "publish", "produce", "rate"), _get(rabbit, "publish", "produce", "p50_ms"),
+                     _get(rabbit, "publish", "produce", "p99_ms"), "aio-pika client"))
+        rows.append(("RabbitMQ", "end to end: publisher + consumer (prefetch 100, ack each)", "msgs/s",
+                     _get(rabbit, "end_to_end", "consume", "rate"), None, None,
+                     f"acked; published {rate(_get(rabbit, 'end_to_end', 'produce', 'rate'))}"))
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    computed = ratios(results)
+    lines = ["### Throughput and latency", "",
+             "| | operation | throughput | p50 | p99 | notes |", "|---|---|---:|---:|---:|---|"]
+    for group, label, unit, value, p50, p99, notes in throughput_rows(results):
+        lines.append(f"| {group} | {label} | {rate(value, unit)} | {ms(p50)} | {ms(p99)} | {notes} |")
+    growth = results.get("growth", {})
+    if growth:
+        lines += ["", "### Growth: a queue holding the backlog vs an empty one", "",
+                  "| priorities | operation | empty | backlog | backlog / empty | Redis µs/call empty | backlog "
+                  "| Redis ratio |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for kind, cases in growth.items():
+            for op, key, unit, script in (("publish", "request_rate", "req/s", "publish_usec"),
+                                          ("consume", "msg_rate", "msgs/s", "claim100_usec"),
+                                          ("ack", "msg_rate", "msgs/s", "ack100_usec")):
+                g = computed["growth"].get(f"{kind}.{op}", {})
+                lines.append(
+                    f"| {'on' if kind == 'prio_on' else 'off'} | {op} | {rate(_get(cases, 'empty', op, key), unit)} "
+                    f"| {rate(_get(cases, 'backlog', op, key), unit)} | {number(g.get('http'))} "
+                    f"| {number(_get(cases, 'empty', 'scripts', script), 1)} "
+                    f"| {number(_get(cases, 'backlog', 'scripts', script), 1)} | {number(g.get('redis_cpu'))} |")
+    memory = results.get("memory", {})
+    if memory:
+        lines += ["", "### Redis memory per message", "",
+                  "| priorities | messages | bytes/message | payload | beyond the payload |",
+                  "|---|---:|---:|---:|---:|"]
+        for kind, m in memory.items():
+            lines.append(f"| {'on' if kind == 'prio_on' else 'off'} | {m['messages']:,} | {m['bytes_per_message']:.0f} "
+                         f"| {m['payload_bytes']} | {m['overhead_bytes']:.0f} |")
+    lines += ["", "### Ratios and targets", "", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
+    for row in targets(computed):
+        met = "—" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        lines.append(f"| {row['label']} | {number(row['value'])} | {row['target']} | {met} |")
+    for key, label in (("publish_vs_bullmq_add", "single publish req/s / BullMQ add jobs/s"),
+                       ("publish_vs_rabbitmq", "single publish req/s / RabbitMQ publish msgs/s"),
+                       ("e2e_vs_rabbitmq", "end to end / RabbitMQ end to end"),
+                       ("publish_vs_redis", "single publish req/s / Redis-alone publish script calls/s")):
+        if computed.get(key) is not None:
+            lines.append(f"| {label} | {number(computed[key])} | | |")
+    notes = results.get("notes") or []
+    if notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+COLORS = {"ceiling": "#9e9e9e", "ours": "#1f6feb", "BullMQ": "#d9480f", "RabbitMQ": "#2b8a3e"}
+
+
+def chart_groups(results: dict[str, Any]) -> list[tuple[str, list[tuple[str, str, Any]]]]:
+    """(operation, [(system, label, per second)]) in the order of the chart."""
+    ours, ceil, peers = results.get("ours", {}), results.get("ceilings", {}), results.get("peers", {})
+    return [
+        ("single publish", [
+            ("ceiling", "no-op endpoint, same stack (req/s)", _get(ceil, "noop", "request_rate")),
+            ("ceiling", "Redis alone, publish script", _get(ceil, "redis", "publish", "msg_rate")),
+            ("ours", "publish (req/s)", _get(ours, "publish", "request_rate")),
+            ("BullMQ", "add, 50 in flight", _get(peers, "bullmq", "add", "jobs_per_second")),
+            ("RabbitMQ", "publish, confirms", _get(peers, "rabbitmq", "publish", "produce", "rate")),
+        ]),
+        ("batch publish (100)", [
+            ("ceiling", "Redis alone, publish script x100", _get(ceil, "redis", "publish_batch", "msg_rate")),
+            ("ours", "publish_batch", _get(ours, "publish_batch", "msg_rate")),
+            ("BullMQ", "addBulk", _get(peers, "bullmq", "addBulk", "jobs_per_second")),
+        ]),
+        ("consume + ack", [
+            ("ceiling", "Redis alone, claim script x100", _get(ceil, "redis", "claim", "msg_rate")),
+            ("ceiling", "Redis alone, ack script x100", _get(ceil, "redis", "ack", "msg_rate")),
+            ("ours", "consume 100 + ack_batch", _get(ours, "consume_ack", "msg_rate")),
+            ("ours", "work loop, consume 1 + ack 1", _get(ours, "work_loop", "msg_rate")),
+            ("BullMQ", "Worker, concurrency 50", _get(peers, "bullmq", "work", "jobs_per_second")),
+        ]),
+        ("end to end", [
+            ("ours", "publish_batch + consume/ack", _get(ours, "end_to_end", "msg_rate")),
+            ("BullMQ", "addBulk + Worker", _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
+            ("RabbitMQ", "publish + consume", _get(peers, "rabbitmq", "end_to_end", "consume", "rate")),
+        ]),
+    ]
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Horizontal bars of messages (jobs, requests) per second, grouped by operation, coloured by system:
+    ours, the peers, the ceilings (log scale). False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+    except ImportError:
+        return False
+    labels: list[str] = []
+    values: list[float] = []
+    colors: list[str] = []
+    separators: list[tuple[float, str]] = []
+    for operation, bars in chart_groups(results):
+        present = [b for b in bars if b[2]]
+        if not present:
+            continue
+        separators.append((len(labels) - 0.5, operation))
+        for system, label, value in present:
+            labels.append(label if system in ("ours", "ceiling") else f"{system}: {label}")
+            values.append(float(value))
+            colors.append(COLORS[system])
+    if not values:
+        return False
+    fig, ax = plt.subplots(figsize=(11, 0.36 * len(values) + 0.5 * len(separators) + 1.4))
+    y = list(range(len(values)))
+    ax.barh(y, values, color=colors)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlim(left=10 ** math.floor(math.log10(max(1.0, min(values)))), right=max(values) * 5)
+    for yi, value in zip(y, values, strict=True):
+        ax.text(value * 1.06, yi, f"{value:,.0f}/s", va="center", fontsize=7)
+    for position, operation in separators:
+        if position > 0:
+            ax.axhline(position, color="#333333", linewidth=0.6)
+        ax.text(ax.get_xlim()[1] / 1.08, position + 0.55, operation, ha="right", va="center", fontsize=8,
+                fontweight="bold")
+    machine = results.get("machine", {})
+    ax.set_title(f"Throughput by operation: ours, peers, ceilings ({machine.get('nproc')} cores, "
+                 f"{machine.get('cpu')}; {results.get('config', {}).get('seconds')} s per figure)", fontsize=9)
+    ax.set_xlabel("messages, jobs or requests per second (log scale)")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in COLORS.items()], fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

@@ -1,0 +1,29 @@
+--@include queue
+-- Push subscriptions: the queue's "sub" hash holds the subscription, "subst" its delivery state.
+--   sub:   id, generation, url, secret, max_retries ("" = the queue's), visibility (s), dead_letter_queue
+--          ("" none), max_concurrency, created_ms, updated_ms
+--   subst: last_attempt_ms, last_status (0 = no HTTP answer), last_error, consecutive_failures,
+--          disabled ("1" after a 410 Gone), disabled_ms
+-- `generation` grows on every subscribe, so an attempt made under a replaced subscription does not
+-- write the state (or disable) the new one.
+
+-- The subscription of qk, or nil.
+local function load_sub(qk)
+  local v = redis.call("HMGET", qk.sub, "id", "generation", "max_retries", "dead_letter_queue")
+  if not v[1] then return nil end
+  return {id = v[1], generation = tonumber(v[2]), max_retries = tonumber(v[3] or ""), dlq = v[4] or ""}
+end
+
+-- Record one attempt in the delivery state, only when `sub` is the generation that made it.
+-- status is the HTTP status (0 when there was no answer); err is "" on success.
+local function record_attempt(qk, sub, generation, now, status, err, ok, gone)
+  if not sub or sub.generation ~= generation then return false end
+  redis.call("HSET", qk.subst, "last_attempt_ms", now, "last_status", status, "last_error", err)
+  if ok then
+    redis.call("HSET", qk.subst, "consecutive_failures", 0)
+  else
+    redis.call("HINCRBY", qk.subst, "consecutive_failures", 1)
+  end
+  if gone then redis.call("HSET", qk.subst, "disabled", "1", "disabled_ms", now) end
+  return true
+end

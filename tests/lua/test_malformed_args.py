@@ -1,0 +1,187 @@
+"""Malformed arguments: a script given a bad number (or a bad setting) replies with an error and changes
+nothing. And the loader: a flushed script cache is refilled on demand (NOSCRIPT)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from redis import exceptions as redis_errors
+from scriptkit import MakeQueue, message
+
+from broker import errors
+from broker.keys import ProjectKeys, project_tag
+from broker.scripts import Scripts, load_all
+
+NOT_A_NUMBER = ["abc", "1.5", "nan", "inf", "-inf", "1e400", "0x", "9007199254740993000"]
+NOT_NOW = [*NOT_A_NUMBER, ""]
+NEGATIVE = ["-1"]
+
+# Scripts written and tested with the push-delivery feature, not part of the queue lifecycle.
+PUSH_SCRIPTS = {"maintain", "subscribe", "unsubscribe", "list_subscriptions", "subscription_state", "push_fail"}
+
+
+@dataclass
+class World:
+    """A project with a standard queue "jobs" (DLQ "dead"), holding one leased message ``leased``."""
+
+    pk: ProjectKeys
+    now: int
+    leased: str
+
+    @property
+    def tag(self) -> str:
+        return self.pk.tag
+
+    def cfg(self, name: str = "jobs") -> str:
+        return self.pk.queue(name).cfg
+
+
+Call = Callable[[World], tuple[list[str], list[Any]]]
+
+#: Script -> a call that succeeds on the World. The table below spoils one argument at a time.
+VALID: dict[str, Call] = {
+    "publish": lambda w: ([w.cfg(), w.pk.seq, w.tag, w.tag],
+                          [w.tag, "jobs", w.now, "", "messages", 1, b'{"a":1}', 0, 3, "", ""]),
+    "claim": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, 10, "", 1000]),
+    "ack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", "message_id", w.leased, ""]),
+    "nack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", w.leased, "", "1", 0, "nack", ""]),
+    "extend": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, w.leased, "", 1000]),
+    "stats": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, 1000]),
+    "dlq_list": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, "", "", 10]),
+    "redrive": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", "", "-inf", ""]),
+    "purge": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, ""]),
+    "create_queue": lambda w: ([w.cfg("new"), w.pk.queues, w.tag],
+                               [w.tag, "new", w.now, "", "standard", "", 5, 4, 30, 0]),
+    "update_queue": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", "", "max_retries", 3, "visibility", 10]),
+    "list_queues": lambda w: ([w.pk.queues], [w.tag, "", 10]),
+    "delete_queue": lambda w: ([w.cfg("new"), w.pk.queues], [w.tag, "new"]),
+}
+
+#: (script, 1-based ARGV index, bad values).
+TABLE: list[tuple[str, int, list[str]]] = [
+    ("publish", 3, NOT_NOW),
+    ("publish", 6, [*NOT_NOW, *NEGATIVE]),
+    ("publish", 8, [*NOT_NOW, *NEGATIVE, "345600000"]),  # delay; the last is the retention period
+    ("publish", 9, [*NOT_NOW, *NEGATIVE, "10"]),  # priority
+    ("claim", 3, NOT_NOW),
+    ("claim", 4, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("claim", 5, [*NOT_A_NUMBER, *NEGATIVE]),  # "" is the queue's default
+    ("claim", 6, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("ack", 3, NOT_NOW),
+    ("nack", 3, NOT_NOW),
+    ("nack", 8, [*NOT_NOW, *NEGATIVE]),
+    ("extend", 3, NOT_NOW),
+    ("extend", 6, [*NOT_NOW, *NEGATIVE]),
+    ("stats", 3, NOT_NOW),
+    ("stats", 4, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("dlq_list", 3, NOT_NOW),
+    ("dlq_list", 6, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("redrive", 3, NOT_NOW),
+    ("redrive", 6, ["abc", "nan", "inf", "1.5", ""]),  # since; "-inf" means all
+    ("redrive", 7, [*NOT_A_NUMBER, *NEGATIVE, "0"]),  # max; "" means no limit
+    ("purge", 3, NOT_NOW),
+    ("create_queue", 3, NOT_NOW),
+    ("create_queue", 5, ["", "Standard", "lifo"]),
+    ("create_queue", 6, ["new"]),  # its own dead-letter queue
+    ("create_queue", 7, [*NOT_NOW, *NEGATIVE]),
+    ("create_queue", 8, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("create_queue", 9, [*NOT_NOW, *NEGATIVE]),
+    ("create_queue", 10, ["", "2", "true"]),
+    ("update_queue", 4, ["type", "created_ms", "bogus", ""]),  # not a setting that can change
+    ("update_queue", 5, [*NOT_NOW, *NEGATIVE]),
+    ("update_queue", 7, [*NOT_NOW, *NEGATIVE]),
+    ("list_queues", 3, [*NOT_NOW, *NEGATIVE, "0"]),
+]
+
+
+@pytest.fixture
+async def world(store: Any, project: str, make_queue: MakeQueue, clock: Any) -> World:
+    """Messages in every state: available, delayed, leased, dead-lettered (in the DLQ), and a FIFO line."""
+    await make_queue("dead")
+    jobs = await make_queue("jobs", dead_letter_queue="dead", max_retries=1)
+    fifo = await make_queue("f", type="fifo")
+    await fifo.publish(message(group="g"), message(group="g"))
+    await fifo.claim(1)
+    doomed = await jobs.publish_one(0)
+    await jobs.claim()
+    await jobs.nack(doomed, requeue=False)
+    leased = await jobs.publish_one(1)
+    await jobs.claim(visibility=600)
+    await jobs.publish(2, 3)
+    await jobs.publish_one(4, delay=60)
+    return World(ProjectKeys(project), clock(), leased)
+
+
+async def snapshot(redis_client: Any, project: str) -> dict[str, Any]:
+    """Every key of the project with its full content."""
+    pattern = project_tag(project).replace("{", "\\{").replace("}", "\\}") + ":*"
+    content: dict[str, Any] = {}
+    async for raw in redis_client.scan_iter(match=pattern, count=1000):
+        key = raw.decode()
+        kind = (await redis_client.type(key)).decode()
+        if kind == "hash":
+            content[key] = await redis_client.hgetall(key)
+        elif kind == "zset":
+            content[key] = await redis_client.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            content[key] = await redis_client.smembers(key)
+        else:
+            content[key] = await redis_client.get(key)
+    return content
+
+
+def test_the_table_covers_every_lifecycle_script() -> None:
+    assert set(VALID) == set(load_all()) - PUSH_SCRIPTS
+    assert {script for script, _, _ in TABLE} <= set(VALID)
+
+
+@pytest.mark.parametrize("script", sorted(VALID))
+async def test_the_valid_call_succeeds(script: str, world: World, store: Any) -> None:
+    keys, args = VALID[script](world)
+    await store.scripts.call(script, keys, args)
+
+
+@pytest.mark.parametrize(("script", "index", "bad_values"), TABLE, ids=[f"{s}-ARGV{i}" for s, i, _ in TABLE])
+async def test_bad_argument_is_an_error_and_changes_nothing(
+    script: str, index: int, bad_values: list[str], world: World, store: Any, redis_client: Any, project: str
+) -> None:
+    before = await snapshot(redis_client, project)
+    keys, valid = VALID[script](world)
+    for bad in bad_values:
+        args = list(valid)
+        args[index - 1] = bad
+        with pytest.raises((errors.BrokerError, redis_errors.ResponseError)):
+            await store.scripts.call(script, keys, args)
+        assert await snapshot(redis_client, project) == before, f"{script} ARGV[{index}]={bad!r} changed the store"
+
+
+@pytest.mark.parametrize("script", sorted(set(VALID) - {"list_queues"}))
+async def test_keys_must_match_the_named_queue(script: str, world: World, store: Any, redis_client: Any,
+                                                project: str) -> None:
+    before = await snapshot(redis_client, project)
+    keys, args = VALID[script](world)
+    args[1] = "f"  # KEYS[1] names another queue
+    with pytest.raises(errors.InternalError):
+        await store.scripts.call(script, keys, args)
+    assert await snapshot(redis_client, project) == before
+
+
+async def test_wrong_number_of_keys_is_refused_before_the_call(world: World, store: Any) -> None:
+    keys, args = VALID["stats"](world)
+    with pytest.raises(errors.InternalError):
+        await store.scripts.call("stats", [*keys, world.tag], args)
+
+
+async def test_noscript_reloads_and_retries(redis_client: Any, store: Any, world: World) -> None:
+    scripts = Scripts(redis_client)  # never loaded by this instance
+    await redis_client.script_flush()
+    keys, args = VALID["stats"](world)
+    assert await redis_client.script_exists(scripts.scripts["stats"].sha) == [False]
+    reply = await scripts.call("stats", keys, args)
+    assert [int(v) for v in reply[:4]] == [2, 1, 1, 1]  # available, in flight, delayed, dlq
+    assert await redis_client.script_exists(scripts.scripts["stats"].sha) == [True]
+    await redis_client.script_flush()
+    assert (await store.stats(world.pk.project, "jobs")).available == 2

@@ -1,0 +1,392 @@
+"""Model-based test: random sequences of operations run against the real scripts (through Store, with a
+test clock) and against a small pure-Python model of the contract. After every step: each message is in
+exactly one state, the Redis structures hold exactly the model's messages, the stats and the dead-letter
+listing match, and every consume returns exactly what the model predicts (nothing early, nothing lost).
+
+One fresh project per example; a standard queue with priority, and a FIFO queue with groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import hypothesis.strategies as st
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+
+from broker import errors
+from broker.keys import ProjectKeys, project_tag
+from broker.schemas import CreateQueueRequest
+from broker.scripts import Scripts, load_all
+from broker.store import OutgoingMessage, Store
+
+REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DAY_MS = 86_400_000
+MAX_RETRIES = 2
+VISIBILITY_MS = 10_000
+QUEUE = "jobs"
+SCRIPTS = load_all()  # read once for every example
+T = TypeVar("T")
+
+SETTINGS = settings(
+    max_examples=300,
+    stateful_step_count=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
+
+
+@dataclass
+class Message:
+    """The model's view of one message."""
+
+    id: str
+    seq: int
+    priority: int
+    group: str
+    enqueued: int
+    state: str = "waiting"  # waiting | inflight | dead | gone
+    due: int = 0
+    deadline: int = 0
+    attempts: int = 0
+    dead_at: int = 0
+    receipts: list[str] = field(default_factory=list)
+
+
+class Model:
+    """The contract, for one queue without a named dead-letter queue."""
+
+    def __init__(self, fifo: bool, priority: bool):
+        self.fifo = fifo
+        self.priority = priority and not fifo
+        self.messages: dict[str, Message] = {}
+        self.seq = 0
+
+    def live(self, state: str | None = None) -> list[Message]:
+        return [m for m in self.messages.values() if m.state != "gone" and (state is None or m.state == state)]
+
+    def settle(self, now: int) -> None:
+        """What has happened by ``now``: retention, then ended leases (failed deliveries)."""
+        for m in self.live():
+            if m.enqueued + DAY_MS <= now:
+                m.state = "gone"
+        for m in self.live("inflight"):
+            if m.deadline <= now:
+                self.fail_delivery(m, now, due=m.deadline, requeue=True)
+
+    def fail_delivery(self, m: Message, now: int, due: int, requeue: bool) -> bool:
+        if not requeue or m.attempts >= 1 + MAX_RETRIES:
+            m.state, m.dead_at = "dead", now
+            return False
+        m.state, m.due = "waiting", due
+        return True
+
+    def publish(self, mid: str, now: int, delay_ms: int, priority: int, group: str) -> None:
+        self.seq += 1
+        self.messages[mid] = Message(mid, self.seq, priority, group, now, due=now + delay_ms)
+
+    def available(self, now: int) -> list[Message]:
+        return [m for m in self.live("waiting") if m.due <= now]
+
+    def claim(self, now: int, max_messages: int) -> list[Message]:
+        if not self.fifo:
+            order = sorted(self.available(now), key=lambda m: (-m.priority if self.priority else 0, m.seq))
+            return order[:max_messages]
+        taken: list[Message] = []
+        for _, _, line in self.ready_groups(now):
+            for m in line:
+                if len(taken) == max_messages or m.due > now:
+                    break
+                taken.append(m)
+        return taken
+
+    def ready_groups(self, now: int | None = None) -> list[tuple[int, str, list[Message]]]:
+        """FIFO groups with nothing in flight and a waiting head: (head due, group, waiting line)."""
+        busy = {m.group for m in self.live("inflight")}
+        lines: dict[str, list[Message]] = {}
+        for m in sorted(self.live("waiting"), key=lambda m: m.seq):
+            lines.setdefault(m.group, []).append(m)
+        ready = [(line[0].due, g, line) for g, line in lines.items() if g not in busy]
+        ready = [r for r in ready if now is None or r[0] <= now]
+        return sorted(ready, key=lambda r: (r[0], r[1]))
+
+    def lease_check(self, mid: str, receipt: str | None) -> type[errors.BrokerError] | None:
+        m = self.messages.get(mid)
+        if m is None or m.state == "gone":
+            return errors.MessageNotFound
+        if m.state != "inflight" or (receipt is not None and receipt != m.receipts[-1]):
+            return errors.LeaseExpired
+        return None
+
+    def dead_letters(self) -> list[Message]:
+        return sorted(self.live("dead"), key=lambda m: (m.dead_at, m.id))
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Drives the real store and the model side by side. Configure with a subclass's class attributes."""
+
+    FIFO = False
+    PRIORITY = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.redis = aioredis.Redis.from_url(REDIS_URL)
+        self.now = 1_800_000_000_000
+        self.store = Store(self.redis, Scripts(self.redis, SCRIPTS), lambda: self.now)
+        self.project = f"model-{uuid.uuid4().hex[:12]}"
+        self.qk = ProjectKeys(self.project).queue(QUEUE)
+        self.model = Model(self.FIFO, self.PRIORITY)
+        self.ids: list[str] = []
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        async def cleanup() -> None:
+            pattern = project_tag(self.project).replace("{", "\\{").replace("}", "\\}") + ":*"
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                await self.redis.unlink(key)
+            await self.redis.srem("v1:projects", self.project)
+            await self.redis.aclose()
+
+        try:
+            self.run(cleanup())
+        finally:
+            self.loop.close()
+
+    @initialize()
+    def create_queue(self) -> None:
+        request = CreateQueueRequest(name=QUEUE, type="fifo" if self.FIFO else "standard", max_retries=MAX_RETRIES,
+                                     message_retention_days=1, visibility_timeout_default=VISIBILITY_MS // 1000,
+                                     enable_priority=self.PRIORITY)
+        self.run(self.store.create_queue(self.project, request))
+
+    def pick(self, index: int) -> str:
+        return self.ids[index % len(self.ids)]
+
+    # --- operations -------------------------------------------------------------------------------
+    @rule(
+        count=st.integers(1, 3),
+        delay_ms=st.sampled_from([0, 0, 0, 500, 1000, 5000, 20_000]),
+        priority=st.sampled_from([0, 0, 1, 5, 9]),
+        group=st.sampled_from(["", "", "a", "b"]),
+    )
+    def publish(self, count: int, delay_ms: int, priority: int, group: str) -> None:
+        items = [OutgoingMessage(json.dumps({"i": len(self.ids) + i}).encode(), delay_ms, priority, group or None)
+                 for i in range(count)]
+        ids = self.run(self.store.publish(self.project, QUEUE, items, batch=count > 1))
+        for mid in ids:
+            self.model.publish(mid, self.now, delay_ms, priority, group)
+        self.ids += ids
+
+    @rule(max_messages=st.integers(1, 5), visibility_ms=st.sampled_from([None, None, 0, 1000, 5000, 30_000]))
+    def consume(self, max_messages: int, visibility_ms: int | None) -> None:
+        self.model.settle(self.now)
+        expected = self.model.claim(self.now, max_messages)
+        messages, _wake = self.run(self.store.claim(self.project, QUEUE, max_messages, visibility_ms))
+        assert [m.message_id for m in messages] == [m.id for m in expected]
+        deadline = self.now + (VISIBILITY_MS if visibility_ms is None else visibility_ms)
+        for got, m in zip(messages, expected, strict=True):
+            m.attempts += 1
+            m.state, m.deadline = "inflight", deadline
+            m.receipts.append(got.receipt)
+            assert (got.attempts, got.priority, got.group_id or "") == (m.attempts, m.priority, m.group)
+            assert got.receipt not in m.receipts[:-1]
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]))
+    def ack(self, index: int, receipt: str) -> None:
+        mid = self.pick(index)
+        given = self.receipt_for(mid, receipt)
+        self.model.settle(self.now)
+        refused = self.model.lease_check(mid, given)
+        self.expect(refused, self.store.ack(self.project, QUEUE, [(mid, given)]))
+        if refused is None:
+            self.model.messages[mid].state = "gone"
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]), requeue=st.booleans(),
+          delay_ms=st.sampled_from([0, 0, 1000, 5000]))
+    def nack(self, index: int, receipt: str, requeue: bool, delay_ms: int) -> None:
+        mid = self.pick(index)
+        given = self.receipt_for(mid, receipt)
+        self.model.settle(self.now)
+        refused = self.model.lease_check(mid, given)
+        call = self.store.nack(self.project, QUEUE, mid, receipt=given, requeue=requeue, delay_ms=delay_ms)
+        requeued = self.expect(refused, call)
+        if refused is None:
+            m = self.model.messages[mid]
+            assert requeued == self.model.fail_delivery(m, self.now, self.now + delay_ms, requeue)
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]),
+          visibility_ms=st.sampled_from([0, 1000, 10_000]))
+    def extend(self, index: int, receipt: str, visibility_ms: int) -> None:
+        mid = self.pick(index)
+        given = self.receipt_for(mid, receipt)
+        self.model.settle(self.now)
+        refused = self.model.lease_check(mid, given)
+        reply = self.expect(refused, self.store.extend(self.project, QUEUE, mid, given, visibility_ms))
+        if refused is None:
+            m = self.model.messages[mid]
+            m.deadline = self.now + visibility_ms
+            assert reply == (m.receipts[-1], m.deadline)
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 1000))
+    def ack_unknown_or_gone(self, index: int) -> None:
+        self.model.settle(self.now)
+        gone = [m.id for m in self.model.messages.values() if m.state == "gone"]
+        mid = gone[index % len(gone)] if gone else "0" * 19
+        self.expect(errors.MessageNotFound, self.store.ack(self.project, QUEUE, [(mid, None)]))
+
+    @rule(max_messages=st.sampled_from([None, None, 1, 2]))
+    def redrive_all(self, max_messages: int | None) -> None:
+        self.model.settle(self.now)
+        chosen = self.model.dead_letters()[:max_messages]
+        redriven = self.run(self.store.redrive(self.project, QUEUE, message_id=None, since_ms=None,
+                                               max_messages=max_messages, idempotency_key=None, fp=""))
+        assert redriven == len(chosen)
+        for m in chosen:
+            self.redriven(m)
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 1000))
+    def redrive_one(self, index: int) -> None:
+        mid = self.pick(index)
+        self.model.settle(self.now)
+        m = self.model.messages[mid]
+        call = self.store.redrive(self.project, QUEUE, message_id=mid, since_ms=None, max_messages=None,
+                                  idempotency_key=None, fp="")
+        if m.state != "dead":
+            self.expect(errors.MessageNotFound, call)
+            return
+        assert self.run(call) == 1
+        self.redriven(m)
+
+    def redriven(self, m: Message) -> None:
+        m.state, m.attempts, m.due = "waiting", 0, self.now
+
+    @rule()
+    def purge(self) -> None:
+        self.model.settle(self.now)
+        doomed = self.model.live("waiting") + self.model.live("inflight")
+        assert self.run(self.store.purge(self.project, QUEUE, None, "")) == len(doomed)
+        for m in doomed:
+            m.state = "gone"
+
+    @rule(seconds=st.sampled_from([0.001, 0.5, 1, 5, 10, 30]))
+    def advance(self, seconds: float) -> None:
+        self.now += round(seconds * 1000)
+
+    @rule(offset_ms=st.sampled_from([-1, 0]))
+    def advance_to_next_deadline(self, offset_ms: int) -> None:
+        """Step to 1 ms before, or exactly onto, the next lease deadline or due time."""
+        upcoming = [m.deadline for m in self.model.live("inflight")] + [m.due for m in self.model.live("waiting")]
+        upcoming = [t + offset_ms for t in upcoming if t + offset_ms > self.now]
+        if upcoming:
+            self.now = min(upcoming)
+
+    @rule(ms=st.sampled_from([DAY_MS - 30_000, DAY_MS]))
+    def advance_toward_retention(self, ms: int) -> None:
+        self.now += ms
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def receipt_for(self, mid: str, which: str) -> str | None:
+        receipts = self.model.messages[mid].receipts
+        if which == "current" and receipts:
+            return receipts[-1]
+        if which == "stale" and len(receipts) >= 2:
+            return receipts[-2]
+        return None
+
+    def expect(self, refused: type[errors.BrokerError] | None, call: Coroutine[Any, Any, T]) -> T | None:
+        if refused is None:
+            return self.run(call)
+        with pytest.raises(refused):
+            self.run(call)
+        return None
+
+    # --- checks after every step --------------------------------------------------------------------
+    @invariant()
+    def store_matches_model(self) -> None:
+        model = self.model
+        model.settle(self.now)
+        stats = self.run(self.store.stats(self.project, QUEUE))  # also applies what is due in the store
+        available = model.available(self.now)
+        oldest = min((m.enqueued for m in available), default=None)
+        assert (stats.available, stats.in_flight, stats.delayed, stats.dlq) == (
+            len(available), len(model.live("inflight")), len(model.live("waiting")) - len(available),
+            len(model.live("dead")))
+        assert stats.oldest_age_seconds == (None if oldest is None else (self.now - oldest) // 1000)
+        items, _ = self.run(self.store.dlq_list(self.project, QUEUE, None, 1000))
+        assert [d.message_id for d in items] == [m.id for m in model.dead_letters()]
+        assert [d.attempts for d in items] == [m.attempts for m in model.dead_letters()]
+        self.run(self.check_structures())
+
+    async def check_structures(self) -> None:
+        qk, model = self.qk, self.model
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hkeys(qk.msgs)
+            pipe.zrange(qk.avail, 0, -1)
+            pipe.zrange(qk.delayed, 0, -1, withscores=True)
+            pipe.zrange(qk.inflight, 0, -1, withscores=True)
+            pipe.zrange(qk.dead, 0, -1)
+            pipe.zrange(qk.dlqidx, 0, -1)
+            pipe.zrange(qk.expiry, 0, -1)
+            pipe.zrange(qk.gq, 0, -1)
+            pipe.hgetall(qk.gbusy)
+            pipe.zrange(qk.groups, 0, -1, withscores=True)
+            msgs, avail, delayed, inflight, dead, dlqidx, expiry, gq, gbusy, groups = await pipe.execute()
+
+        def ids(raw: list[Any]) -> set[str]:
+            return {(r[0] if isinstance(r, tuple) else r).decode() for r in raw}
+
+        waiting = {m.id for m in model.live("waiting")}
+        due = {m.id for m in model.available(self.now)}
+        # Each message in exactly one place, and the places are the model's.
+        places = [ids(avail), ids(delayed), ids(inflight), ids(dead)]
+        assert sum(len(p) for p in places) == len(set().union(*places))
+        assert ids(msgs) == ids(expiry) == {m.id for m in model.live()}
+        assert ids(avail) == due
+        assert {k.decode(): int(v) for k, v in delayed} == {m.id: m.due for m in model.live("waiting")
+                                                            if m.id not in due}
+        assert {k.decode(): int(v) for k, v in inflight} == {m.id: m.deadline for m in model.live("inflight")}
+        assert ids(dead) == {m.id for m in model.live("dead")}
+        assert {d.decode().split("\0", 1)[1] for d in dlqidx} == ids(dead)
+        if self.FIFO:
+            assert {g.decode().rsplit("\0", 1)[1] for g in gq} == waiting
+            busy: dict[str, int] = {}
+            for m in model.live("inflight"):
+                busy[m.group] = busy.get(m.group, 0) + 1
+            assert {k.decode(): int(v) for k, v in gbusy.items()} == busy
+            assert [(g.decode(), int(s)) for g, s in groups] == [(g, d) for d, g, _ in model.ready_groups()]
+        else:
+            assert gq == [] and gbusy == {} and groups == []
+
+
+class StandardQueue(QueueMachine):
+    FIFO = False
+    PRIORITY = True
+
+
+class FifoQueue(QueueMachine):
+    FIFO = True
+    PRIORITY = False
+
+
+def test_standard_queue_follows_the_model() -> None:
+    run_state_machine_as_test(StandardQueue, settings=SETTINGS)
+
+
+def test_fifo_queue_follows_the_model() -> None:
+    run_state_machine_as_test(FifoQueue, settings=SETTINGS)

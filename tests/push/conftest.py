@@ -1,0 +1,221 @@
+"""Fixtures for push tests: a test CA and server certificate made with the openssl CLI at test time, a
+local HTTPS receiver whose answers each test scripts, and a factory of background runners limited to
+the test's project (so they never touch anything else on a shared Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.store import Store
+from broker.subscriptions import SubscribeArgs, SubscriptionStore
+from workers import main
+from workers.runner import BackgroundOptions, BackgroundRunner
+
+#: Names the server certificate is valid for.
+CERT_NAMES = ("localhost", "hooks.test")
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make the test certificates")
+    d = tmp_path_factory.mktemp("tls")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=push test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost", cwd=d)
+    san = ",".join([*(f"DNS:{n}" for n in CERT_NAMES), "IP:127.0.0.1"])
+    (d / "leaf.ext").write_text(
+        f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    _openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext", cwd=d)
+    return TLSFiles(ca=d / "ca.pem", cert=d / "leaf.pem", key=d / "leaf.key")
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Reply = tuple[int, dict[str, str], bytes]
+Responder = Callable[[Received], Awaitable[Reply]]
+
+
+@dataclass
+class Receiver:
+    """A minimal HTTPS server: records every request, answers with ``respond`` (default 200), or with
+    the next of ``statuses`` while there are any. One request per connection."""
+
+    server_context: ssl.SSLContext
+    requests: list[Received] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    respond: Responder | None = None
+    port: int = 0
+    in_progress: int = 0
+    max_in_progress: int = 0
+    _server: asyncio.Server | None = None
+
+    def url(self, path: str = "/hook", host: str = "localhost") -> str:
+        return f"https://{host}:{self.port}{path}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.server_context)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.requests]
+
+    async def wait_for(self, count: int, timeout: float = 5.0, path: str | None = None) -> list[Received]:
+        """Wait until ``count`` requests (to ``path``, if given) arrived; returns them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            got = [r for r in self.requests if path is None or r.path == path]
+            if len(got) >= count:
+                return got
+            if loop.time() > deadline:
+                raise AssertionError(f"expected {count} requests, got {len(got)}: {self.paths()}")
+            await asyncio.sleep(0.01)
+
+    async def _answer(self, request: Received) -> Reply:
+        if self.statuses:
+            return self.statuses.pop(0), {}, b"scripted"
+        if self.respond is not None:
+            return await self.respond(request)
+        return 200, {}, b"ok"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            request = Received(method, path, headers, body)
+            self.requests.append(request)
+            self.in_progress += 1
+            self.max_in_progress = max(self.max_in_progress, self.in_progress)
+            try:
+                status, extra, content = await self._answer(request)
+            finally:
+                self.in_progress -= 1
+            head_out = [f"HTTP/1.1 {status} X", f"content-length: {len(content)}", "connection: close"]
+            head_out += [f"{k}: {v}" for k, v in extra.items()]
+            writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + content)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+@pytest.fixture
+async def receiver(tls_files: TLSFiles) -> AsyncIterator[Receiver]:
+    r = Receiver(tls_files.server_context())
+    await r.start()
+    yield r
+    await r.close()
+
+
+@pytest.fixture
+def subs(store: Store) -> SubscriptionStore:
+    return SubscriptionStore(store)
+
+
+FAST = BackgroundOptions(maintenance=False, push_refresh_s=0.05, push_poll_s=0.05, stop_grace_s=1.0)
+
+
+@pytest.fixture
+async def start_runner(
+    store: Store, project: str, tls_files: TLSFiles
+) -> AsyncIterator[Callable[..., Awaitable[BackgroundRunner]]]:
+    """Start a push runner limited to the test's project (fast polling, trusting the test CA)."""
+    runners: list[BackgroundRunner] = []
+
+    async def start(*, allow_private: bool = True, resolver: Any = None, **options: Any) -> BackgroundRunner:
+        opts = BackgroundOptions(**{**FAST.__dict__, "projects": (project,), **options})
+        runner = BackgroundRunner(
+            store, options=opts, allow_private=allow_private, ssl_context=tls_files.client_context(), resolver=resolver
+        )
+        await runner.start()
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in runners:
+        await runner.stop()
+
+
+def sub_args(url: str, **kw: Any) -> SubscribeArgs:
+    """Subscription settings for direct SubscriptionStore calls (bypassing the route's URL check)."""
+    values: dict[str, Any] = {"secret": None, "max_retries": None, "visibility_s": 30, "dead_letter_queue": None,
+                              "max_concurrency": 10}
+    values.update(kw)
+    return SubscribeArgs(url=url, **values)
+
+
+@pytest.fixture
+def make_sub() -> Callable[..., SubscribeArgs]:
+    return sub_args
+
+
+@pytest.fixture
+async def scoped_arq_queue(project: str, redis_client: Any) -> AsyncIterator[str]:
+    """The arq queue of worker processes limited to the test's project, removed after the test with
+    the job records it names (the same fixture as in tests/workers)."""
+    queue = main.queue_name(BackgroundOptions(projects=(project,)))
+    yield queue
+    for job_id in await redis_client.zrange(queue, 0, -1):
+        job = job_id.decode()
+        await redis_client.unlink(*(f"arq:{kind}:{job}" for kind in ("job", "in-progress", "retry", "result")))
+    await redis_client.unlink(queue, f"{queue}:health-check")
