@@ -17,7 +17,7 @@ import msgspec
 from redis import exceptions as redis_errors
 
 from broker import errors
-from broker.keys import AUTH_KEYS, AUTH_REVOKED
+from broker.keys import AUTH_INITIAL, AUTH_KEYS, AUTH_REVOKED
 from broker.settings import PROJECT_RE
 
 KEY_PREFIX = "bk_"
@@ -132,3 +132,15 @@ async def revoke_key(redis: Any, key_or_prefix: str, env_keys: tuple[tuple[str, 
 
 async def any_key_exists(redis: Any, env_keys: tuple[tuple[str, str], ...] = ()) -> bool:
     return bool(env_keys) or bool(await redis.hlen(AUTH_KEYS))
+
+
+async def create_initial_key(redis: Any, env_keys: tuple[tuple[str, str], ...] = ()) -> str | None:
+    """On a store with no key at all, create one for project ``default`` and return it; otherwise None.
+
+    A SET NX marker makes this happen once even when several processes start at the same moment.
+    """
+    if await any_key_exists(redis, env_keys):
+        return None
+    if not await redis.set(AUTH_INITIAL, int(time.time()), nx=True):
+        return None
+    return await create_key(redis, "default")

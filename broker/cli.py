@@ -157,14 +157,9 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _first_key(settings: Settings, url: str) -> None:
-    from broker.auth import any_key_exists, create_key
+    from broker.auth import create_initial_key
 
-    async def ensure(client: Any) -> str | None:
-        if await any_key_exists(client, settings.api_keys):
-            return None
-        return await create_key(client, "default")
-
-    key = _run(_with_client(url, ensure))
+    key = _run(_with_client(url, lambda client: create_initial_key(client, settings.api_keys)))
     if key:
         print(f'Created API key for project "default" (shown once): {key}', flush=True)
 

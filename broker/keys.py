@@ -5,10 +5,13 @@ Layout (``P`` a validated project name, ``Q`` a validated queue name; neither ca
 
     v1:auth:keys               hash   sha256(api key) -> {"project", "prefix", "created_at"} JSON
     v1:auth:revoked            set    sha256 of revoked keys given by BROKER_API_KEYS
+    v1:auth:initial            string set when `serve` created the first key of an empty store
     v1:projects                set    projects that have queues (for the background workers)
     v1:meta:instance           string store identity, written once (detects a store that came back empty)
+    v1:arq:queue               zset   arq job queue of `broker worker` (arq derives its other keys from it)
 
     v1:{P}:queues              zset   queue names, score 0 (lexicographic listing with a stable cursor)
+    v1:{P}:subs                set    names of the project's queues that have a push subscription
     v1:{P}:seq                 string message sequence of the project (ids and FIFO order)
     v1:{P}:notify              channel a queue name is published here when it gets available messages
     v1:{P}:idem:<cap>:<sha>    string idempotency record (24 h TTL)
@@ -28,8 +31,10 @@ from dataclasses import dataclass
 VERSION = "v1"
 AUTH_KEYS = f"{VERSION}:auth:keys"
 AUTH_REVOKED = f"{VERSION}:auth:revoked"
+AUTH_INITIAL = f"{VERSION}:auth:initial"  # set once when the first key of a store was created
 PROJECTS = f"{VERSION}:projects"
 INSTANCE = f"{VERSION}:meta:instance"
+ARQ_QUEUE = f"{VERSION}:arq:queue"
 
 #: ``{tag}`` is ``v1:{P}``; Lua receives the tag and formats the same way.
 QUEUE_KEY_FORMAT = "{tag}:q:{queue}:{part}"
@@ -77,6 +82,11 @@ class ProjectKeys:
     @property
     def queues(self) -> str:
         return f"{self.tag}:queues"
+
+    @property
+    def subscriptions(self) -> str:
+        """Set of the project's queue names that have a push subscription (push delivery lists them)."""
+        return f"{self.tag}:subs"
 
     @property
     def seq(self) -> str:

@@ -135,7 +135,9 @@ class Store:
 
     async def delete_queue(self, project: str, name: str) -> bool:
         pk = ProjectKeys(project)
-        return bool(await self._call("delete_queue", [pk.queue(name).cfg, pk.queues], [pk.tag, name]))
+        return bool(
+            await self._call("delete_queue", [pk.queue(name).cfg, pk.queues, pk.subscriptions], [pk.tag, name])
+        )
 
     async def purge(self, project: str, name: str, idempotency_key: str | None, fp: str) -> int:
         pk = ProjectKeys(project)

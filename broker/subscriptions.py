@@ -21,12 +21,8 @@ from broker.store import Store
 
 
 def subscriptions_index(project: str) -> str:
-    """The set of the project's queue names that have a push subscription (``v1:{P}:subs``).
-
-    This key belongs in ``broker/keys.py`` (as ``ProjectKeys.subscriptions``); it is built here until
-    it moves there. It carries the project's hash tag, so the scripts that use it stay in one slot.
-    """
-    return f"{ProjectKeys(project).tag}:subs"
+    """The set of the project's queue names that have a push subscription (``v1:{P}:subs``)."""
+    return ProjectKeys(project).subscriptions
 
 
 def _text(value: Any) -> str:

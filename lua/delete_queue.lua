@@ -3,6 +3,7 @@
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  zset    the project's queue names (v1:{P}:queues)
+-- KEYS[3]  set     the project's subscribed queue names (v1:{P}:subs)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- Returns: 1 when deleted, 0 when there was no such queue.
@@ -27,4 +28,5 @@ local sub_dlq = redis.call("HGET", qk.sub, "dead_letter_queue")
 if sub_dlq and sub_dlq ~= "" then redis.call("SREM", queue_key(qk.tag, sub_dlq, "refs"), "sub:" .. qk.name) end
 for _, part in ipairs(QUEUE_PARTS) do redis.call("UNLINK", qk[part]) end
 redis.call("ZREM", KEYS[2], qk.name)
+redis.call("SREM", KEYS[3], qk.name)
 return 1

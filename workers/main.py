@@ -29,7 +29,7 @@ from arq.connections import RedisSettings
 from arq.worker import run_worker as arq_run_worker
 
 from broker.app import connect
-from broker.keys import VERSION
+from broker.keys import ARQ_QUEUE
 from broker.notify import Notifier
 from broker.scripts import Scripts
 from broker.settings import ConfigError, Settings
@@ -41,7 +41,7 @@ from workers.runner import BackgroundOptions, BackgroundRunner
 log = logging.getLogger("broker.workers")
 
 #: arq's job queue (its other keys derive from it). Belongs in broker/keys.py; kept here until it moves.
-ARQ_QUEUE = f"{VERSION}:arq:queue"
+
 MAINTENANCE_TIMEOUT_S = 120
 
 
