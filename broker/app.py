@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -28,16 +29,38 @@ log = logging.getLogger("broker.app")
 ROUTES = [*health.routes, *queues.routes, *messages.routes, *dlq.routes, *push.routes]
 
 
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
 def connect(url: str) -> Any:
     """A Redis client for the service: short connect and socket timeouts so an unreachable store is
-    answered with 503 quickly instead of hanging."""
-    return aioredis.Redis.from_url(
-        url,
-        socket_connect_timeout=1.0,
-        socket_timeout=3.0,
-        health_check_interval=10,
-        max_connections=512,
-    )
+    answered with 503 quickly instead of hanging. ``redis+cluster://host:port`` (or ``rediss+cluster``)
+    connects to a Redis Cluster through any of its nodes."""
+    options: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout": 3.0, "max_connections": 512}
+    if is_cluster_url(url):
+        return RedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+    return aioredis.Redis.from_url(url, health_check_interval=10, **options)
+
+
+def pubsub_client(client: Any) -> Any:
+    """The client that long-poll notifications subscribe on. A Cluster client has no pub/sub, but a
+    PUBLISH reaches every node of a cluster, so a plain connection to one node hears all of them."""
+    if isinstance(client, RedisCluster):
+        node = client.get_default_node() or client.get_nodes()[0]
+        kwargs = client.connection_kwargs
+        return aioredis.Redis(
+            host=node.host,
+            port=node.port,
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            ssl=bool(kwargs.get("connection_class") and "SSL" in kwargs["connection_class"].__name__),
+            socket_connect_timeout=1.0,
+        )
+    return client
 
 
 def create_app(settings: Settings | None = None, *, redis: Any = None, clock: Any = None) -> Starlette:
@@ -53,7 +76,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, clock: An
         with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
             await scripts.load()
         store = Store(client, scripts, clock) if clock else Store(client, scripts)
-        notifier = Notifier(client)
+        notifier = Notifier(pubsub_client(client))
         keyring = KeyRing(client, settings.api_keys, settings.auth_cache_seconds)
         ctx = Context(settings=settings, redis=client, store=store, keyring=keyring, notifier=notifier)
         background = None

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 
 #: The oldest Redis the scripts work on (Redis 6.2 reports errors caught inside scripts differently).
 MIN_REDIS_VERSION = (7, 0)
@@ -99,7 +101,32 @@ def too_old(version: str | None) -> bool:
 
 
 async def check_durability(redis: Any) -> DurabilityReport:
-    """Read the durability settings of ``redis`` and report what is missing.
+    """Read the durability settings of ``redis`` (of every primary, for a Redis Cluster) and report what
+    is missing; see :func:`check_node`."""
+    if not isinstance(redis, RedisCluster):
+        return await check_node(redis)
+    await redis.initialize()  # learns the cluster's nodes
+    merged = DurabilityReport()
+    kwargs = redis.connection_kwargs
+    for node in redis.get_primaries():
+        plain = aioredis.Redis(
+            host=node.host, port=node.port, username=kwargs.get("username"), password=kwargs.get("password")
+        )
+        try:
+            part = await check_node(plain)
+        finally:
+            await plain.aclose()
+        where = f"node {node.host}:{node.port}: "
+        merged.incompatible += [where + line for line in part.incompatible]
+        merged.problems += [where + line for line in part.problems]
+        merged.warnings += [where + line for line in part.warnings]
+        merged.verified = merged.verified and part.verified
+        merged.redis_version = merged.redis_version or part.redis_version
+    return merged
+
+
+async def check_node(redis: Any) -> DurabilityReport:
+    """Read the durability settings of one Redis server and report what is missing.
 
     Incompatible: a Redis older than 7.0. Problems: ``appendonly`` not ``yes``; ``maxmemory-policy`` not
     ``noeviction``; ``no-appendfsync-on-rewrite`` ``yes``. Warnings: ``appendfsync`` not ``always`` (a crash

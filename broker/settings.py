@@ -59,8 +59,10 @@ def parse_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
 
 def _redis_url(raw: str) -> str:
     url = raw.strip()
-    if not re.match(r"^(redis|rediss|unix)://", url):
-        raise ConfigError(f"BROKER_REDIS_URL={raw!r} must start with redis://, rediss:// or unix://")
+    if not re.match(r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://", url):
+        raise ConfigError(
+            f"BROKER_REDIS_URL={raw!r} must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://"
+        )
     return url
 
 

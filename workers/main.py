@@ -28,7 +28,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import run_worker as arq_run_worker
 
-from broker.app import connect
+from broker.app import connect, is_cluster_url, pubsub_client
 from broker.keys import ARQ_QUEUE
 from broker.notify import Notifier
 from broker.scripts import Scripts
@@ -80,7 +80,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
         await scripts.load()
     store = Store(client, scripts)
-    notifier = Notifier(client)
+    notifier = Notifier(pubsub_client(client))
     runner = BackgroundRunner(
         store,
         options=replace(options, maintenance=False),  # arq's cron runs it
@@ -184,12 +184,48 @@ def _run_many(settings: Settings) -> int:
     return max((abs(c) for c in codes), default=0)
 
 
+def _run_cluster(settings: Settings) -> int:
+    """arq does not support Redis Cluster: on a cluster, this process runs the same jobs (maintenance
+    and push delivery) with the in-process runner until SIGINT/SIGTERM. Run several for redundancy;
+    maintenance is bounded and idempotent, delivery is leased."""
+
+    async def main() -> None:
+        client = connect(settings.redis_url or "")
+        scripts = Scripts(client)
+        with contextlib.suppress(Exception):
+            await scripts.load()
+        store = Store(client, scripts)
+        notifier = Notifier(pubsub_client(client))
+        runner = BackgroundRunner(
+            store,
+            options=BackgroundOptions.from_settings(settings),
+            notifier=notifier,
+            allow_private=settings.push_allow_private,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runner.start()
+        try:
+            await stop.wait()
+        finally:
+            await runner.stop()
+            await notifier.close()
+            await client.aclose()
+
+    asyncio.run(main())
+    return 0
+
+
 def run_worker(settings: Settings) -> int:
     """Run the background jobs as arq worker processes until SIGINT/SIGTERM (``broker worker``):
     one in this process, or ``settings.workers`` child processes. Returns an exit status."""
     if not settings.redis_url:
         raise ConfigError("broker worker needs BROKER_REDIS_URL: the store that the API processes use")
     _configure_logging(settings)
+    if is_cluster_url(settings.redis_url):
+        return _run_cluster(settings)
     if settings.workers > 1:
         return _run_many(settings)
     _run_one(settings)

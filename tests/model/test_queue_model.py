@@ -18,8 +18,15 @@ from typing import Any, TypeVar
 import hypothesis.strategies as st
 import pytest
 import redis.asyncio as aioredis
-from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from broker import errors
 from broker.keys import ProjectKeys, project_tag
@@ -41,7 +48,11 @@ SETTINGS = settings(
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],  # no explain: its tracing is slow
 )
+#: Time that passes just before an operation, so that the operation (not the stats call of the checks)
+#: is the first to see ended leases, due delays and retention: ms, or "next"/"just-before" the next deadline.
+ELAPSE = st.sampled_from([0, 0, 0, 0, 1, 1000, 5000, "next", "just-before"])
 
 
 @dataclass
@@ -179,8 +190,10 @@ class QueueMachine(RuleBasedStateMachine):
         delay_ms=st.sampled_from([0, 0, 0, 500, 1000, 5000, 20_000]),
         priority=st.sampled_from([0, 0, 1, 5, 9]),
         group=st.sampled_from(["", "", "a", "b"]),
+        elapse=ELAPSE,
     )
-    def publish(self, count: int, delay_ms: int, priority: int, group: str) -> None:
+    def publish(self, count: int, delay_ms: int, priority: int, group: str, elapse: int | str) -> None:
+        self.elapse(elapse)
         items = [OutgoingMessage(json.dumps({"i": len(self.ids) + i}).encode(), delay_ms, priority, group or None)
                  for i in range(count)]
         ids = self.run(self.store.publish(self.project, QUEUE, items, batch=count > 1))
@@ -188,8 +201,10 @@ class QueueMachine(RuleBasedStateMachine):
             self.model.publish(mid, self.now, delay_ms, priority, group)
         self.ids += ids
 
-    @rule(max_messages=st.integers(1, 5), visibility_ms=st.sampled_from([None, None, 0, 1000, 5000, 30_000]))
-    def consume(self, max_messages: int, visibility_ms: int | None) -> None:
+    @rule(max_messages=st.integers(1, 5), visibility_ms=st.sampled_from([None, None, 0, 1000, 5000, 30_000]),
+          elapse=ELAPSE)
+    def consume(self, max_messages: int, visibility_ms: int | None, elapse: int | str) -> None:
+        self.elapse(elapse)
         self.model.settle(self.now)
         expected = self.model.claim(self.now, max_messages)
         messages, _wake = self.run(self.store.claim(self.project, QUEUE, max_messages, visibility_ms))
@@ -203,8 +218,9 @@ class QueueMachine(RuleBasedStateMachine):
             assert got.receipt not in m.receipts[:-1]
 
     @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]))
-    def ack(self, index: int, receipt: str) -> None:
+    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]), elapse=ELAPSE)
+    def ack(self, index: int, receipt: str, elapse: int | str) -> None:
+        self.elapse(elapse)
         mid = self.pick(index)
         given = self.receipt_for(mid, receipt)
         self.model.settle(self.now)
@@ -215,8 +231,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.ids)
     @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]), requeue=st.booleans(),
-          delay_ms=st.sampled_from([0, 0, 1000, 5000]))
-    def nack(self, index: int, receipt: str, requeue: bool, delay_ms: int) -> None:
+          delay_ms=st.sampled_from([0, 0, 1000, 5000]), elapse=ELAPSE)
+    def nack(self, index: int, receipt: str, requeue: bool, delay_ms: int, elapse: int | str) -> None:
+        self.elapse(elapse)
         mid = self.pick(index)
         given = self.receipt_for(mid, receipt)
         self.model.settle(self.now)
@@ -229,8 +246,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.ids)
     @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]),
-          visibility_ms=st.sampled_from([0, 1000, 10_000]))
-    def extend(self, index: int, receipt: str, visibility_ms: int) -> None:
+          visibility_ms=st.sampled_from([0, 1000, 10_000]), elapse=ELAPSE)
+    def extend(self, index: int, receipt: str, visibility_ms: int, elapse: int | str) -> None:
+        self.elapse(elapse)
         mid = self.pick(index)
         given = self.receipt_for(mid, receipt)
         self.model.settle(self.now)
@@ -249,8 +267,9 @@ class QueueMachine(RuleBasedStateMachine):
         mid = gone[index % len(gone)] if gone else "0" * 19
         self.expect(errors.MessageNotFound, self.store.ack(self.project, QUEUE, [(mid, None)]))
 
-    @rule(max_messages=st.sampled_from([None, None, 1, 2]))
-    def redrive_all(self, max_messages: int | None) -> None:
+    @rule(max_messages=st.sampled_from([None, None, 1, 2]), elapse=ELAPSE)
+    def redrive_all(self, max_messages: int | None, elapse: int | str) -> None:
+        self.elapse(elapse)
         self.model.settle(self.now)
         chosen = self.model.dead_letters()[:max_messages]
         redriven = self.run(self.store.redrive(self.project, QUEUE, message_id=None, since_ms=None,
@@ -260,8 +279,9 @@ class QueueMachine(RuleBasedStateMachine):
             self.redriven(m)
 
     @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 1000))
-    def redrive_one(self, index: int) -> None:
+    @rule(index=st.integers(0, 1000), elapse=ELAPSE)
+    def redrive_one(self, index: int, elapse: int | str) -> None:
+        self.elapse(elapse)
         mid = self.pick(index)
         self.model.settle(self.now)
         m = self.model.messages[mid]
@@ -276,8 +296,9 @@ class QueueMachine(RuleBasedStateMachine):
     def redriven(self, m: Message) -> None:
         m.state, m.attempts, m.due = "waiting", 0, self.now
 
-    @rule()
-    def purge(self) -> None:
+    @rule(elapse=ELAPSE)
+    def purge(self, elapse: int | str) -> None:
+        self.elapse(elapse)
         self.model.settle(self.now)
         doomed = self.model.live("waiting") + self.model.live("inflight")
         assert self.run(self.store.purge(self.project, QUEUE, None, "")) == len(doomed)
@@ -288,19 +309,27 @@ class QueueMachine(RuleBasedStateMachine):
     def advance(self, seconds: float) -> None:
         self.now += round(seconds * 1000)
 
-    @rule(offset_ms=st.sampled_from([-1, 0]))
-    def advance_to_next_deadline(self, offset_ms: int) -> None:
-        """Step to 1 ms before, or exactly onto, the next lease deadline or due time."""
-        upcoming = [m.deadline for m in self.model.live("inflight")] + [m.due for m in self.model.live("waiting")]
-        upcoming = [t + offset_ms for t in upcoming if t + offset_ms > self.now]
-        if upcoming:
-            self.now = min(upcoming)
+    @rule(to=st.sampled_from(["next", "just-before"]))
+    def advance_to_next_deadline(self, to: str) -> None:
+        self.elapse(to)
 
     @rule(ms=st.sampled_from([DAY_MS - 30_000, DAY_MS]))
     def advance_toward_retention(self, ms: int) -> None:
         self.now += ms
 
     # --- helpers ----------------------------------------------------------------------------------
+    def elapse(self, how: int | str) -> None:
+        """Advance by ``how`` ms, or onto ("next") / 1 ms before ("just-before") the next lease deadline or
+        due time still ahead."""
+        if isinstance(how, int):
+            self.now += how
+            return
+        offset = -1 if how == "just-before" else 0
+        upcoming = [m.deadline for m in self.model.live("inflight")] + [m.due for m in self.model.live("waiting")]
+        ahead = [t + offset for t in upcoming if t + offset > self.now]
+        if ahead:
+            self.now = min(ahead)
+
     def receipt_for(self, mid: str, which: str) -> str | None:
         receipts = self.model.messages[mid].receipts
         if which == "current" and receipts:
@@ -384,9 +413,11 @@ class FifoQueue(QueueMachine):
     PRIORITY = False
 
 
+@pytest.mark.timeout(900)  # only a failure takes long: shrinking it
 def test_standard_queue_follows_the_model() -> None:
     run_state_machine_as_test(StandardQueue, settings=SETTINGS)
 
 
+@pytest.mark.timeout(900)
 def test_fifo_queue_follows_the_model() -> None:
     run_state_machine_as_test(FifoQueue, settings=SETTINGS)
