@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -28,15 +29,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory (default bench/results)")
     parser.add_argument("--quiet-wait", type=int, metavar="SECONDS",
                         help="before each measurement, wait up to this long for other processes to leave the CPU "
-                        "alone (default 120, quick 0)")
+                        "alone (default 60, quick 0)")
+    parser.add_argument("--retries", type=int, metavar="N",
+                        help="measure again, up to N times, when other processes used the CPU meanwhile, keeping "
+                        "the least disturbed attempt (default 2, quick 0)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    config = Config(quick=True, seconds=2, growth=False, memory_messages=20_000) if args.quick else Config(
-        quiet_wait=120)
+    if args.quick:
+        config = Config(quick=True, seconds=2, growth=False, memory_messages=20_000)
+    else:
+        config = Config(quiet_wait=60, retries=2)
     overrides = {
         "seconds": args.seconds, "backlog": args.backlog, "workers": args.workers,
         "growth": False if args.no_growth else None, "peers": args.peers, "profile": args.profile or None,
-        "quiet_wait": args.quiet_wait,
+        "quiet_wait": args.quiet_wait, "retries": args.retries,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     return config, args
@@ -46,12 +52,19 @@ def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the context managers: every started process is stopped
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
+        signal.signal(signal.SIGINT, _stop)
     config, args = parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     suite = Suite(config, log)
-    suite.results["results_dir"] = str(out)
+    suite.results_dir = out
     try:
         results = suite.run()
     except BenchError as exc:
@@ -60,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     computed = ratios(results)
     results["ratios"] = computed
     results["targets"] = targets(computed)
-    results.pop("results_dir", None)
     table = markdown(results)
     (out / "latest.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     (out / "latest.md").write_text(table)

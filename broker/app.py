@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,7 +19,9 @@ from broker import errors
 from broker.auth import KeyRing
 from broker.context import Context
 from broker.http import RequestContext, handle_error
+from broker.instance import InstanceGuard, store_error
 from broker.notify import Notifier
+from broker.ratelimit import LongPollSlots, RateLimiter
 from broker.routes import dlq, health, messages, push, queues
 from broker.scripts import Scripts
 from broker.settings import Settings
@@ -72,13 +75,21 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, clock: An
         if redis is None and not settings.redis_url:
             raise RuntimeError("BROKER_REDIS_URL is not set (broker serve starts the embedded store and sets it)")
         client = redis if redis is not None else connect(settings.redis_url or "")
+        # Reliability (broker/instance.py, broker/ratelimit.py): the store's identity is checked on every new
+        # connection of our own client and every second; requests are admitted by rate limit and long-poll bound.
+        guard = InstanceGuard(client, hook=redis is None and isinstance(client, aioredis.Redis))
+        await guard.start()
         scripts = Scripts(client)
         with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
             await scripts.load()
         store = Store(client, scripts, clock) if clock else Store(client, scripts)
         notifier = Notifier(pubsub_client(client))
         keyring = KeyRing(client, settings.api_keys, settings.auth_cache_seconds)
-        ctx = Context(settings=settings, redis=client, store=store, keyring=keyring, notifier=notifier)
+        limiter = RateLimiter(scripts)
+        ctx = Context(
+            settings=settings, redis=client, store=store, keyring=keyring, notifier=notifier,
+            guard=guard, limiter=limiter, long_polls=LongPollSlots(settings.max_long_polls),
+        )
         background = None
         if settings.run_workers:
             from workers.inprocess import start_background
@@ -90,13 +101,19 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, clock: An
             if background is not None:
                 await background.stop()
             await notifier.close()
+            await limiter.close()
+            await guard.stop()
             if redis is None:
                 await client.aclose()
 
     return Starlette(
         routes=ROUTES,
         middleware=[Middleware(RequestContext)],
-        exception_handlers={errors.BrokerError: handle_error, HTTPException: handle_error},
+        exception_handlers={
+            errors.BrokerError: handle_error,
+            HTTPException: handle_error,
+            redis_errors.RedisError: store_error,  # a store error a method did not map: 503, not 500
+        },
         lifespan=lifespan,
     )
 

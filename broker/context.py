@@ -1,5 +1,13 @@
 """The shared state of one API process, built by the app's lifespan and reached by handlers as
-``request.state.ctx``."""
+``request.state.ctx``.
+
+Every authenticated route starts with ``ctx.project(request)``, which is also where a request is
+admitted: refused with 503 while the store is known to have lost its data or did not answer its last
+check (``broker.instance``), then
+authenticated, then charged to its project's rate limit (``broker.ratelimit``). ``ctx.body`` decodes the
+body, and takes a long-poll slot for a consume that will wait. None of these costs a Redis round trip in
+the normal case.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,10 @@ from starlette.requests import Request
 
 from broker.auth import KeyRing
 from broker.http import decode, read_body
+from broker.instance import InstanceGuard
 from broker.notify import Notifier
+from broker.ratelimit import LongPollSlots, RateLimiter
+from broker.schemas import ConsumeRequest
 from broker.settings import Settings
 from broker.store import Store
 
@@ -24,13 +35,25 @@ class Context:
     store: Store
     keyring: KeyRing
     notifier: Notifier
+    guard: InstanceGuard | None = None
+    limiter: RateLimiter | None = None
+    long_polls: LongPollSlots | None = None
 
     async def project(self, request: Request) -> str:
-        """Authenticate the request; its project."""
-        return await self.keyring.project_for(request.headers.get("authorization"))
+        """Admit the request: the store must not have lost its data, the key must be valid, and the
+        project must be within its rate limit. Returns the project."""
+        if self.guard is not None:
+            self.guard.admit()
+        project = await self.keyring.project_for(request.headers.get("authorization"))
+        if self.limiter is not None:
+            await self.limiter.admit(project)
+        return project
 
     async def body(self, request: Request, type_: type[T], limit: int | None = None) -> T:
-        return decode(await read_body(request, limit or self.settings.max_body_bytes), type_)
+        value = decode(await read_body(request, limit or self.settings.max_body_bytes), type_)
+        if self.long_polls is not None and isinstance(value, ConsumeRequest) and value.wait_seconds > 0:
+            self.long_polls.admit()
+        return value
 
 
 def ctx_of(request: Request) -> Context:

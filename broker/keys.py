@@ -8,6 +8,7 @@ Layout (``P`` a validated project name, ``Q`` a validated queue name; neither ca
     v1:auth:initial            string set when `serve` created the first key of an empty store
     v1:projects                set    projects that have queues (for the background workers)
     v1:meta:instance           string store identity, written once (detects a store that came back empty)
+    v1:ratelimits              set    projects that have a request-rate limit (for `broker limits show`)
     v1:arq:queue               zset   arq job queue of `broker worker` (arq derives its other keys from it)
 
     v1:{P}:queues              zset   queue names, score 0 (lexicographic listing with a stable cursor)
@@ -15,6 +16,7 @@ Layout (``P`` a validated project name, ``Q`` a validated queue name; neither ca
     v1:{P}:seq                 string message sequence of the project (ids and FIFO order)
     v1:{P}:notify              channel a queue name is published here when it gets available messages
     v1:{P}:idem:<cap>:<sha>    string idempotency record (24 h TTL)
+    v1:{P}:ratelimit           hash   the project's request-rate limit and its token bucket (lua/take_tokens.lua)
     v1:{P}:q:Q:<part>          the structures of one queue, parts listed in QUEUE_PARTS
 
 Every key of a project carries the hash tag ``{P}`` so each script touches one Redis Cluster slot.
@@ -34,6 +36,7 @@ AUTH_REVOKED = f"{VERSION}:auth:revoked"
 AUTH_INITIAL = f"{VERSION}:auth:initial"  # set once when the first key of a store was created
 PROJECTS = f"{VERSION}:projects"
 INSTANCE = f"{VERSION}:meta:instance"
+RATE_LIMITS = f"{VERSION}:ratelimits"  # projects with a rate limit; only `broker limits` reads and writes it
 ARQ_QUEUE = f"{VERSION}:arq:queue"
 
 #: ``{tag}`` is ``v1:{P}``; Lua receives the tag and formats the same way.
@@ -99,6 +102,7 @@ class ProjectKeys:
 
     @property
     def ratelimit(self) -> str:
+        """Hash: the project's request-rate limit (rate, burst) and token bucket (tokens, ts_ms)."""
         return f"{self.tag}:ratelimit"
 
     def idempotency(self, capability: str, idempotency_key: str | None) -> str:

@@ -63,7 +63,7 @@ class CreateQueueRequest(Struct, kw_only=True):
 
 class UpdateQueueRequest(Struct, kw_only=True):
     queue: QueueName | None = None
-    dead_letter_queue: QueueName | None | msgspec.UnsetType = msgspec.UNSET
+    dead_letter_queue: QueueName | msgspec.UnsetType | None = msgspec.UNSET
     max_retries: MaxRetries | msgspec.UnsetType = msgspec.UNSET
     message_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
     visibility_timeout_default: Annotated[int, Meta(ge=0, le=MAX_VISIBILITY_SECONDS)] | msgspec.UnsetType = (

@@ -17,7 +17,12 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    if not await ctx_of(request).store.ping():
+    """Ready when the store answers and is the store this process knows (broker/instance.py): a store
+    that came back without its data is 503 with a message saying so."""
+    ctx = ctx_of(request)
+    if ctx.guard is not None:
+        await ctx.guard.ready()
+    elif not await ctx.store.ping():
         raise errors.Unavailable("the message store does not answer")
     return JSON(Health(status="ready"))
 

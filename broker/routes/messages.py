@@ -26,9 +26,9 @@ from broker.schemas import (
     ExtendRequest,
     Nacked,
     NackRequest,
+    PublishBatchRequest,
     Published,
     PublishedBatch,
-    PublishBatchRequest,
     PublishRequest,
     rfc3339,
 )

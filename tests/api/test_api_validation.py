@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from apikit import MakeQueue, assert_error
 
+from broker.schemas import rfc3339
+
 KIB = 1024
 
 
@@ -198,8 +200,6 @@ async def test_consume_defaults_to_one_message_and_the_queue_visibility(api: Any
         await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": i})
     [m] = (await api.ok("POST", "/v1/queue/consume", {"queue": "jobs"}))["messages"]
     assert m["payload"] == 0
-    from broker.schemas import rfc3339
-
     assert m["lease_expires_at"] == rfc3339(clock() + 45_000)
     assert len((await api.ok("POST", "/v1/queue/consume", {"queue": "jobs", "max_messages": 100}))["messages"]) == 2
 
@@ -235,8 +235,6 @@ async def test_nack_delay(api: Any, jobs: str, clock: Any) -> None:
 
 
 async def test_redrive_since_and_single_message(api: Any, make_queue: MakeQueue, clock: Any) -> None:
-    from broker.schemas import rfc3339
-
     await make_queue("jobs", max_retries=0)
     ids = []
     for i in range(3):

@@ -3,6 +3,9 @@ nothing. And the loader: a flushed script cache is refilled on demand (NOSCRIPT)
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +22,9 @@ NOT_A_NUMBER = ["abc", "1.5", "nan", "inf", "-inf", "1e400", "0x", "900719925474
 NOT_NOW = [*NOT_A_NUMBER, ""]
 NEGATIVE = ["-1"]
 
-# Scripts written and tested with the push-delivery feature, not part of the queue lifecycle.
-PUSH_SCRIPTS = {"maintain", "subscribe", "unsubscribe", "list_subscriptions", "subscription_state", "push_fail"}
+# Scripts of other features (push delivery, rate limits), tested with them; every other script needs a row.
+OTHER_FEATURES = {"maintain", "subscribe", "unsubscribe", "list_subscriptions", "subscription_state", "push_fail",
+                  "set_rate_limit", "take_tokens"}
 
 
 @dataclass
@@ -57,7 +61,7 @@ VALID: dict[str, Call] = {
                                [w.tag, "new", w.now, "", "standard", "", 5, 4, 30, 0]),
     "update_queue": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", "", "max_retries", 3, "visibility", 10]),
     "list_queues": lambda w: ([w.pk.queues], [w.tag, "", 10]),
-    "delete_queue": lambda w: ([w.cfg("new"), w.pk.queues], [w.tag, "new"]),
+    "delete_queue": lambda w: ([w.cfg("new"), w.pk.queues, w.pk.subscriptions], [w.tag, "new"]),
 }
 
 #: (script, 1-based ARGV index, bad values).
@@ -134,7 +138,7 @@ async def snapshot(redis_client: Any, project: str) -> dict[str, Any]:
 
 
 def test_the_table_covers_every_lifecycle_script() -> None:
-    assert set(VALID) == set(load_all()) - PUSH_SCRIPTS
+    assert set(VALID) == set(load_all()) - OTHER_FEATURES
     assert {script for script, _, _ in TABLE} <= set(VALID)
 
 
@@ -176,12 +180,18 @@ async def test_wrong_number_of_keys_is_refused_before_the_call(world: World, sto
 
 
 async def test_noscript_reloads_and_retries(redis_client: Any, store: Any, world: World) -> None:
-    scripts = Scripts(redis_client)  # never loaded by this instance
-    await redis_client.script_flush()
+    # A variant of the stats script that no other client of this shared server loads.
+    stats = load_all()["stats"]
+    source = f"{stats.source}\n-- {uuid.uuid4().hex}\n"
+    variant = dataclasses.replace(stats, source=source, sha=hashlib.sha1(source.encode()).hexdigest())
+    scripts = Scripts(redis_client, {"stats": variant})
     keys, args = VALID["stats"](world)
-    assert await redis_client.script_exists(scripts.scripts["stats"].sha) == [False]
-    reply = await scripts.call("stats", keys, args)
-    assert [int(v) for v in reply[:4]] == [2, 1, 1, 1]  # available, in flight, delayed, dlq
-    assert await redis_client.script_exists(scripts.scripts["stats"].sha) == [True]
+    first = await scripts.call("stats", keys, args)  # never loaded: NOSCRIPT, load, retry
+    assert [int(v) for v in first[:4]] == [2, 1, 1, 1]  # available, in flight, delayed, dlq
+    assert await redis_client.script_exists(variant.sha) == [True]
     await redis_client.script_flush()
+    assert await redis_client.script_exists(variant.sha) == [False]
+    assert await scripts.call("stats", keys, args) == first
+    assert await redis_client.script_exists(variant.sha) == [True]
+    # The store's own scripts come back the same way.
     assert (await store.stats(world.pk.project, "jobs")).available == 2

@@ -36,7 +36,7 @@ from broker.store import OutgoingMessage, Store
 
 REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DAY_MS = 86_400_000
-MAX_RETRIES = 2
+MAX_RETRIES = 1
 VISIBILITY_MS = 10_000
 QUEUE = "jobs"
 SCRIPTS = load_all()  # read once for every example
@@ -52,7 +52,12 @@ SETTINGS = settings(
 )
 #: Time that passes just before an operation, so that the operation (not the stats call of the checks)
 #: is the first to see ended leases, due delays and retention: ms, or "next"/"just-before" the next deadline.
-ELAPSE = st.sampled_from([0, 0, 0, 0, 1, 1000, 5000, "next", "just-before"])
+ELAPSE = st.sampled_from([0, 0, 0, 1, 1000, 5000, "next", "next", "just-before"])
+#: The same before an operation on a lease: mostly none, so that the lease is often still held.
+ELAPSE_LEASED = st.sampled_from([0, 0, 0, 0, 0, 1, 1000, "next", "just-before"])
+#: Which message an ack/nack/extend names: mostly one in flight, sometimes any message ever published.
+LEASED = st.sampled_from(["inflight", "inflight", "inflight", "inflight", "any", "unknown"])
+RECEIPT = st.sampled_from(["current", "current", "stale", "none"])
 
 
 @dataclass
@@ -174,15 +179,24 @@ class QueueMachine(RuleBasedStateMachine):
         finally:
             self.loop.close()
 
-    @initialize()
-    def create_queue(self) -> None:
+    @initialize(groups=st.lists(st.sampled_from(["", "a", "b"]), max_size=4))
+    def create_queue(self, groups: list[str]) -> None:
+        """The queue, with a few messages to start from."""
         request = CreateQueueRequest(name=QUEUE, type="fifo" if self.FIFO else "standard", max_retries=MAX_RETRIES,
                                      message_retention_days=1, visibility_timeout_default=VISIBILITY_MS // 1000,
                                      enable_priority=self.PRIORITY)
         self.run(self.store.create_queue(self.project, request))
+        for group in groups:
+            self.publish(1, 0, 0, group, 0)
 
-    def pick(self, index: int) -> str:
-        return self.ids[index % len(self.ids)]
+    def pick(self, index: int, among: str) -> str:
+        """A message in state ``among`` when there is one, else any message ever published ("any"), or an
+        id never published ("unknown")."""
+        if among == "unknown":
+            return "0" * 19
+        candidates = sorted(m.id for m in self.model.live(among)) if among != "any" else []
+        pool = candidates or self.ids
+        return pool[index % len(pool)]
 
     # --- operations -------------------------------------------------------------------------------
     @rule(
@@ -218,86 +232,60 @@ class QueueMachine(RuleBasedStateMachine):
             assert got.receipt not in m.receipts[:-1]
 
     @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]), elapse=ELAPSE)
-    def ack(self, index: int, receipt: str, elapse: int | str) -> None:
+    @rule(action=st.sampled_from(["ack", "ack", "nack", "nack", "extend"]), index=st.integers(0, 1000), among=LEASED,
+          receipt=RECEIPT, requeue=st.booleans(), delay_ms=st.sampled_from([0, 0, 1000, 5000]),
+          visibility_ms=st.sampled_from([0, 1000, 10_000]), elapse=ELAPSE_LEASED)
+    def end_or_extend_lease(self, action: str, index: int, among: str, receipt: str, requeue: bool, delay_ms: int,
+                            visibility_ms: int, elapse: int | str) -> None:
+        """ack, nack (requeue after delay_ms, or dead-letter) or extend (by visibility_ms) a message."""
+        mid = self.pick(index, among)
         self.elapse(elapse)
-        mid = self.pick(index)
         given = self.receipt_for(mid, receipt)
         self.model.settle(self.now)
         refused = self.model.lease_check(mid, given)
-        self.expect(refused, self.store.ack(self.project, QUEUE, [(mid, given)]))
-        if refused is None:
-            self.model.messages[mid].state = "gone"
+        m = self.model.messages.get(mid)
+        if action == "ack":
+            self.expect(refused, self.store.ack(self.project, QUEUE, [(mid, given)]))
+            if m and refused is None:
+                m.state = "gone"
+        elif action == "nack":
+            call = self.store.nack(self.project, QUEUE, mid, receipt=given, requeue=requeue, delay_ms=delay_ms)
+            requeued = self.expect(refused, call)
+            if m and refused is None:
+                assert requeued == self.model.fail_delivery(m, self.now, self.now + delay_ms, requeue)
+        else:
+            reply = self.expect(refused, self.store.extend(self.project, QUEUE, mid, given, visibility_ms))
+            if m and refused is None:
+                m.deadline = self.now + visibility_ms
+                assert reply == (m.receipts[-1], m.deadline)
 
-    @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]), requeue=st.booleans(),
-          delay_ms=st.sampled_from([0, 0, 1000, 5000]), elapse=ELAPSE)
-    def nack(self, index: int, receipt: str, requeue: bool, delay_ms: int, elapse: int | str) -> None:
+    @rule(how=st.sampled_from(["all", "all", 1, 2, "one", "one", "any"]), index=st.integers(0, 1000), elapse=ELAPSE)
+    def redrive(self, how: int | str, index: int, elapse: int | str) -> None:
+        """Redrive all dead letters, the oldest 1 or 2, or one by id (a dead letter, or any message)."""
+        mid = self.pick(index, "dead" if how == "one" else "any") if how in ("one", "any") and self.ids else None
         self.elapse(elapse)
-        mid = self.pick(index)
-        given = self.receipt_for(mid, receipt)
         self.model.settle(self.now)
-        refused = self.model.lease_check(mid, given)
-        call = self.store.nack(self.project, QUEUE, mid, receipt=given, requeue=requeue, delay_ms=delay_ms)
-        requeued = self.expect(refused, call)
-        if refused is None:
+        if mid is not None:
             m = self.model.messages[mid]
-            assert requeued == self.model.fail_delivery(m, self.now, self.now + delay_ms, requeue)
-
-    @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 1000), receipt=st.sampled_from(["current", "stale", "none"]),
-          visibility_ms=st.sampled_from([0, 1000, 10_000]), elapse=ELAPSE)
-    def extend(self, index: int, receipt: str, visibility_ms: int, elapse: int | str) -> None:
-        self.elapse(elapse)
-        mid = self.pick(index)
-        given = self.receipt_for(mid, receipt)
-        self.model.settle(self.now)
-        refused = self.model.lease_check(mid, given)
-        reply = self.expect(refused, self.store.extend(self.project, QUEUE, mid, given, visibility_ms))
-        if refused is None:
-            m = self.model.messages[mid]
-            m.deadline = self.now + visibility_ms
-            assert reply == (m.receipts[-1], m.deadline)
-
-    @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 1000))
-    def ack_unknown_or_gone(self, index: int) -> None:
-        self.model.settle(self.now)
-        gone = [m.id for m in self.model.messages.values() if m.state == "gone"]
-        mid = gone[index % len(gone)] if gone else "0" * 19
-        self.expect(errors.MessageNotFound, self.store.ack(self.project, QUEUE, [(mid, None)]))
-
-    @rule(max_messages=st.sampled_from([None, None, 1, 2]), elapse=ELAPSE)
-    def redrive_all(self, max_messages: int | None, elapse: int | str) -> None:
-        self.elapse(elapse)
-        self.model.settle(self.now)
-        chosen = self.model.dead_letters()[:max_messages]
-        redriven = self.run(self.store.redrive(self.project, QUEUE, message_id=None, since_ms=None,
-                                               max_messages=max_messages, idempotency_key=None, fp=""))
-        assert redriven == len(chosen)
+            call = self.store.redrive(self.project, QUEUE, message_id=mid, since_ms=None, max_messages=None,
+                                      idempotency_key=None, fp="")
+            if m.state != "dead":
+                self.expect(errors.MessageNotFound, call)
+                return
+            chosen = [m]
+        else:
+            max_messages = how if isinstance(how, int) else None
+            chosen = self.model.dead_letters()[:max_messages]
+            call = self.store.redrive(self.project, QUEUE, message_id=None, since_ms=None, max_messages=max_messages,
+                                      idempotency_key=None, fp="")
+        assert self.run(call) == len(chosen)
         for m in chosen:
-            self.redriven(m)
+            m.state, m.attempts, m.due = "waiting", 0, self.now
 
-    @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 1000), elapse=ELAPSE)
-    def redrive_one(self, index: int, elapse: int | str) -> None:
-        self.elapse(elapse)
-        mid = self.pick(index)
-        self.model.settle(self.now)
-        m = self.model.messages[mid]
-        call = self.store.redrive(self.project, QUEUE, message_id=mid, since_ms=None, max_messages=None,
-                                  idempotency_key=None, fp="")
-        if m.state != "dead":
-            self.expect(errors.MessageNotFound, call)
+    @rule(elapse=ELAPSE, now=st.integers(0, 3))
+    def purge(self, elapse: int | str, now: int) -> None:
+        if now:  # purge empties the queue: keep it rarer than the other operations
             return
-        assert self.run(call) == 1
-        self.redriven(m)
-
-    def redriven(self, m: Message) -> None:
-        m.state, m.attempts, m.due = "waiting", 0, self.now
-
-    @rule(elapse=ELAPSE)
-    def purge(self, elapse: int | str) -> None:
         self.elapse(elapse)
         self.model.settle(self.now)
         doomed = self.model.live("waiting") + self.model.live("inflight")
@@ -305,17 +293,13 @@ class QueueMachine(RuleBasedStateMachine):
         for m in doomed:
             m.state = "gone"
 
-    @rule(seconds=st.sampled_from([0.001, 0.5, 1, 5, 10, 30]))
-    def advance(self, seconds: float) -> None:
-        self.now += round(seconds * 1000)
-
-    @rule(to=st.sampled_from(["next", "just-before"]))
-    def advance_to_next_deadline(self, to: str) -> None:
-        self.elapse(to)
-
-    @rule(ms=st.sampled_from([DAY_MS - 30_000, DAY_MS]))
-    def advance_toward_retention(self, ms: int) -> None:
-        self.now += ms
+    @rule(how=st.sampled_from([1, 500, 1000, 5000, 10_000, 30_000, "next", "just-before", "retention"]),
+          now=st.integers(0, 3))
+    def advance(self, how: int | str, now: int) -> None:
+        if how != "retention":
+            self.elapse(how)
+        elif not now:  # retention empties the queue: keep it rare
+            self.elapse(DAY_MS - 30_000)
 
     # --- helpers ----------------------------------------------------------------------------------
     def elapse(self, how: int | str) -> None:
@@ -331,7 +315,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.now = min(ahead)
 
     def receipt_for(self, mid: str, which: str) -> str | None:
-        receipts = self.model.messages[mid].receipts
+        receipts = self.model.messages[mid].receipts if mid in self.model.messages else []
         if which == "current" and receipts:
             return receipts[-1]
         if which == "stale" and len(receipts) >= 2:

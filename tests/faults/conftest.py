@@ -1,0 +1,24 @@
+"""Fixtures of the fault tests: every process a test starts is stopped at its end (``fleet``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from faultkit import Fleet, pids_alive
+
+#: ``BROKER_FAULTS_FULL=1``: the full-size fault run (see docs/reliability.md) instead of the reduced one.
+FULL = os.environ.get("BROKER_FAULTS_FULL", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    fleet = Fleet(tmp_path)
+    try:
+        yield fleet
+    finally:
+        fleet.stop_all()
+        left = pids_alive(fleet)
+        assert not left, f"processes left running: {left}"
