@@ -286,7 +286,7 @@ class InstanceGuard:
 
         kwargs = {k: v for k, v in pool.connection_kwargs.items() if k != "redis_connect_func"}
         check_pool = aioredis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **kwargs)
-        self._check_client = aioredis.Redis(connection_pool=check_pool)
+        self._check_client = aioredis.Redis.from_pool(check_pool)
         self._own_check_client = True
         pool.connection_kwargs["redis_connect_func"] = self.on_connect
 

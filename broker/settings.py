@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 class ConfigError(Exception):

@@ -16,6 +16,7 @@ from broker.schemas import (
     DEFAULT_PUSH_VISIBILITY_SECONDS,
     PushSubscribeRequest,
     PushUnsubscribed,
+    QueueOnlyRequest,
 )
 from broker.ssrf import AddressGuard, RefusedUrl, check_url
 from broker.store import fingerprint
@@ -67,13 +68,15 @@ async def push_subscribe(request: Request) -> Response:
 async def get_subscription(request: Request) -> Response:
     ctx = ctx_of(request)
     project = await ctx.project(request)
-    return JSON(await SubscriptionStore(ctx.store).get(project, path_queue(request)))
+    req = await ctx.body(request, QueueOnlyRequest)
+    return JSON(await SubscriptionStore(ctx.store).get(project, path_queue(request, req.queue)))
 
 
 async def delete_subscription(request: Request) -> Response:
     ctx = ctx_of(request)
     project = await ctx.project(request)
-    name = path_queue(request)
+    req = await ctx.body(request, QueueOnlyRequest)
+    name = path_queue(request, req.queue)
     subscription_id = await SubscriptionStore(ctx.store).unsubscribe(project, name)
     return JSON(PushUnsubscribed(subscription_id=subscription_id, queue=name, deleted=True))
 

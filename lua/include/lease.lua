@@ -1,6 +1,6 @@
 -- Checks shared by ack, nack and extend: the message must be in this queue and leased under `receipt`.
--- Returns the message, or raises MESSAGE_NOT_FOUND (unknown here, or past retention) / LEASE_EXPIRED (not leased, or
--- leased under another receipt). A lease past its deadline is no longer held.
+-- Returns the message, or raises MESSAGE_NOT_FOUND (unknown here, or past retention) / LEASE_EXPIRED (not
+-- leased, or leased under another receipt). A lease past its deadline is no longer held.
 local function leased_message(qk, id, receipt, now, field)
   local m = msg_get(qk, id)
   local expires = redis.call("ZSCORE", qk.expiry, id)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from faultkit import Fleet, pids_alive
-
-#: ``BROKER_FAULTS_FULL=1``: the full-size fault run (see docs/reliability.md) instead of the reduced one.
-FULL = os.environ.get("BROKER_FAULTS_FULL", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ every process it started (a frozen one is thawed first), so a test leaves nothin
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -19,9 +20,12 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ops"))
-from opskit import alive, broker_command, clean_env, free_port, wait_until  # noqa: E402
+from opskit import alive, broker_command, clean_env, free_port, wait_until
 
-__all__ = ["DURABLE", "ApiServer", "Fleet", "RedisNode", "alive", "clean_env", "free_port", "wait_until"]
+__all__ = ["DURABLE", "FULL", "ApiServer", "Fleet", "RedisNode", "alive", "clean_env", "free_port", "wait_until"]
+
+#: ``BROKER_FAULTS_FULL=1``: the full-size fault run (see docs/reliability.md) instead of the reduced one.
+FULL = os.environ.get("BROKER_FAULTS_FULL", "").strip().lower() in ("1", "true", "yes", "on")
 
 #: The durability the service requires of an external Redis (its `serve` refuses less).
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--save", "")

@@ -71,7 +71,7 @@ class History:
         if response.status_code == 200:
             return
         problem = shape_problem(response)
-        if problem or response.status_code >= 500 and response.status_code != 503:
+        if problem or (response.status_code >= 500 and response.status_code != 503):
             self.server_errors.append(f"{op}: {response.status_code} {problem} {response.text[:300]}")
 
     def failed(self, op: str, exc: Exception) -> None:

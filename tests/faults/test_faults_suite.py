@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import FULL
-from faultkit import Fleet
+from faultkit import FULL, Fleet
 from suite import SuiteConfig, run_suite
 
 REDUCED = SuiteConfig(min_cycles=5, min_ops=0, calm_seconds=2.0)

@@ -234,11 +234,19 @@ async def test_purge_of_a_dlq_unlists_the_dead_letters_it_held(pair: tuple[Queue
     assert (await source.stats()).dlq == 0
 
 
-async def test_source_dead_letters_keep_source_priority_and_group(make_queue: MakeQueue) -> None:
-    await make_queue("dead", type="fifo")
+async def test_source_dead_letters_keep_source_priority_and_group(make_queue: MakeQueue, clock: Any) -> None:
+    dead = await make_queue("dead", type="fifo")
     source = await make_queue("source", type="fifo", dead_letter_queue="dead", max_retries=0)
-    mid = await source.publish_one(message({"v": 1}, group="g", priority=4))
-    await source.claim()
-    await source.nack(mid, requeue=False)
-    [listed] = await source.dlq()
-    assert (listed.group_id, listed.priority, bytes(listed.payload)) == ("g", 4, b'{"v":1}')
+    first, second = await source.publish(message({"v": 1}, group="g", priority=4), message({"v": 2}, group="g"))
+    assert await source.claim_ids() == [first, second]
+    await source.nack(second, requeue=False)
+    clock.advance(0.001)
+    await source.nack(first, requeue=False)
+    assert await source.dlq_ids() == [second, first]  # oldest dead letter first
+    listed = {d.message_id: d for d in await source.dlq()}
+    assert (listed[first].group_id, listed[first].priority, bytes(listed[first].payload)) == ("g", 4, b'{"v":1}')
+    # In the FIFO dead-letter queue they form group "g" again, in publish order.
+    assert await dead.claim_ids(1) == [first]
+    assert await dead.claim_ids() == []
+    await dead.ack(first)
+    assert await dead.claim_ids() == [second]
