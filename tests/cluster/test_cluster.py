@@ -104,8 +104,8 @@ async def test_lifecycle_on_every_node(apis: list[Any], cluster: list[int]) -> N
         first, *rest = got["messages"]
         await _ok(http, headers, "POST", "/v1/queue/nack",
                   {"queue": "jobs", "message_id": first["message_id"], "requeue": False})
-        await _ok(http, headers, "POST", "/v1/queue/ack_batch",
-                  {"queue": "jobs", "messages": [{"message_id": m["message_id"], "receipt": m["receipt"]} for m in rest]})
+        receipts = [{"message_id": m["message_id"], "receipt": m["receipt"]} for m in rest]
+        await _ok(http, headers, "POST", "/v1/queue/ack_batch", {"queue": "jobs", "messages": receipts})
         stats = await _ok(http, headers, "GET", "/v1/queue/stats/jobs")
         assert (stats["available"], stats["in_flight"], stats["dlq"]) == (0, 0, 1)
         dead = await _ok(http, headers, "GET", "/v1/queue/dlq/list/jobs")
