@@ -9,6 +9,7 @@ flushed server) loads the script and retries once. Error replies of the form
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 
 from broker import errors
 from broker.keys import lua_keys_include
@@ -103,12 +105,74 @@ def error_from_reply(exc: redis_errors.ResponseError) -> Exception:
     return cls(message or None, field=field or None)
 
 
-class Scripts:
-    """Calls scripts by SHA on one Redis client."""
+class Coalescer:
+    """Sends the EVALSHA calls issued during one turn of the event loop as one pipeline: one socket write
+    and one read for all the concurrent requests of a process, instead of one each. Each caller gets its
+    own reply or error; a connection failure fails every call of that pipeline (they are then retried
+    by their clients like any 503)."""
 
-    def __init__(self, redis: Any, scripts: dict[str, Script] | None = None):
+    def __init__(self, redis: Any):
+        self.redis = redis
+        self._pending: list[tuple[str, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((sha, keys, args, future))
+        return future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[tuple[str, Sequence[str], Sequence[Any], asyncio.Future[Any]]]) -> None:
+        results: list[Any]
+        try:
+            if len(batch) == 1:
+                sha, keys, args, _ = batch[0]
+                try:
+                    results = [await self.redis.evalsha(sha, len(keys), *keys, *args)]
+                except redis_errors.ResponseError as exc:
+                    results = [exc]
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                for sha, keys, args, _ in batch:
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (*_, future), result in zip(batch, results, strict=True):
+            if future.done():  # the caller went away
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+class Scripts:
+    """Calls scripts by SHA on one Redis client (coalescing concurrent calls into pipelines, except on a
+    Redis Cluster, where each call goes to its own node)."""
+
+    def __init__(self, redis: Any, scripts: dict[str, Script] | None = None, *, coalesce: bool = True):
         self.redis = redis
         self.scripts = scripts if scripts is not None else load_all()
+        self.coalescer = Coalescer(redis) if coalesce and not isinstance(redis, RedisCluster) else None
+
+    async def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if self.coalescer is not None:
+            return await self.coalescer.evalsha(script.sha, keys, args)
+        return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
 
     async def load(self) -> None:
         """Load every script (start-up; a later NOSCRIPT reloads on demand)."""
@@ -121,10 +185,10 @@ class Scripts:
             raise errors.InternalError(f"script {name} takes {script.num_keys} keys, got {len(keys)}")
         try:
             try:
-                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+                return await self._evalsha(script, keys, args)
             except redis_errors.NoScriptError:
                 await self.redis.script_load(script.source)
-                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+                return await self._evalsha(script, keys, args)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError) as exc:
             raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
         except redis_errors.OutOfMemoryError as exc:
