@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from broker import errors
 from broker.auth import KeyRing
 from broker.context import Context
+from broker.fastpath import FastPath
 from broker.http import RequestContext, handle_error
 from broker.instance import InstanceGuard, store_error
 from broker.notify import Notifier
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, clock: An
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestContext)],
+        middleware=[Middleware(FastPath, routes=messages.BODY_ROUTES), Middleware(RequestContext)],
         exception_handlers={
             errors.BrokerError: handle_error,
             HTTPException: handle_error,

@@ -42,15 +42,23 @@ class Context:
     async def project(self, request: Request) -> str:
         """Admit the request: the store must not have lost its data, the key must be valid, and the
         project must be within its rate limit. Returns the project."""
+        return await self.admit(request.headers.get("authorization"))
+
+    async def admit(self, authorization: str | None) -> str:
+        """``project`` for the value of an Authorization header (the lean path has no Request)."""
         if self.guard is not None:
             self.guard.admit()
-        project = await self.keyring.project_for(request.headers.get("authorization"))
+        project = await self.keyring.project_for(authorization)
         if self.limiter is not None:
             await self.limiter.admit(project)
         return project
 
     async def body(self, request: Request, type_: type[T], limit: int | None = None) -> T:
-        value = decode(await read_body(request, limit or self.settings.max_body_bytes), type_)
+        return self.parse(await read_body(request, limit or self.settings.max_body_bytes), type_)
+
+    def parse(self, body: bytes, type_: type[T]) -> T:
+        """Decode a request body; a consume that will wait also takes a long-poll slot."""
+        value = decode(body, type_)
         if self.long_polls is not None and isinstance(value, ConsumeRequest) and value.wait_seconds > 0:
             self.long_polls.admit()
         return value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -69,6 +70,20 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     return error_response(errors.InternalError(), rid)
 
 
+def assign_request_id(scope: Scope) -> str:
+    """The request's id: a sane incoming ``X-Request-Id``, else a new one; kept in the scope's state."""
+    rid = ""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID_RE.match(candidate):
+                rid = candidate
+            break
+    rid = rid or uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = rid
+    return rid
+
+
 class RequestContext:
     """Pure ASGI middleware: assigns the request id, sets ``X-Request-Id`` on every response, and turns
     any exception that escaped the handlers into a 500 in the contract's shape."""
@@ -80,15 +95,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _REQUEST_ID_RE.match(candidate):
-                    rid = candidate
-                break
-        rid = rid or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        rid = assign_request_id(scope)
         header = (b"x-request-id", rid.encode())
         started = False
 
@@ -111,7 +118,11 @@ class RequestContext:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` (before buffering it whole)."""
-    length = request.headers.get("content-length")
+    return await read_limited(request.stream(), request.headers.get("content-length"), limit)
+
+
+async def read_limited(chunks: AsyncIterator[bytes], length: str | None, limit: int) -> bytes:
+    """Collect ``chunks``, refusing with 413 a declared ``length`` or a running size over ``limit``."""
     if length is not None:
         try:
             declared = int(length)
@@ -119,14 +130,14 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise errors.ValidationError("invalid Content-Length header") from None
         if declared > limit:
             raise errors.PayloadTooLarge(f"request body exceeds {limit} bytes")
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise errors.PayloadTooLarge(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def field_of(message: str) -> str | None:

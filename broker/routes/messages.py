@@ -1,4 +1,8 @@
-"""queue.publish, publish_batch, consume, ack, nack, and the extensions ack_batch and extend."""
+"""queue.publish, publish_batch, consume, ack, nack, and the extensions ack_batch and extend.
+
+Each handler takes the context, the authenticated project and the raw body, and returns a response
+Struct; ``broker.fastpath`` serves them both as Starlette routes and on the lean path of the hot POSTs.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,10 @@ import asyncio
 import hashlib
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from broker import errors
-from broker.context import ctx_of
-from broker.http import JSON
+from broker.context import Context
+from broker.fastpath import BodyRoute
 from broker.schemas import (
     MAX_BATCH_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -62,10 +63,8 @@ def _outgoing(
     return OutgoingMessage(encoded, delay_ms, priority, group_id, fp, idempotency_key)
 
 
-async def publish(request: Request) -> Response:
-    ctx = ctx_of(request)
-    project = await ctx.project(request)
-    req = await ctx.body(request, PublishRequest)
+async def publish(ctx: Context, project: str, body: bytes) -> Published:
+    req = ctx.parse(body, PublishRequest)
     message = _outgoing(req.queue, req.payload, req.delay_seconds, req.priority, req.group_id, None, "")
     fp = ""
     if req.idempotency_key is not None:
@@ -74,13 +73,11 @@ async def publish(request: Request) -> Response:
     ids = await ctx.store.publish(
         project, req.queue, [message], batch=False, idempotency_key=req.idempotency_key, fp=fp
     )
-    return JSON(Published(message_id=ids[0]))
+    return Published(message_id=ids[0])
 
 
-async def publish_batch(request: Request) -> Response:
-    ctx = ctx_of(request)
-    project = await ctx.project(request)
-    req = await ctx.body(request, PublishBatchRequest, limit=MAX_BATCH_BYTES)
+async def publish_batch(ctx: Context, project: str, body: bytes) -> PublishedBatch:
+    req = ctx.parse(body, PublishBatchRequest)
     messages = [
         _outgoing(req.queue, m.payload, m.delay_seconds, m.priority, m.group_id, m.idempotency_key, f"messages[{i}].")
         for i, m in enumerate(req.messages)
@@ -89,13 +86,11 @@ async def publish_batch(request: Request) -> Response:
     ids = await ctx.store.publish(
         project, req.queue, messages, batch=True, idempotency_key=req.idempotency_key, fp=fp
     )
-    return JSON(PublishedBatch(message_ids=ids))
+    return PublishedBatch(message_ids=ids)
 
 
-async def consume(request: Request) -> Response:
-    ctx = ctx_of(request)
-    project = await ctx.project(request)
-    req = await ctx.body(request, ConsumeRequest)
+async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
+    req = ctx.parse(body, ConsumeRequest)
     visibility_ms = None if req.visibility_timeout is None else round(req.visibility_timeout * 1000)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.wait_seconds
@@ -103,28 +98,24 @@ async def consume(request: Request) -> Response:
         messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
         remaining = deadline - loop.time()
         if messages or remaining <= 0:
-            return JSON(Consumed(messages=messages))
+            return Consumed(messages=messages)
         timeout = remaining
         if wake_ms >= 0:
             timeout = min(timeout, max(0.005, (wake_ms - ctx.store.clock()) / 1000))
         await ctx.notifier.wait(project, req.queue, timeout)
 
 
-async def ack(request: Request) -> Response:
-    ctx = ctx_of(request)
-    project = await ctx.project(request)
-    req = await ctx.body(request, AckRequest)
+async def ack(ctx: Context, project: str, body: bytes) -> Acked:
+    req = ctx.parse(body, AckRequest)
     fp = fingerprint("queue.ack", req) if req.idempotency_key else ""
     await ctx.store.ack(
         project, req.queue, [(req.message_id, req.receipt)], idempotency_key=req.idempotency_key, fp=fp
     )
-    return JSON(Acked(message_id=req.message_id, acked=True))
+    return Acked(message_id=req.message_id, acked=True)
 
 
-async def ack_batch(request: Request) -> Response:
-    ctx = ctx_of(request)
-    project = await ctx.project(request)
-    req = await ctx.body(request, AckBatchRequest)
+async def ack_batch(ctx: Context, project: str, body: bytes) -> AckedBatch:
+    req = ctx.parse(body, AckBatchRequest)
     fp = fingerprint("queue.ack_batch", req) if req.idempotency_key else ""
     acked = await ctx.store.ack(
         project,
@@ -135,13 +126,11 @@ async def ack_batch(request: Request) -> Response:
         idempotency_key=req.idempotency_key,
         fp=fp,
     )
-    return JSON(AckedBatch(queue=req.queue, acked=acked))
+    return AckedBatch(queue=req.queue, acked=acked)
 
 
-async def nack(request: Request) -> Response:
-    ctx = ctx_of(request)
-    project = await ctx.project(request)
-    req = await ctx.body(request, NackRequest)
+async def nack(ctx: Context, project: str, body: bytes) -> Nacked:
+    req = ctx.parse(body, NackRequest)
     fp = fingerprint("queue.nack", req) if req.idempotency_key else ""
     requeued = await ctx.store.nack(
         project,
@@ -153,25 +142,24 @@ async def nack(request: Request) -> Response:
         idempotency_key=req.idempotency_key,
         fp=fp,
     )
-    return JSON(Nacked(message_id=req.message_id, nacked=True, requeued=requeued))
+    return Nacked(message_id=req.message_id, nacked=True, requeued=requeued)
 
 
-async def extend(request: Request) -> Response:
-    ctx = ctx_of(request)
-    project = await ctx.project(request)
-    req = await ctx.body(request, ExtendRequest)
+async def extend(ctx: Context, project: str, body: bytes) -> Extended:
+    req = ctx.parse(body, ExtendRequest)
     receipt, deadline = await ctx.store.extend(
         project, req.queue, req.message_id, req.receipt, round(req.visibility_timeout * 1000)
     )
-    return JSON(Extended(message_id=req.message_id, receipt=receipt, lease_expires_at=rfc3339(deadline)))
+    return Extended(message_id=req.message_id, receipt=receipt, lease_expires_at=rfc3339(deadline))
 
 
-routes = [
-    Route("/v1/queue/publish", publish, methods=["POST"]),
-    Route("/v1/queue/publish_batch", publish_batch, methods=["POST"]),
-    Route("/v1/queue/consume", consume, methods=["POST"]),
-    Route("/v1/queue/ack", ack, methods=["POST"]),
-    Route("/v1/queue/ack_batch", ack_batch, methods=["POST"]),
-    Route("/v1/queue/nack", nack, methods=["POST"]),
-    Route("/v1/queue/extend", extend, methods=["POST"]),
+BODY_ROUTES = [
+    BodyRoute("/v1/queue/publish", publish),
+    BodyRoute("/v1/queue/publish_batch", publish_batch, limit=MAX_BATCH_BYTES),
+    BodyRoute("/v1/queue/consume", consume),
+    BodyRoute("/v1/queue/ack", ack),
+    BodyRoute("/v1/queue/ack_batch", ack_batch),
+    BodyRoute("/v1/queue/nack", nack),
+    BodyRoute("/v1/queue/extend", extend),
 ]
+routes = [route.starlette_route() for route in BODY_ROUTES]
