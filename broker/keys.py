@@ -44,21 +44,26 @@ QUEUE_KEY_FORMAT = "{tag}:q:{queue}:{part}"
 
 #: Every structure of one queue: name -> (Redis type, meaning).
 QUEUE_PARTS: dict[str, tuple[str, str]] = {
-    "cfg": ("hash", "configuration: type, dlq, max_retries, retention_days, visibility, priority, created_ms"),
-    "avail": ("zset", "available ids; standard: priority-then-sequence score; fifo: unused"),
-    "delayed": ("zset", "ids not yet due -> due time (ms)"),
-    "inflight": ("zset", "leased ids -> lease deadline (ms)"),
-    "dead": ("zset", "dead letters kept in this queue's own area -> dead-lettered time (ms)"),
+    "cfg": (
+        "hash",
+        "configuration: type, dlq, max_retries, retention_days, visibility, priority, created_ms; "
+        "retention_min_days, retention_max_days (bounds of the retention of the messages held)",
+    ),
+    "avail": ("zset", "available ids; standard: (9 - priority) * 2^42 + sequence, fifo: sequence; each band in "
+              "retention order too, ids that do not fit scored 2^46 lower (and in expiry)"),
+    "delayed": ("zset", "ids not yet due -> due time, or retention deadline when earlier (ms)"),
+    "inflight": ("zset", "leased ids -> lease deadline, or retention deadline when earlier (ms)"),
+    "dead": ("zset", "dead letters kept in this queue's own area -> retention deadline (ms)"),
     "dlqidx": ("zset", "every dead letter of this queue wherever it sits, member 'where\\0id' -> dead-lettered time"),
     "foreign": ("set", "ids held here that are dead letters of another queue (to unindex them on purge)"),
-    "msgs": ("hash", "id -> cmsgpack [state fields..., payload]; layout in lua/include/message.lua"),
+    "msgs": ("hash", "id -> cmsgpack [state fields] followed by the payload; layout in lua/include/message.lua"),
     "groups": ("zset", "fifo: ready groups -> time their head message became available (ms)"),
-    "gq": ("zset", "fifo: waiting messages of all groups, member group\\0seq\\0id -> sequence"),
+    "gq": ("zset", "fifo: waiting messages of all groups, member group\\0<seq><enqueued ms> (hex) -> 0, lexicographic"),
     "gbusy": ("hash", "fifo: group -> messages of the group in flight or awaiting retry"),
     "refs": ("set", "names of queues (and 'sub:' + name for subscriptions) using this queue as DLQ"),
     "sub": ("hash", "push subscription of this queue"),
     "subst": ("hash", "push subscription delivery state"),
-    "expiry": ("zset", "every message of the queue -> retention deadline (ms)"),
+    "expiry": ("zset", "ids scored apart in avail (out of their band's retention order) -> retention deadline (ms)"),
 }
 
 

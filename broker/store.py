@@ -41,6 +41,13 @@ def fingerprint(capability: str, request: Any) -> str:
     return hashlib.sha256(capability.encode() + b"\0" + _encode(body)).hexdigest()
 
 
+def fifo_line_message_id(member: bytes) -> str:
+    """The message id of a member of a FIFO queue's waiting line (the ``gq`` part): ``group \\0 seq ms``,
+    the sequence and the enqueued ms in 11 hex digits each (``fifo_member`` in lua/include/message.lua)."""
+    seq = int(member[-22:-11], 16)
+    return f"{member[-11:].decode()}{seq % 2**32:08x}"
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

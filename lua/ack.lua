@@ -35,7 +35,6 @@ for _, item in ipairs(items) do
   leave_inflight(qk, cfg, item.id, item.m)
   unindex_foreign(qk, item.id, item.m)
   redis.call("HDEL", qk.msgs, item.id)
-  redis.call("ZREM", qk.expiry, item.id)
   if cfg.fifo then fifo_refresh(qk, group_of(item.m)) end
   acked[#acked + 1] = item.id
 end

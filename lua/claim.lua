@@ -30,7 +30,7 @@ local function deliver(id, m)
   m[F_ATTEMPTS] = m[F_ATTEMPTS] + 1
   m[F_LEASE] = m[F_LEASE] + 1
   msg_put(qk, id, m)
-  redis.call("ZADD", qk.inflight, deadline, id)
+  hold(qk, id, m, deadline)
   local n = #reply
   reply[n + 1] = id
   reply[n + 2] = m[F_PAYLOAD]
@@ -44,9 +44,32 @@ end
 
 local taken = 0
 if not cfg.fifo then
-  local popped = redis.call("ZPOPMIN", qk.avail, max)
-  for i = 1, #popped, 2 do
-    local id = popped[i]
+  -- The first `max` in avail order: its own region, merged with the region kept apart (rarely used).
+  local ids = {}
+  local apart = {}
+  if redis.call("EXISTS", qk.expiry) == 1 then -- "expiry" indexes exactly the ones kept apart
+    apart = redis.call("ZRANGEBYSCORE", qk.avail, "-inf", "(0", "WITHSCORES", "LIMIT", 0, max)
+  end
+  if #apart == 0 then
+    local popped = redis.call("ZPOPMIN", qk.avail, max)
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  else
+    local front = redis.call("ZRANGEBYSCORE", qk.avail, 0, "+inf", "WITHSCORES", "LIMIT", 0, max)
+    local a, f, kept_apart = 1, 1, {}
+    while #ids < max and (a < #apart or f < #front) do
+      if a < #apart and (f > #front or tonumber(apart[a + 1]) + APART < tonumber(front[f + 1])) then
+        ids[#ids + 1] = apart[a]
+        kept_apart[#kept_apart + 1] = apart[a]
+        a = a + 2
+      else
+        ids[#ids + 1] = front[f]
+        f = f + 2
+      end
+    end
+    redis.call("ZREM", qk.avail, unpack(ids))
+    if #kept_apart > 0 then redis.call("ZREM", qk.expiry, unpack(kept_apart)) end
+  end
+  for _, id in ipairs(ids) do
     local m = msg_get(qk, id)
     if m then
       deliver(id, m)
@@ -63,9 +86,7 @@ else
       local id = fifo_member_id(member)
       local m = msg_get(qk, id)
       if m[F_DUE] > now then break end
-      redis.call("ZREM", qk.gq, member)
-      redis.call("ZREM", qk.avail, id)
-      redis.call("ZREM", qk.delayed, id)
+      leave_waiting(qk, cfg, id, m)
       deliver(id, m)
       took = took + 1
     end

@@ -56,7 +56,7 @@ if wanted.dlq ~= "" then
 end
 redis.call("HSET", qk.cfg, "type", wanted.type, "dlq", wanted.dlq, "max_retries", wanted.max_retries,
   "retention_days", wanted.retention_days, "visibility", wanted.visibility, "priority", wanted.priority,
-  "created_ms", now)
+  "created_ms", now, "retention_min_days", wanted.retention_days, "retention_max_days", wanted.retention_days)
 redis.call("ZADD", KEYS[2], 0, qk.name)
 local reply = {1}
 for _, v in ipairs(cfg_reply(qk)) do reply[#reply + 1] = v end

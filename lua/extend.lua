@@ -19,5 +19,5 @@ local id = ARGV[4]
 local visibility_ms = to_int(ARGV[6], "visibility", 0)
 local m = leased_message(qk, id, ARGV[5], now, "message_id")
 local deadline = now + visibility_ms
-redis.call("ZADD", qk.inflight, deadline, id)
+hold(qk, id, m, deadline)
 return {id, receipt_of(id, m), deadline}

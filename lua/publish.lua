@@ -75,10 +75,10 @@ for i = 1, n do
     local id = new_message_id(now, seq)
     local group = ARGV[item.base + 3]
     if group == "" then group = false end
-    local m = {0, 0, item.priority, now, seq, group, false, false, false, now + item.delay, false, ARGV[item.base]}
+    local m = {0, 0, item.priority, now, seq, group, false, false, false, now + item.delay, false, ARGV[item.base],
+      cfg.retention_days}
     msg_put(qk, id, m)
-    redis.call("ZADD", qk.expiry, now + cfg.retention_ms, id)
-    enqueue(qk, cfg, id, m, now)
+    enqueue(qk, cfg, id, m, now, true)
     if item.delay == 0 then ready = ready + 1 end
     ids[i] = id
     idem_store(item.key, item.fp, {id})

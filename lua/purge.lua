@@ -31,11 +31,11 @@ for _, part in ipairs({"avail", "delayed", "inflight"}) do
     if #ids == 0 then break end
     redis.call("ZREM", qk[part], unpack(ids))
     redis.call("HDEL", qk.msgs, unpack(ids))
-    redis.call("ZREM", qk.expiry, unpack(ids))
     purged = purged + #ids
   end
 end
-redis.call("UNLINK", qk.gq, qk.groups, qk.gbusy, qk.foreign)
+-- "expiry" indexes available messages only (include/lifecycle.lua): all purged.
+redis.call("UNLINK", qk.gq, qk.groups, qk.gbusy, qk.foreign, qk.expiry)
 local reply = {purged}
 idem_store(KEYS[2], ARGV[4], reply)
 return reply

@@ -46,7 +46,6 @@ local function redrive(member, strict)
     leave_waiting(wk, wcfg, id, m)
     redis.call("SREM", wk.foreign, id)
     redis.call("HDEL", wk.msgs, id)
-    redis.call("ZREM", wk.expiry, id)
     if wcfg.fifo then fifo_refresh(wk, group_of(m)) end
   end
   redis.call("ZREM", qk.dlqidx, member)
@@ -56,8 +55,8 @@ local function redrive(member, strict)
   m[F_REASON] = false
   m[F_ERROR] = false
   m[F_DUE] = now
+  m[F_DAYS] = cfg.retention_days
   msg_put(qk, id, m)
-  redis.call("ZADD", qk.expiry, m[F_ENQUEUED] + cfg.retention_ms, id)
   enqueue(qk, cfg, id, m, now)
   return "moved"
 end

@@ -23,21 +23,29 @@ local in_flight = redis.call("ZCARD", qk.inflight) - ended
 local delayed = redis.call("ZCARD", qk.delayed) - due
 local dlq = redis.call("ZCARD", qk.dlqidx)
 
--- Oldest available: the lowest sequence within each priority band (FIFO: one band, scored by sequence).
-local oldest = -1
-local bands = {"-inf"}
-if not cfg.fifo then bands = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9} end
-for _, band in ipairs(bands) do
-  local first
-  if band == "-inf" then
-    first = redis.call("ZRANGE", qk.avail, 0, 0)
-  else
-    local low = band * PRIORITY_STEP
-    first = redis.call("ZRANGEBYSCORE", qk.avail, low, "(" .. (low + PRIORITY_STEP), "LIMIT", 0, 1)
+-- Oldest available: the lowest sequence within each band (9 - priority; FIFO: one band), over both
+-- regions of avail (include/lifecycle.lua), by the enqueued time its id holds.
+local fronts = {} -- band -> {id, score within its region}
+local regions = {0}
+if redis.call("EXISTS", qk.expiry) == 1 then regions[2] = -APART end -- "expiry" indexes the ones apart
+local last_band = cfg.fifo and 0 or 9
+for _, region in ipairs(regions) do
+  local from = region
+  while true do
+    local head = redis.call("ZRANGEBYSCORE", qk.avail, from, "(" .. (region + APART), "WITHSCORES", "LIMIT", "0", "1")
+    if #head == 0 then break end
+    local score = tonumber(head[2]) - region
+    local band = math.floor(score / PRIORITY_STEP)
+    if not fronts[band] or score < fronts[band][2] then fronts[band] = {head[1], score} end
+    if band >= last_band then break end
+    from = region + (band + 1) * PRIORITY_STEP
   end
-  if #first > 0 then
-    local m = msg_get(qk, first[1])
-    if m and (oldest < 0 or m[F_ENQUEUED] < oldest) then oldest = m[F_ENQUEUED] end
+end
+local oldest = -1
+for _, front in pairs(fronts) do
+  if redis.call("HEXISTS", qk.msgs, front[1]) == 1 then
+    local enqueued = enqueued_of(front[1])
+    if oldest < 0 or enqueued < oldest then oldest = enqueued end
   end
 end
 return {available, in_flight, delayed, dlq, oldest}

@@ -45,6 +45,12 @@ if changes.dlq and changes.dlq ~= cfg.dlq then
   if changes.dlq ~= "" then redis.call("SADD", queue_key(qk.tag, changes.dlq, "refs"), qk.name) end
 end
 for field, value in pairs(changes) do redis.call("HSET", qk.cfg, field, value) end
+-- The bounds of the retention of the messages held (include/queue.lua), when the queue keeps them.
+if changes.retention_days and redis.call("HEXISTS", qk.cfg, "retention_max_days") == 1 then
+  local days = tonumber(changes.retention_days)
+  redis.call("HSET", qk.cfg, "retention_min_days", math.min(cfg.min_days, days),
+    "retention_max_days", math.max(cfg.max_days, days))
+end
 local reply = cfg_reply(qk)
 idem_store(KEYS[2], ARGV[3], reply)
 return reply

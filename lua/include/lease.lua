@@ -3,11 +3,10 @@
 -- leased, or leased under another receipt). A lease past its deadline is no longer held.
 local function leased_message(qk, id, receipt, now, field)
   local m = msg_get(qk, id)
-  local expires = redis.call("ZSCORE", qk.expiry, id)
-  if not m or (expires and tonumber(expires) <= now) then  -- past retention: deleted, even if not swept yet
+  if not m or retention_deadline(m) <= now then  -- past retention: deleted, even if not swept yet
     fail("MESSAGE_NOT_FOUND", "message '" .. id .. "' is not in this queue", field)
   end
-  local deadline = redis.call("ZSCORE", qk.inflight, id)
+  local deadline = redis.call("ZSCORE", qk.inflight, id) -- the lease deadline, as retention is still ahead
   if not deadline or tonumber(deadline) <= now then
     fail("LEASE_EXPIRED", "message '" .. id .. "' is not leased", field)
   end

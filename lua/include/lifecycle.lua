@@ -2,6 +2,20 @@
 --@include message
 -- State moves shared by the message scripts. Each keeps the invariant that a message id is in exactly
 -- one of: avail/delayed (waiting; FIFO also in gq), inflight, dead (own dead-letter area), or gone.
+--
+-- Retention deletes a message at retention_deadline(m) wherever it is. The structures a message sits in
+-- are ordered so that those past their deadline are found at their front, in O(log n), without an index
+-- entry of their own:
+--   delayed   scored by min(due time, retention deadline): maintenance deletes instead of promoting;
+--   inflight  scored by min(lease deadline, retention deadline): maintenance deletes instead of
+--             requeueing (a lease check reads the message's deadline first);
+--   dead      scored by the retention deadline;
+--   avail     each band (9 - priority; a FIFO queue has one) is in retention-deadline order as well as
+--             in sequence order: a message joins its band only when its deadline lies between those of
+--             its neighbours there, so the messages past retention are the front of each band. A message
+--             whose deadline does not fit (the retention was changed with update_queue, or publishers'
+--             clocks disagree) is scored APART lower instead, a region below 0 in the same order, and is
+--             indexed in "expiry" by its deadline. "expiry" holds nothing else.
 
 local function notify(qk)
   redis.call("PUBLISH", notify_channel(qk.tag), qk.name)
@@ -24,12 +38,69 @@ local function fifo_refresh(qk, group)
   redis.call("ZADD", qk.groups, m[F_DUE], group)
 end
 
--- Put a message (already stored in msgs) into the waiting structures; it is due at m[F_DUE].
-local function enqueue(qk, cfg, id, m, now)
-  if m[F_DUE] > now then
-    redis.call("ZADD", qk.delayed, m[F_DUE], id)
+-- Retention deadlines of messages this script call has read or placed, per msgs key; and per avail key
+-- and band, the deadline of the newest message published into the band by this call (a batch publish
+-- looks the band's last message up once).
+local known_deadlines, published_tail = {}, {}
+
+-- Add a due message (stored in msgs) to avail: in its band when its retention deadline keeps the band in
+-- deadline order, else apart (see the header). `newest`: it has the project's latest sequence (a publish),
+-- so nothing follows it in its band. A neighbour's deadline lies between its enqueued time plus the
+-- lowest and the highest retention the queue ever had (cfg.min_days, cfg.max_days): it is read only when
+-- those bounds do not settle the question.
+local function make_available(qk, cfg, id, m, newest)
+  local score = avail_score(cfg, m)
+  local deadline = retention_deadline(m)
+  local low = math.floor(score / PRIORITY_STEP) * PRIORITY_STEP
+  local known = known_deadlines[qk.msgs]
+  if not known then
+    known = {}
+    known_deadlines[qk.msgs] = known
+  end
+  local tails = published_tail[qk.avail]
+  if not tails then
+    tails = {}
+    published_tail[qk.avail] = tails
+  end
+  local fits = true
+  if newest and tails[low] then
+    fits = tails[low] <= deadline
   else
-    redis.call("ZADD", qk.avail, avail_score(cfg, m), id)
+    local before = redis.call("ZREVRANGEBYSCORE", qk.avail, "(" .. score, low, "LIMIT", "0", "1")
+    local other = before[1]
+    if other and enqueued_of(other) + cfg.max_days * DAY_MS > deadline then
+      local d = known[other] or stored_deadline(qk, other)
+      fits = not d or d <= deadline
+    end
+  end
+  if fits and not newest then
+    local after = redis.call("ZRANGEBYSCORE", qk.avail, "(" .. score, "(" .. (low + PRIORITY_STEP), "LIMIT", "0", "1")
+    local other = after[1]
+    if other and enqueued_of(other) + cfg.min_days * DAY_MS < deadline then
+      local d = known[other] or stored_deadline(qk, other)
+      fits = not d or d >= deadline
+    end
+  end
+  if newest then
+    if fits then tails[low] = deadline end
+  else
+    known[id] = deadline
+  end
+  if fits then
+    redis.call("ZADD", qk.avail, score, id)
+  else
+    redis.call("ZADD", qk.avail, score - APART, id)
+    redis.call("ZADD", qk.expiry, deadline, id)
+  end
+end
+
+-- Put a message (already stored in msgs) into the waiting structures; it is due at m[F_DUE]. `newest`:
+-- see make_available.
+local function enqueue(qk, cfg, id, m, now, newest)
+  if m[F_DUE] > now then
+    redis.call("ZADD", qk.delayed, math.min(m[F_DUE], retention_deadline(m)), id)
+  else
+    make_available(qk, cfg, id, m, newest)
   end
   if cfg.fifo then
     redis.call("ZADD", qk.gq, 0, fifo_member(m, id))
@@ -41,7 +112,13 @@ end
 local function leave_waiting(qk, cfg, id, m)
   redis.call("ZREM", qk.avail, id)
   redis.call("ZREM", qk.delayed, id)
+  redis.call("ZREM", qk.expiry, id)
   if cfg.fifo then redis.call("ZREM", qk.gq, fifo_member(m, id)) end
+end
+
+-- Lease a message until `lease_deadline` (its inflight score is capped at its retention deadline).
+local function hold(qk, id, m, lease_deadline)
+  redis.call("ZADD", qk.inflight, math.min(lease_deadline, retention_deadline(m)), id)
 end
 
 -- Take a message out of flight; returns true when it was in flight.
@@ -74,18 +151,17 @@ local function dead_letter(qk, cfg, id, m, reason, now)
   end
   if dcfg then
     redis.call("HDEL", qk.msgs, id)
-    redis.call("ZREM", qk.expiry, id)
     m[F_ATTEMPTS] = 0
     m[F_DUE] = now
+    m[F_DAYS] = dcfg.retention_days
     msg_put(dk, id, m)
     redis.call("SADD", dk.foreign, id)
-    redis.call("ZADD", dk.expiry, m[F_ENQUEUED] + dcfg.retention_ms, id)
     enqueue(dk, dcfg, id, m, now)
     notify(dk)
     redis.call("ZADD", qk.dlqidx, now, cfg.dlq .. "\0" .. id)
   else
     msg_put(qk, id, m)
-    redis.call("ZADD", qk.dead, now, id)
+    redis.call("ZADD", qk.dead, retention_deadline(m), id)
     redis.call("ZADD", qk.dlqidx, now, qk.name .. "\0" .. id)
   end
 end
@@ -118,39 +194,80 @@ local function remove_message(qk, cfg, id, m)
   end
   unindex_foreign(qk, id, m)
   redis.call("HDEL", qk.msgs, id)
-  redis.call("ZREM", qk.expiry, id)
   if cfg.fifo then fifo_refresh(qk, group_of(m)) end
 end
 
 -- Bounded maintenance, safe to run from any number of callers: retention, lease expiry, due delays.
--- Returns the number of messages moved.
+-- Returns the number of messages moved (at most `limit` of each kind).
 local function maintain(qk, cfg, now, limit)
   local moved = 0
-  for _, id in ipairs(redis.call("ZRANGEBYSCORE", qk.expiry, "-inf", now, "LIMIT", 0, limit)) do
-    local m = msg_get(qk, id)
-    if m then remove_message(qk, cfg, id, m) else redis.call("ZREM", qk.expiry, id) end
-    moved = moved + 1
+  local now_s, limit_s = tostring(now), tostring(limit) -- formatted once for the commands below
+  -- Retention of available messages kept apart and of dead letters in the own area, then of the bands.
+  for _, part in ipairs({"expiry", "dead"}) do
+    for _, id in ipairs(redis.call("ZRANGEBYSCORE", qk[part], "-inf", now_s, "LIMIT", "0", limit_s)) do
+      local m = msg_get(qk, id)
+      if m then remove_message(qk, cfg, id, m) else redis.call("ZREM", qk[part], id) end
+      moved = moved + 1
+    end
   end
-  local expired = redis.call("ZRANGEBYSCORE", qk.inflight, "-inf", now, "WITHSCORES", "LIMIT", 0, limit)
-  for i = 1, #expired, 2 do
-    local id, deadline = expired[i], tonumber(expired[i + 1])
+  -- The bands of avail: those past their deadline are the front of each band (bands 0..9; FIFO: 0).
+  local from, expired = "0", 0
+  local last_band = cfg.fifo and 0 or 9
+  while expired < limit do
+    local head = redis.call("ZRANGEBYSCORE", qk.avail, from, "+inf", "WITHSCORES", "LIMIT", "0", "1")
+    if #head == 0 then break end
+    local id = head[1]
+    local gone = false
+    if enqueued_of(id) + cfg.min_days * DAY_MS <= now then -- else not due, whatever its retention
+      local m = msg_get(qk, id)
+      if not m then
+        redis.call("ZREM", qk.avail, id)
+        gone = true
+      elseif retention_deadline(m) <= now then
+        remove_message(qk, cfg, id, m)
+        gone = true
+      end
+    end
+    if gone then
+      expired = expired + 1
+    else
+      local band = math.floor(tonumber(head[2]) / PRIORITY_STEP)
+      if band >= last_band then break end
+      from = (band + 1) * PRIORITY_STEP -- the next band
+    end
+  end
+  moved = moved + expired
+  -- Leases that ended, or messages in flight that reached their retention deadline first.
+  local ended = redis.call("ZRANGEBYSCORE", qk.inflight, "-inf", now_s, "WITHSCORES", "LIMIT", "0", limit_s)
+  for i = 1, #ended, 2 do
+    local id, deadline = ended[i], tonumber(ended[i + 1])
     local m = msg_get(qk, id)
-    if m then
+    if not m then
+      redis.call("ZREM", qk.inflight, id)
+    elseif retention_deadline(m) <= now then
+      remove_message(qk, cfg, id, m)
+    else -- the score is the lease deadline: the retry is due from then
       leave_inflight(qk, cfg, id, m)
       fail_delivery(qk, cfg, id, m, now, deadline, true)
-    else
-      redis.call("ZREM", qk.inflight, id)
     end
     moved = moved + 1
   end
-  local due = redis.call("ZRANGEBYSCORE", qk.delayed, "-inf", now, "LIMIT", 0, limit)
-  for _, id in ipairs(due) do
+  -- Due delays, or delayed messages that reached their retention deadline first.
+  local promoted = 0
+  for _, id in ipairs(redis.call("ZRANGEBYSCORE", qk.delayed, "-inf", now_s, "LIMIT", "0", limit_s)) do
     local m = msg_get(qk, id)
-    redis.call("ZREM", qk.delayed, id)
-    if m then redis.call("ZADD", qk.avail, avail_score(cfg, m), id) end
+    if not m then
+      redis.call("ZREM", qk.delayed, id)
+    elseif retention_deadline(m) <= now then
+      remove_message(qk, cfg, id, m)
+    else
+      redis.call("ZREM", qk.delayed, id)
+      make_available(qk, cfg, id, m)
+      promoted = promoted + 1
+    end
     moved = moved + 1
   end
-  if #due > 0 then notify(qk) end
+  if promoted > 0 then notify(qk) end
   return moved
 end
 

@@ -9,15 +9,18 @@ local function target_queue()
   return qk
 end
 
--- The configuration of a queue, or nil when it does not exist.
+-- The configuration of a queue, or nil when it does not exist. min_days and max_days bound the retention
+-- of every message the queue holds (the lowest and highest retention_days it ever had; 1 and unbounded
+-- for a queue created without them).
 local function load_cfg(qk)
   local v = redis.call("HMGET", qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility",
-    "priority", "created_ms")
+    "priority", "created_ms", "retention_min_days", "retention_max_days")
   if not v[1] then return nil end
   return {
     type = v[1], fifo = (v[1] == "fifo"), dlq = v[2] or "", max_retries = tonumber(v[3]),
-    retention_ms = tonumber(v[4]) * 86400000, visibility_ms = tonumber(v[5]) * 1000,
-    priority = (v[6] == "1"), created_ms = tonumber(v[7]),
+    retention_days = tonumber(v[4]), retention_ms = tonumber(v[4]) * 86400000,
+    visibility_ms = tonumber(v[5]) * 1000, priority = (v[6] == "1"), created_ms = tonumber(v[7]),
+    min_days = tonumber(v[8] or "1"), max_days = tonumber(v[9] or "inf"),
   }
 end
 

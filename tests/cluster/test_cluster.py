@@ -26,9 +26,17 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 
+def cluster_port() -> int:
+    """A free port a cluster node can use: Redis needs port + 10000 for its cluster bus."""
+    while True:
+        port = free_port()
+        if port <= 55535:
+            return port
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
-    ports = [free_port() for _ in range(3)]
+    ports = [cluster_port() for _ in range(3)]
     procs = []
     for port in ports:
         data: Path = tmp_path_factory.mktemp(f"node{port}")

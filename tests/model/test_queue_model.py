@@ -32,7 +32,7 @@ from broker import errors
 from broker.keys import ProjectKeys, project_tag
 from broker.schemas import CreateQueueRequest
 from broker.scripts import Scripts, load_all
-from broker.store import OutgoingMessage, Store
+from broker.store import OutgoingMessage, Store, fifo_line_message_id
 
 REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DAY_MS = 86_400_000
@@ -75,6 +75,7 @@ class Message:
     attempts: int = 0
     dead_at: int = 0
     receipts: list[str] = field(default_factory=list)
+    ret: int = DAY_MS
 
 
 class Model:
@@ -85,6 +86,7 @@ class Model:
         self.priority = priority and not fifo
         self.messages: dict[str, Message] = {}
         self.seq = 0
+        self.retention = DAY_MS
 
     def live(self, state: str | None = None) -> list[Message]:
         return [m for m in self.messages.values() if m.state != "gone" and (state is None or m.state == state)]
@@ -92,7 +94,7 @@ class Model:
     def settle(self, now: int) -> None:
         """What has happened by ``now``: retention, then ended leases (failed deliveries)."""
         for m in self.live():
-            if m.enqueued + DAY_MS <= now:
+            if m.enqueued + m.ret <= now:
                 m.state = "gone"
         for m in self.live("inflight"):
             if m.deadline <= now:
@@ -107,7 +109,7 @@ class Model:
 
     def publish(self, mid: str, now: int, delay_ms: int, priority: int, group: str) -> None:
         self.seq += 1
-        self.messages[mid] = Message(mid, self.seq, priority, group, now, due=now + delay_ms)
+        self.messages[mid] = Message(mid, self.seq, priority, group, now, due=now + delay_ms, ret=self.retention)
 
     def available(self, now: int) -> list[Message]:
         return [m for m in self.live("waiting") if m.due <= now]
@@ -205,15 +207,34 @@ class QueueMachine(RuleBasedStateMachine):
         priority=st.sampled_from([0, 0, 1, 5, 9]),
         group=st.sampled_from(["", "", "a", "b"]),
         elapse=ELAPSE,
+        skew=st.sampled_from([0, 0, 0, 1, 3000, 60_000]),
     )
-    def publish(self, count: int, delay_ms: int, priority: int, group: str, elapse: int | str) -> None:
+    def publish(self, count: int, delay_ms: int, priority: int, group: str, elapse: int | str,
+                skew: int = 0) -> None:
         self.elapse(elapse)
+        real_now = self.now
+        self.now -= skew  # a publisher whose clock is behind
         items = [OutgoingMessage(json.dumps({"i": len(self.ids) + i}).encode(), delay_ms, priority, group or None)
                  for i in range(count)]
         ids = self.run(self.store.publish(self.project, QUEUE, items, batch=count > 1))
         for mid in ids:
             self.model.publish(mid, self.now, delay_ms, priority, group)
         self.ids += ids
+        self.now = real_now
+
+    @rule(days=st.sampled_from([1, 1, 2]), elapse=ELAPSE)
+    def change_retention(self, days: int, elapse: int | str) -> None:
+        self.elapse(elapse)
+        self.run(self.store.update_queue(self.project, QUEUE, {"retention_days": days}, None, ""))
+        self.model.retention = days * DAY_MS
+
+    @rule(how=st.sampled_from(["ret-next", "ret-before"]))
+    def to_retention(self, how: str) -> None:
+        """Onto (or 1 ms before) the next retention deadline still ahead."""
+        offset = -1 if how == "ret-before" else 0
+        ahead = [m.enqueued + m.ret + offset for m in self.model.live() if m.enqueued + m.ret + offset > self.now]
+        if ahead:
+            self.now = min(ahead)
 
     @rule(max_messages=st.integers(1, 5), visibility_ms=st.sampled_from([None, None, 0, 1000, 5000, 30_000]),
           elapse=ELAPSE)
@@ -280,7 +301,7 @@ class QueueMachine(RuleBasedStateMachine):
                                       idempotency_key=None, fp="")
         assert self.run(call) == len(chosen)
         for m in chosen:
-            m.state, m.attempts, m.due = "waiting", 0, self.now
+            m.state, m.attempts, m.due, m.ret = "waiting", 0, self.now, self.model.retention
 
     @rule(elapse=ELAPSE, now=st.integers(0, 3))
     def purge(self, elapse: int | str, now: int) -> None:
@@ -336,7 +357,12 @@ class QueueMachine(RuleBasedStateMachine):
         model.settle(self.now)
         stats = self.run(self.store.stats(self.project, QUEUE))  # also applies what is due in the store
         available = model.available(self.now)
-        oldest = min((m.enqueued for m in available), default=None)
+        fronts: dict[int, Message] = {}
+        for m in available:  # the store's definition: the lowest sequence of each priority band
+            band = m.priority if model.priority else 0
+            if band not in fronts or m.seq < fronts[band].seq:
+                fronts[band] = m
+        oldest = min((m.enqueued for m in fronts.values()), default=None)
         assert (stats.available, stats.in_flight, stats.delayed, stats.dlq) == (
             len(available), len(model.live("inflight")), len(model.live("waiting")) - len(available),
             len(model.live("dead")))
@@ -369,15 +395,18 @@ class QueueMachine(RuleBasedStateMachine):
         # Each message in exactly one place, and the places are the model's.
         places = [ids(avail), ids(delayed), ids(inflight), ids(dead)]
         assert sum(len(p) for p in places) == len(set().union(*places))
-        assert ids(msgs) == ids(expiry) == {m.id for m in model.live()}
+        assert ids(msgs) == {m.id for m in model.live()}
+        assert ids(expiry) <= ids(avail)  # available messages kept apart from their band's retention order
         assert ids(avail) == due
-        assert {k.decode(): int(v) for k, v in delayed} == {m.id: m.due for m in model.live("waiting")
-                                                            if m.id not in due}
-        assert {k.decode(): int(v) for k, v in inflight} == {m.id: m.deadline for m in model.live("inflight")}
+        # Scored by the due time or lease deadline, or the retention deadline when that comes first.
+        assert {k.decode(): int(v) for k, v in delayed} == {m.id: min(m.due, m.enqueued + m.ret)
+                                                            for m in model.live("waiting") if m.id not in due}
+        assert {k.decode(): int(v) for k, v in inflight} == {m.id: min(m.deadline, m.enqueued + m.ret)
+                                                             for m in model.live("inflight")}
         assert ids(dead) == {m.id for m in model.live("dead")}
         assert {d.decode().split("\0", 1)[1] for d in dlqidx} == ids(dead)
         if self.FIFO:
-            assert {g.decode().rsplit("\0", 1)[1] for g in gq} == waiting
+            assert {fifo_line_message_id(g) for g in gq} == waiting
             busy: dict[str, int] = {}
             for m in model.live("inflight"):
                 busy[m.group] = busy.get(m.group, 0) + 1
