@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from bench.procs import RESULTS_DIR, BenchError
+from bench.procs import RESULTS_DIR, BenchError, snapshot_code
 from bench.report import chart, markdown, ratios, targets
-from bench.suite import Config, Suite
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="seconds-long smoke run for CI: 2 s per figure, no backlog, peers only if installed")
@@ -34,18 +35,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
                         help="measure again, up to N times, when other processes used the CPU meanwhile, keeping "
                         "the least disturbed attempt (default 2, quick 0)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Config fields: the mode's defaults, then the flags given."""
     if args.quick:
-        config = Config(quick=True, seconds=2, growth=False, memory_messages=20_000)
+        values: dict[str, Any] = {"quick": True, "seconds": 2, "growth": False, "memory_messages": 20_000}
     else:
-        config = Config(quiet_wait=60, retries=2)
+        values = {"quiet_wait": 60, "retries": 2}
     overrides = {
         "seconds": args.seconds, "backlog": args.backlog, "workers": args.workers,
         "growth": False if args.no_growth else None, "peers": args.peers, "profile": args.profile or None,
         "quiet_wait": args.quiet_wait, "retries": args.retries,
     }
-    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    return config, args
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
 
 
 def log(text: str) -> None:
@@ -60,21 +65,28 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
         signal.signal(signal.SIGINT, _stop)
-    config, args = parse_args(argv)
+    args = parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    suite = Suite(config, log)
-    suite.results_dir = out
+    code_dir = Path(tempfile.mkdtemp(prefix="bench-code-"))
     try:
+        code = snapshot_code(code_dir)
+        from bench.suite import Config, Suite  # imports the service: after the snapshot
+
+        suite = Suite(Config(**config_values(args)), log)
+        suite.results_dir = out
+        suite.results["code"] = code
         results = suite.run()
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    finally:
+        shutil.rmtree(code_dir, ignore_errors=True)
     computed = ratios(results)
     results["ratios"] = computed
     results["targets"] = targets(computed)
     table = markdown(results)
-    (out / "latest.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "latest.md").write_text(table)
     drawn = chart(results, out / "throughput.png")
     print(table)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.load import run_wrk
 from bench.procs import RedisServer
-from bench.redis_side import ScriptCalls, fill, pipelined, settled_memory
+from bench.redis_side import ScriptCalls, fill, lease_all, pipelined, settled_memory
 
 if TYPE_CHECKING:
     from bench.suite import Suite
@@ -108,53 +110,70 @@ def script_costs(suite: Suite, redis: RedisServer, calls: ScriptCalls, queue: st
             "ack100_usec": round(ack.redis_usec_per_call, 2), "messages": count}
 
 
-def growth_case(suite: Suite, priority: bool, size: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """One queue on a fresh stack: the backlog first (``size == "backlog"``; its memory cost measured on the
-    way), then script costs, publish for the run's duration, and consume then ack of a fresh stock sized
-    for the run (``consume_rate`` x 2.5 x seconds; a queue that runs dry is measured over its active time).
-    """
-    from bench.suite import PROJECT, api_stack
-
-    c = suite.config
-    kind = "prio_on" if priority else "prio_off"
-    consume_rate = float(suite.results["ours"].get("consume_ack", {}).get("msg_rate") or 40_000)
-    case: dict[str, Any] = {}
-    memory_figure = None
-    with api_stack(c, f"growth-{kind}-{size}") as (redis, api):
-        queue = f"growth-{size}"
-        api.create_queue(queue, priority=priority)
-        calls = ScriptCalls(PROJECT)
-        if size == "backlog":
-            suite.log(f"growth ({kind}): loading {c.backlog:,} messages")
-            memory_figure = memory(suite, redis, queue, c.backlog, priority)
-        with redis.client() as client:
-            calls.load(client)
-        case["scripts"] = script_costs(suite, redis, calls, queue, priority)
-        case["queue_before_publish"] = api.stats(queue).get("available")
-        suite.log(f"growth ({kind}, {size}): publish, consume 100 (no ack), ack_batch of those leases")
-        case["publish"] = run_wrk(api.url, "publish.lua", suite.args(queue, priorities=int(priority)),
-                                  c.connections, c.seconds, c.wrk_threads).summary()
-        with redis.client() as client:
-            fill(client, calls, queue, suite.payload, int(consume_rate * 2.5 * c.seconds), priorities=priority)
-        case["queue_before_consume"] = api.stats(queue).get("available")
-        leases = suite.tmp / f"leases-{kind}-{size}"
-        case["consume"] = run_wrk(api.url, "consume.lua", suite.args(queue, max=100, leases=leases),
-                                  c.consume_connections, c.seconds, c.wrk_threads).summary()
-        case["ack"] = run_wrk(api.url, "ack_batch.lua",
-                              suite.args(queue, leases=leases, files=c.wrk_threads, threads=c.wrk_threads, batch=100),
-                              c.consume_connections, c.seconds, c.wrk_threads).summary()
-        case["queue_after"] = api.stats(queue).get("available")
-    return case, memory_figure
+def write_leases(path: Path, leases: list[tuple[str, str]]) -> None:
+    """The lease file ``ack_batch.lua`` reads (one wrk thread: ``<prefix>.0``)."""
+    Path(f"{path}.0").write_text("".join(f"{i} {r}\n" for i, r in leases))
 
 
 def growth_section(suite: Suite) -> None:
     """Publish, consume and ack on a queue holding the backlog vs an empty one, priorities off and on."""
     for priority in (False, True):
-        kind = "prio_on" if priority else "prio_off"
-        suite.results["growth"][kind] = {}
-        for size in ("empty", "backlog"):
-            case, memory_figure = suite.measure(f"growth.{kind}.{size}",
-                                                lambda p=priority, s=size: growth_case(suite, p, s))
-            suite.results["growth"][kind][size] = case
-            if memory_figure is not None:
-                suite.results["memory"][kind] = memory_figure
+        growth_mode(suite, priority)
+
+
+def growth_mode(suite: Suite, priority: bool) -> None:
+    """Both queues live in one Redis behind one API, and the two sides of each ratio are measured one right
+    after the other (each retried on its own when other processes disturbed it), so a change in what else
+    runs on the machine hits both sides alike. Before consume, each queue gets the same stock of fresh
+    messages (the consume rate of the main section x 2 x seconds): the empty queue drains it, the backlog
+    queue stays above the backlog. Each ack attempt settles a fresh stock leased just before (claim script).
+    """
+    from bench.suite import PROJECT, api_stack
+
+    c = suite.config
+    consume_rate = float(suite.results["ours"].get("consume_ack", {}).get("msg_rate") or 40_000)
+    stock = int(consume_rate * 2 * c.seconds)
+    sizes = ("empty", "backlog")
+    kind = "prio_on" if priority else "prio_off"
+    cases: dict[str, dict[str, Any]] = {size: {} for size in sizes}
+    suite.results["growth"][kind] = cases
+    with api_stack(c, f"growth-{kind}") as (redis, api):
+        calls = ScriptCalls(PROJECT)
+        for size in sizes:
+            api.create_queue(size, priority=priority)
+        suite.log(f"growth ({kind}): loading {c.backlog:,} messages into the backlog queue")
+        suite.results["memory"][kind] = memory(suite, redis, "backlog", c.backlog, priority)
+
+        def costs(queue: str) -> dict[str, Any]:
+            return script_costs(suite, redis, calls, queue, priority)
+
+        def ack(queue: str) -> dict[str, Any]:
+            leases_file = suite.tmp / f"leases-{kind}-{queue}"
+            with redis.client() as client:
+                fill(client, calls, queue, suite.payload, stock, priorities=priority)
+                write_leases(leases_file, lease_all(client, calls, queue, stock))
+            return run_wrk(api.url, "ack_batch.lua",
+                           suite.args(queue, leases=leases_file, files=1, threads=c.wrk_threads, batch=100),
+                           c.consume_connections, c.seconds, c.wrk_threads).summary()
+
+        for size in sizes:
+            cases[size]["scripts"] = suite.measure(f"growth.{kind}.{size}.scripts", functools.partial(costs, size))
+        suite.log(f"growth ({kind}): publish, empty then backlog queue")
+        for size in sizes:
+            cases[size]["queue_before_publish"] = api.stats(size).get("available")
+            cases[size]["publish"] = suite.wrk(f"growth.{kind}.{size}.publish", api.url, "publish.lua",
+                                               suite.args(size, priorities=int(priority)), c.connections).summary()
+        with redis.client() as client:
+            for size in sizes:
+                fill(client, calls, size, suite.payload, stock, priorities=priority)
+        suite.log(f"growth ({kind}): consume 100 without ack, empty then backlog queue")
+        for size in sizes:
+            cases[size]["queue_before_consume"] = api.stats(size).get("available")
+            cases[size]["consume"] = suite.wrk(
+                f"growth.{kind}.{size}.consume", api.url, "consume.lua",
+                suite.args(size, max=100, leases=suite.tmp / f"consumed-{kind}-{size}"),
+                c.consume_connections).summary()
+        suite.log(f"growth ({kind}): ack_batch of 100, empty then backlog queue")
+        for size in sizes:
+            cases[size]["ack"] = suite.measure(f"growth.{kind}.{size}.ack", functools.partial(ack, size))
+            cases[size]["queue_after"] = api.stats(size).get("available")

@@ -5,6 +5,7 @@ stopped (by its own pid) when its context exits."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -24,6 +25,36 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "bench"
 CACHE_DIR = BENCH_DIR / ".cache"
 RESULTS_DIR = BENCH_DIR / "results"
+
+
+#: Where the API processes import the service from: the repository, or a snapshot of it during a run.
+CODE_DIR = REPO
+SERVICE_CODE = ("broker", "workers", "lua")
+
+
+def snapshot_code(target: Path) -> dict[str, object]:
+    """Copy the service code (``SERVICE_CODE``) to ``target`` and import it from there, in this process and in
+    every API process started afterwards, so one run measures one version even while the code is edited.
+    Returns the commit, the files that differ from it, and a digest of the copy."""
+    global CODE_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    for name in SERVICE_CODE:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in sorted(target.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(target)).encode() + b"\0" + path.read_bytes())
+    CODE_DIR = target
+    sys.path.insert(0, str(target))
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=30)
+        return done.stdout.strip() if done.returncode == 0 else "?"
+
+    changed = git("status", "--porcelain", "--", *SERVICE_CODE)
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": len(changed.splitlines()),
+            "digest": digest.hexdigest()[:16]}
 
 
 class BenchError(Exception):
@@ -149,9 +180,10 @@ def http_server(
     port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="bench-http-"))
     log = directory / "server.log"
+    # cwd first on sys.path: the service comes from CODE_DIR; the repository (PYTHONPATH) provides bench.
     full_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
     with log.open("wb") as out:
-        proc = subprocess.Popen(uvicorn_args(factory, port, workers), env=full_env, cwd=REPO, stdout=out,
+        proc = subprocess.Popen(uvicorn_args(factory, port, workers), env=full_env, cwd=CODE_DIR, stdout=out,
                                 stderr=subprocess.STDOUT)
     server = HttpServer(port, proc, log, env)
     try:

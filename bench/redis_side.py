@@ -34,6 +34,14 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("coroutine suspended")
 
 
+def _direct_scripts(redis: Any, scripts: Scripts) -> Scripts:
+    """Scripts calling ``redis.evalsha`` directly (no coalescing of concurrent calls: there is no loop here)."""
+    try:
+        return Scripts(redis, scripts.scripts, coalesce=False)  # type: ignore[call-arg]
+    except TypeError:  # a version without coalescing
+        return Scripts(redis, scripts.scripts)
+
+
 class _Recorder:
     """Stands in for the Redis client: records the EVALSHA a Store method would send."""
 
@@ -55,7 +63,7 @@ class ScriptCalls:
 
     def _record(self, method: str, *args: Any, **kwargs: Any) -> Call:
         recorder = _Recorder()
-        store = Store(recorder, Scripts(recorder, self.scripts.scripts))
+        store = Store(recorder, _direct_scripts(recorder, self.scripts))
         run_sync(getattr(store, method)(*args, **kwargs))
         return recorder.calls[0]
 
@@ -74,7 +82,7 @@ class ScriptCalls:
     def parse_claim(self, queue: str, reply: Any) -> list[QueueMessage]:
         """The messages of a raw claim reply, parsed by the Store itself."""
         recorder = _Recorder(reply)
-        store = Store(recorder, Scripts(recorder, self.scripts.scripts))
+        store = Store(recorder, _direct_scripts(recorder, self.scripts))
         messages, _wake = run_sync(store.claim(self.project, queue, 100, None))
         return messages
 

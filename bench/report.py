@@ -47,6 +47,10 @@ def number(value: Any, digits: int = 2) -> str:
     return "—" if value is None else f"{float(value):.{digits}f}"
 
 
+def percent(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1f}%"
+
+
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
     """Every ratio of the report; ``growth`` holds each growth ratio."""
     ours, ceil, peers = results.get("ours", {}), results.get("ceilings", {}), results.get("peers", {})
@@ -56,6 +60,8 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
                                   _get(peers, "bullmq", "addBulk", "jobs_per_second")),
         "e2e_vs_bullmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
                                 _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
+        "e2e_vs_bullmq_worker": _ratio(_get(ours, "end_to_end", "msg_rate"),
+                                       _get(peers, "bullmq", "work", "jobs_per_second")),
         "e2e_vs_rabbitmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
                                   _get(peers, "rabbitmq", "end_to_end", "consume", "rate")),
         "publish_vs_bullmq_add": _ratio(_get(ours, "publish", "request_rate"),
@@ -189,14 +195,49 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {row['label']} | {number(row['value'])} | {row['target']} | {met} |")
     for key, label in (("publish_vs_bullmq_add", "single publish req/s / BullMQ add jobs/s"),
                        ("publish_vs_rabbitmq", "single publish req/s / RabbitMQ publish msgs/s"),
+                       ("e2e_vs_bullmq_worker", "end to end / BullMQ Worker alone (no producers)"),
                        ("e2e_vs_rabbitmq", "end to end / RabbitMQ end to end"),
                        ("publish_vs_redis", "single publish req/s / Redis-alone publish script calls/s")):
         if computed.get(key) is not None:
             lines.append(f"| {label} | {number(computed[key])} | | |")
+    lines += profile_lines(results)
     notes = results.get("notes") or []
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+def profile_lines(results: dict[str, Any]) -> list[str]:
+    profile = results.get("profile")
+    if not profile:
+        return []
+    lines = ["", "### Profile of single publish (py-spy on the worker, share of samples)", ""]
+    python, native = profile.get("python", {}), profile.get("native", {})
+    lines += ["| where | Python frames | Python + C frames |", "|---|---:|---:|"]
+    categories = list(python.get("categories", {}))
+    categories += [k for k in native.get("categories", {}) if k not in categories]
+    for category in categories:
+        lines.append(f"| {category} | {percent(python.get('categories', {}).get(category))} "
+                     f"| {percent(native.get('categories', {}).get(category))} |")
+    lines.append(f"| (req/s while sampled) | {rate(python.get('request_rate_while_profiled'), '')} "
+                 f"| {rate(native.get('request_rate_while_profiled'), '')} |")
+    for label, share in native.get("syscalls", {}).items():
+        lines.append(f"| system call: {label} | | {share:.1f}% |")
+    gc = profile.get("gc")
+    if gc:
+        lines += ["", f"GC pauses during single publish paced at {gc.get('rate', 0):,.0f} req/s:", "",
+                  "| | p50 | p99 | gen 2 collections | gen 2 max | gen 1 max | gen 0 max |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for label, title in (("as_is", "as the service runs now"), ("freeze", "with gc.freeze() after start-up")):
+            data = gc.get(label)
+            if not data:
+                continue
+            pauses = data.get("gc", {}).get("pauses", {})
+            lines.append(
+                f"| {title} | {ms(_get(data, 'latency_ms', 'p50'))} | {ms(_get(data, 'latency_ms', 'p99'))} "
+                f"| {_get(pauses, '2', 'collections') or 0} | {ms(_get(pauses, '2', 'max_ms'))} "
+                f"| {ms(_get(pauses, '1', 'max_ms'))} | {ms(_get(pauses, '0', 'max_ms'))} |")
+    return lines
 
 
 COLORS = {"ceiling": "#9e9e9e", "ours": "#1f6feb", "BullMQ": "#d9480f", "RabbitMQ": "#2b8a3e"}
@@ -283,3 +324,22 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def main() -> None:
+    """``python -m bench.report results.json``: render the tables and the chart of a saved run again."""
+    import json
+    import sys
+
+    path = Path(sys.argv[1])
+    results = json.loads(path.read_text())
+    computed = ratios(results)
+    results["ratios"], results["targets"] = computed, targets(computed)
+    table = markdown(results)
+    path.with_suffix(".md").write_text(table)
+    chart(results, path.with_name("throughput.png"))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

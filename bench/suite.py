@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -316,4 +317,41 @@ class Suite:
                 profiles[label] = {"file": path.name, "request_rate_while_profiled": round(rate, 1),
                                    "categories": pyspy.summarize(path), "entry_points": pyspy.inclusive(path),
                                    "syscalls": pyspy.syscalls(path)}
+        profiles["gc"] = self.gc_pauses()
         self.results["profile"] = profiles
+
+    def gc_pauses(self) -> dict[str, Any]:
+        """Single publish paced at half the max (as in the main section) with every garbage collection
+        timed, as the service runs now and with ``gc.freeze()`` after start-up (``bench.gcprobe``)."""
+        c = self.config
+        rate = float(self.results["ours"].get("publish_half", {}).get("target_rate") or 1000)
+        out: dict[str, Any] = {"rate": round(rate, 1)}
+        for freeze in (False, True):
+            label = "freeze" if freeze else "as_is"
+            self.log(f"GC pauses during paced publish ({rate:.0f} req/s), {'with' if freeze else 'without'} "
+                     "gc.freeze()")
+
+            def paced(freeze: bool = freeze) -> dict[str, Any]:
+                stats = self.tmp / "gc.json"
+                stats.unlink(missing_ok=True)
+                with redis_server("gc") as redis:
+                    env = {**api_env(redis.url, PROJECT, API_KEY), "BENCH_GC_OUT": str(stats),
+                           "BENCH_GC_FREEZE": "1" if freeze else "0"}
+                    with http_server("bench.gcprobe:create", env, c.workers) as server:
+                        api = Api(server)
+                        api.create_queue("gc")
+                        api.client.close()
+                        # Warm up as the main section does (full-speed publish first), then count from zero.
+                        run_wrk(server.url, "publish.lua", self.args("gc"), c.connections, min(5, c.seconds),
+                                c.wrk_threads)
+                        os.kill(server.pid, signal.SIGUSR1)
+                        time.sleep(0.2)
+                        result = run_wrk(server.url, "publish_paced.lua",
+                                         self.args("gc", rate=f"{rate:.1f}", threads=c.wrk_threads), c.connections,
+                                         c.seconds, c.wrk_threads)
+                        time.sleep(0.3)
+                gc_stats = json.loads(stats.read_text()) if stats.exists() else {}
+                return {**result.summary(), "gc": gc_stats}
+
+            out[label] = self.measure(f"gc_{label}", paced)
+        return out

@@ -35,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 def _ready(client: redis.Redis) -> bool:
     try:
         client.ping()
-        return int(client.info("persistence").get("loading", 0)) == 0
+        info: dict[str, Any] = client.info("persistence")  # type: ignore[assignment]
+        return int(info.get("loading", 0)) == 0
     except (redis.RedisError, OSError):
         return False
 

@@ -225,7 +225,7 @@ class Workload:
                 base_url=self.base_url,
                 headers={"Authorization": f"Bearer {self.key}"},
                 timeout=httpx.Timeout(PUBLISH_TIMEOUT + self.wait_seconds, connect=5.0),
-                limits=httpx.Limits(max_connections=self.publishers + self.consumers * 2 + 8),
+                limits=httpx.Limits(max_connections=self.publishers + self.consumers * (self.max_messages + 1) + 8),
             )
         return self._client
 
@@ -301,8 +301,7 @@ class Workload:
             if len(leased) > 1 and self.rng.random() < 0.25:
                 await self._ack_batch(leased)
             else:
-                for pid, message in leased:
-                    await self._ack(pid, message)
+                await asyncio.gather(*(self._ack(pid, message) for pid, message in leased))
 
     async def _ack(self, pid: str, message: dict[str, Any], tried: bool = False) -> None:
         """Ack until the outcome is known. 404 after an attempt with an unknown outcome: that attempt
@@ -334,8 +333,7 @@ class Workload:
                 self.history.completed.update(pid for pid, _ in leased)
                 return
             break  # one of them is not leased any more: all or nothing, so ack them one by one
-        for pid, message in leased:
-            await self._ack(pid, message, tried)
+        await asyncio.gather(*(self._ack(pid, message, tried) for pid, message in leased))
 
     async def stats(self) -> dict[str, Any] | None:
         response = await self.call("stats", "GET", f"/v1/queue/stats/{self.queue}")
@@ -348,21 +346,27 @@ class Workload:
         self.publishing.clear()
         await asyncio.gather(*(t for t in self._tasks if t.get_name().startswith("publisher")))
 
-    async def drain(self, timeout: float) -> dict[str, Any] | None:
-        """Consume until the queue is empty (nothing available, delayed or in flight) and stays so; stop the
-        consumers; the last stats."""
-        deadline = time.monotonic() + timeout
+    async def drain(self, stall: float, limit: float = 1800) -> dict[str, Any] | None:
+        """Consume until the queue is empty (nothing available, delayed or in flight) and stays so, giving up
+        when the backlog did not shrink for ``stall`` seconds (or after ``limit``); stop the consumers; the
+        last stats."""
+        deadline = time.monotonic() + limit
         stats = None
         empty_since: float | None = None
-        while time.monotonic() < deadline:
+        smallest: int | None = None
+        progress_at = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - progress_at < stall:
             stats = await self.stats()
-            empty = stats is not None and stats["available"] == stats["in_flight"] == stats["delayed"] == 0
-            if empty:
-                empty_since = empty_since or time.monotonic()
-                if time.monotonic() - empty_since >= 1.0:
-                    break
-            else:
-                empty_since = None
+            if stats is not None:
+                backlog = stats["available"] + stats["in_flight"] + stats["delayed"]
+                if smallest is None or backlog < smallest:
+                    smallest, progress_at = backlog, time.monotonic()
+                if backlog == 0:
+                    empty_since = empty_since or time.monotonic()
+                    if time.monotonic() - empty_since >= 1.0:
+                        break
+                else:
+                    empty_since = None
             await asyncio.sleep(0.25)
         await self.stop()
         return stats

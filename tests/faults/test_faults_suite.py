@@ -16,7 +16,7 @@ from suite import SuiteConfig, run_suite
 REDUCED = SuiteConfig(min_cycles=5, min_ops=0, calm_seconds=2.0)
 FULL_SIZE = SuiteConfig(min_cycles=int(os.environ.get("BROKER_FAULTS_CYCLES", "25")),
                         min_ops=int(os.environ.get("BROKER_FAULTS_OPS", "100000")),
-                        calm_seconds=4.0, publishers=4, consumers=4)
+                        calm_seconds=4.0, publishers=4, consumers=6)
 
 
 @pytest.mark.timeout(3600 if FULL else 170)

@@ -62,7 +62,7 @@ async def world(redis_client: Any, project: str) -> AsyncIterator[World]:
                               push_allow_private=True), redis=redis_client)
     lifespan = app.router.lifespan_context(app)
     state = await lifespan.__aenter__()
-    w = World(app, dict(state), project, key, redis_client)
+    w = World(app, dict(state or {}), project, key, redis_client)
     await w.ensure()
     try:
         yield w

@@ -1,0 +1,82 @@
+"""The long-poll notifier across store faults, in process: a wait never outlasts its timeout whatever the
+store does, waiters wake when a store that was away comes back, and notifications work again after it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import redis.asyncio as aioredis
+from faultkit import Fleet, free_port
+
+from broker.app import connect
+from broker.keys import ProjectKeys
+from broker.notify import Notifier
+
+
+async def test_a_wait_on_an_unreachable_store_ends_on_time() -> None:
+    client = connect(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    notifier = Notifier(client)
+    try:
+        for timeout in (0.3, 1.0):
+            started = time.monotonic()
+            await notifier.wait("p", "q", timeout)
+            assert timeout - 0.05 <= time.monotonic() - started < timeout + 0.5
+        assert not notifier.connected
+    finally:
+        await notifier.close()
+        await client.aclose()
+
+
+async def test_a_wait_on_a_frozen_store_ends_on_time(fleet: Fleet) -> None:
+    node = fleet.redis(name="store")
+    client = connect(node.url)
+    notifier = Notifier(client)
+    try:
+        await notifier.wait("p", "q", 0.1)  # subscribed while the store answers
+        node.freeze()
+        for timeout in (0.5, 4.0):
+            started = time.monotonic()
+            await notifier.wait("p", "q", timeout)
+            assert time.monotonic() - started < timeout + 0.5
+    finally:
+        node.thaw()
+        await notifier.close()
+        await client.aclose()
+
+
+async def test_waiters_wake_when_the_store_comes_back_and_hear_publishes_again(fleet: Fleet) -> None:
+    node = fleet.redis(name="store")
+    client = connect(node.url)
+    publisher = aioredis.Redis(port=node.port)
+    notifier = Notifier(client)
+    channel = ProjectKeys("p").notify
+    try:
+        waiter = asyncio.create_task(notifier.wait("p", "q", 1.0))
+        await asyncio.sleep(0.2)
+        await publisher.publish(channel, "q")
+        started = time.monotonic()
+        await waiter
+        assert time.monotonic() - started < 0.5, "a publish did not wake the waiter"
+
+        await asyncio.to_thread(node.kill, signal.SIGKILL)
+        long_wait = asyncio.create_task(notifier.wait("p", "q", 15.0))
+        await asyncio.sleep(1.0)
+        assert not notifier.connected and not long_wait.done()  # no safety-poll wake-up while the store is away
+        await asyncio.to_thread(node.start)
+        back = time.monotonic()
+        await asyncio.wait_for(long_wait, 10)
+        assert time.monotonic() - back < 4, "the waiter did not wake when the store came back"
+        assert notifier.connected
+
+        again = asyncio.create_task(notifier.wait("p", "q", 5.0))
+        await asyncio.sleep(0.3)
+        await publisher.publish(channel, "q")
+        started = time.monotonic()
+        await again
+        assert time.monotonic() - started < 0.5, "publishes are not heard after the restart"
+    finally:
+        await notifier.close()
+        await client.aclose()
+        await publisher.aclose()
