@@ -30,8 +30,9 @@ RULES: list[Rule] = [
     ("JSON decode of the body (msgspec)", lambda fn, f: f.endswith("broker/http.py") and fn == "decode"),
     ("JSON encode of the answer (msgspec) + Response",
      lambda fn, f: (f.endswith("broker/http.py") and fn.startswith("JSON.")) or "starlette/responses.py" in f),
-    ("auth (key hash, cache)", lambda fn, f: f.endswith("broker/auth.py")),
-    ("request id (uuid4, os.urandom)", lambda fn, f: f.endswith("uuid.py")),
+    ("auth and admission (key hash, cache, rate limit)", lambda fn, f: f.endswith("broker/auth.py")
+        or f.endswith("broker/ratelimit.py") or (f.endswith("broker/context.py") and fn.endswith("admit"))),
+    ("request id (uuid4, os.urandom)", lambda fn, f: f.endswith("uuid.py") or fn == "assign_request_id"),
     ("redis-py: command packing and send", lambda fn, f: "redis/" in f and (
         "pack" in fn.lower() or "send" in fn.lower() or "encode" in fn.lower())),
     ("redis-py: reply reading and parsing", lambda fn, f: "redis/_parsers" in f or (
@@ -40,7 +41,9 @@ RULES: list[Rule] = [
     ("store and scripts (argument building)", lambda fn, f: any(
         f.endswith(p) for p in ("broker/store.py", "broker/scripts.py", "broker/keys.py"))),
     ("route handler", lambda fn, f: "broker/routes/" in f or f.endswith("broker/context.py")),
-    ("request body streaming", lambda fn, f: f.endswith("broker/http.py") and fn == "read_body"),
+    ("request body streaming", lambda fn, f: (f.endswith("broker/http.py") and fn in ("read_body", "read_limited"))
+        or (f.endswith("broker/fastpath.py") and fn == "_chunks")),
+    ("lean ASGI path (broker/fastpath.py)", lambda fn, f: f.endswith("broker/fastpath.py")),
     ("Starlette routing", lambda fn, f: "starlette/routing.py" in f),
     ("middleware (Starlette's and RequestContext)", lambda fn, f: "starlette/middleware" in f
         or "starlette/_exception_handler.py" in f or "starlette/applications.py" in f
@@ -59,9 +62,12 @@ LOOP = "event loop, C code (uvloop; no Python frame below the loop)"
 OTHER = "other"
 
 ENTRY_POINTS = {
+    "FastPath.__call__ (whole request on the lean path)": "FastPath.__call__",
+    "Coalescer._send (pipelined EVALSHA)": "Coalescer._send",
     "Store.publish (incl. redis-py)": "Store.publish",
     "Scripts.call (incl. redis-py)": "Scripts.call",
     "KeyRing.project_for": "KeyRing.project_for",
+    "Context.admit (auth, rate limit)": "Context.admit",
     "Context.body (read + decode)": "Context.body",
     "Router.__call__": "Router.__call__",
     "RequestContext middleware (whole request)": "RequestContext.__call__",

@@ -443,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key", metavar="KEY_OR_PREFIX", help="the whole key, or its prefix (at least 6 characters)")
     revoke.set_defaults(handler=cmd_keys_revoke)
     keys.set_defaults(handler=lambda args: _usage(keys))
+    from broker import cli_limits, cli_store
+
+    cli_limits.add_parser(commands, store)
+    cli_store.add_parser(commands, store)
     return parser
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -118,7 +118,10 @@ class RequestContext:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` (before buffering it whole)."""
-    return await read_limited(request.stream(), request.headers.get("content-length"), limit)
+    try:
+        return await read_limited(request.stream(), request.headers.get("content-length"), limit)
+    except ClientDisconnect:
+        raise errors.ValidationError("the client went away before sending the whole body") from None
 
 
 async def read_limited(chunks: AsyncIterator[bytes], length: str | None, limit: int) -> bytes:

@@ -94,8 +94,14 @@ async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
     visibility_ms = None if req.visibility_timeout is None else round(req.visibility_timeout * 1000)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.wait_seconds
+    waited = False
     while True:
-        messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
+        try:
+            messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
+        except errors.Unavailable:
+            if not waited:
+                raise
+            messages, wake_ms = [], -1  # the store went away during the wait: an empty answer, as at a deadline
         remaining = deadline - loop.time()
         if messages or remaining <= 0:
             return Consumed(messages=messages)
@@ -103,6 +109,7 @@ async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
         if wake_ms >= 0:
             timeout = min(timeout, max(0.005, (wake_ms - ctx.store.clock()) / 1000))
         await ctx.notifier.wait(project, req.queue, timeout)
+        waited = True
 
 
 async def ack(ctx: Context, project: str, body: bytes) -> Acked:
