@@ -457,7 +457,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``broker`` console script; returns the exit status."""
-    parser = build_parser()
+    return run_parsed(build_parser(), argv)
+
+
+def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse ``argv`` and run its handler, turning the known failures into one line and an exit status."""
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

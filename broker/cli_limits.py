@@ -13,7 +13,7 @@ import math
 import sys
 from typing import Any
 
-from broker.cli import CliError, _admin, _project, _settings, _store_options, say
+from broker.cli import CliError, _admin, _project, _settings, _store_options, _usage, run_parsed, say
 from broker.ratelimit import Limit, clear_limit, list_limits, set_limit, wall_ms
 from broker.scripts import Scripts
 
@@ -87,11 +87,6 @@ def cmd_limits_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def add_parser(commands: Any, store: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add ``limits set|show|clear`` to the ``broker`` command's subparsers."""
     store = store or _store_options()
@@ -122,29 +117,6 @@ def add_parser(commands: Any, store: argparse.ArgumentParser | None = None) -> a
     clear.set_defaults(handler=cmd_limits_clear)
     limits.set_defaults(handler=lambda args: _usage(limits))
     return limits
-
-
-def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """Parse ``argv`` and run its handler with the ``broker`` command's error handling."""
-    from broker.cli import _fail
-    from broker.embedded import EmbeddedError
-    from broker.settings import ConfigError
-
-    args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        return _usage(parser)
-    try:
-        status: int = handler(args)
-    except ConfigError as exc:
-        return _fail(str(exc), 2)
-    except CliError as exc:
-        return _fail(str(exc), exc.status)
-    except EmbeddedError as exc:
-        return _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        return 130
-    return status
 
 
 def main(argv: list[str] | None = None) -> int:

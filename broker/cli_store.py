@@ -13,8 +13,7 @@ import sys
 import time
 from typing import Any
 
-from broker.cli import _admin, _settings, _store_options, say
-from broker.cli_limits import _usage, run_parsed
+from broker.cli import _admin, _settings, _store_options, _usage, run_parsed, say
 from broker.instance import Marker, accept_reset, read_marker
 
 
