@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from bench.suite import Suite
 
 
+def settle_aof(redis: RedisServer, timeout: float = 180.0) -> None:
+    """Wait until no AOF rewrite runs or is scheduled. A rewrite (triggered when the AOF has doubled)
+    forks and writes the whole dataset; on a small machine it would slow whichever measurement it
+    overlaps, so each measurement starts after it."""
+    deadline = time.monotonic() + timeout
+    with redis.client() as client:
+        while time.monotonic() < deadline:
+            info = client.info("persistence")
+            if not int(info.get("aof_rewrite_in_progress", 0)) and not int(info.get("aof_rewrite_scheduled", 0)):
+                return
+            time.sleep(0.2)
+
+
 def latency_events(redis: RedisServer) -> dict[str, Any]:
     """Redis's latency monitor since its last reset: the worst event of each type (ms), and for the fsync
     of every write (appendfsync always) the median of the per-second maxima."""
@@ -152,17 +165,21 @@ def growth_mode(suite: Suite, priority: bool) -> None:
             with redis.client() as client:
                 fill(client, calls, queue, suite.payload, stock, priorities=priority)
                 write_leases(leases_file, lease_all(client, calls, queue, stock))
+            settle_aof(redis)
             return run_wrk(api.url, "ack_batch.lua",
                            suite.args(queue, leases=leases_file, files=1, threads=c.wrk_threads, batch=100),
                            c.consume_connections, c.seconds, c.wrk_threads).summary()
 
+        settle = functools.partial(settle_aof, redis)
         for size in sizes:
-            cases[size]["scripts"] = suite.measure(f"growth.{kind}.{size}.scripts", functools.partial(costs, size))
+            cases[size]["scripts"] = suite.measure(f"growth.{kind}.{size}.scripts", functools.partial(costs, size),
+                                                   settle=settle)
         suite.log(f"growth ({kind}): publish, empty then backlog queue")
         for size in sizes:
             cases[size]["queue_before_publish"] = api.stats(size).get("available")
             cases[size]["publish"] = suite.wrk(f"growth.{kind}.{size}.publish", api.url, "publish.lua",
-                                               suite.args(size, priorities=int(priority)), c.connections).summary()
+                                               suite.args(size, priorities=int(priority)), c.connections,
+                                               settle=settle).summary()
         with redis.client() as client:
             for size in sizes:
                 fill(client, calls, size, suite.payload, stock, priorities=priority)
@@ -172,7 +189,7 @@ def growth_mode(suite: Suite, priority: bool) -> None:
             cases[size]["consume"] = suite.wrk(
                 f"growth.{kind}.{size}.consume", api.url, "consume.lua",
                 suite.args(size, max=100, leases=suite.tmp / f"consumed-{kind}-{size}"),
-                c.consume_connections).summary()
+                c.consume_connections, settle=settle).summary()
         suite.log(f"growth ({kind}): ack_batch of 100, empty then backlog queue")
         for size in sizes:
             cases[size]["ack"] = suite.measure(f"growth.{kind}.{size}.ack", functools.partial(ack, size))

@@ -101,11 +101,13 @@ def _busy_ticks() -> int:
     return user + nice + system + irq + softirq + steal
 
 
-def _own_ticks() -> int:
-    """CPU time of this process, its reaped children, and its live descendants, in clock ticks."""
+def _own_ticks(also: tuple[str, ...] = ()) -> int:
+    """CPU time of this process, its reaped children, its live descendants, and of the processes named
+    in ``also`` (a peer's server that the suite did not start), in clock ticks."""
     me = os.getpid()
     parents: dict[int, int] = {}
     cpu: dict[int, int] = {}
+    extra = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -113,12 +115,16 @@ def _own_ticks() -> int:
             raw = (entry / "stat").read_text()
         except OSError:
             continue
-        rest = raw.rsplit(")", 1)[1].split()
+        head, _, tail = raw.rpartition(")")
+        rest = tail.split()
         pid = int(entry.name)
         parents[pid] = int(rest[1])
         own = int(rest[11]) + int(rest[12])
+        if also and head.partition("(")[2] in also:
+            extra += own
+            continue
         cpu[pid] = own + (int(rest[13]) + int(rest[14]) if pid == me else 0)
-    total = 0
+    total = extra
     for pid, ticks in cpu.items():
         walker, seen = pid, 0
         while walker and walker != me and seen < 64:
@@ -132,17 +138,18 @@ class CpuMeter:
     """Average cores busy during a phase: in all, in the suite's own processes, and in everything else
     on the machine (other users' work competes with the measurement on a small machine)."""
 
-    def __init__(self) -> None:
+    def __init__(self, also: tuple[str, ...] = ()) -> None:
+        self.also = also
         self.available = Path("/proc/stat").exists()
         self.started = time.monotonic()
         self.busy = _busy_ticks() if self.available else 0
-        self.own = _own_ticks() if self.available else 0
+        self.own = _own_ticks(also) if self.available else 0
 
     def stop(self) -> dict[str, float]:
         if not self.available:
             return {}
         seconds = max(1e-6, time.monotonic() - self.started)
         busy = (_busy_ticks() - self.busy) / _TICK / seconds
-        own = (_own_ticks() - self.own) / _TICK / seconds
+        own = (_own_ticks(self.also) - self.own) / _TICK / seconds
         return {"busy_cores": round(busy, 2), "suite_cores": round(own, 2),
                 "other_cores": round(max(0.0, busy - own), 2)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 
@@ -37,7 +37,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 def _direct_scripts(redis: Any, scripts: Scripts) -> Scripts:
     """Scripts calling ``redis.evalsha`` directly (no coalescing of concurrent calls: there is no loop here)."""
     try:
-        return Scripts(redis, scripts.scripts, coalesce=False)  # type: ignore[call-arg]
+        return Scripts(redis, scripts.scripts, coalesce=False)
     except TypeError:  # a version without coalescing
         return Scripts(redis, scripts.scripts)
 
@@ -103,7 +103,8 @@ class PipelineRun:
 
 
 def evalsha_usec(client: redis.Redis) -> tuple[int, float]:
-    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    info = cast(dict[str, Any], client.info("commandstats"))
+    stats = info.get("cmdstat_evalsha", {})
     return int(stats.get("calls", 0)), float(stats.get("usec", 0))
 
 
@@ -125,7 +126,7 @@ def pipelined(
             call = calls() if iterator is None else next(iterator, None)
             if call is None:
                 break
-            pipe.execute_command(*call)
+            pipe.execute_command(*call)  # type: ignore[no-untyped-call]
             n += 1
         if n == 0:
             break
@@ -177,7 +178,7 @@ def lease_all(client: redis.Redis, calls: ScriptCalls, queue: str, count: int,
 
 
 def used_memory(client: redis.Redis) -> int:
-    return int(client.info("memory")["used_memory"])
+    return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
 
 
 def settled_memory(client: redis.Redis, seconds: float = 3.0) -> int:

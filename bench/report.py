@@ -164,8 +164,8 @@ def markdown(results: dict[str, Any]) -> str:
     computed = ratios(results)
     lines = ["### Throughput and latency", "",
              "| | operation | throughput | p50 | p99 | notes |", "|---|---|---:|---:|---:|---|"]
-    for group, label, unit, value, p50, p99, notes in throughput_rows(results):
-        lines.append(f"| {group} | {label} | {rate(value, unit)} | {ms(p50)} | {ms(p99)} | {notes} |")
+    for group, label, unit, value, p50, p99, remark in throughput_rows(results):
+        lines.append(f"| {group} | {label} | {rate(value, unit)} | {ms(p50)} | {ms(p99)} | {remark} |")
     growth = results.get("growth", {})
     if growth:
         lines += ["", "### Growth: a queue holding the backlog vs an empty one", "",
@@ -201,7 +201,7 @@ def markdown(results: dict[str, Any]) -> str:
         if computed.get(key) is not None:
             lines.append(f"| {label} | {number(computed[key])} | | |")
     lines += profile_lines(results)
-    notes = results.get("notes") or []
+    notes: list[str] = results.get("notes") or []
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
@@ -211,18 +211,22 @@ def profile_lines(results: dict[str, Any]) -> list[str]:
     profile = results.get("profile")
     if not profile:
         return []
-    lines = ["", "### Profile of single publish (py-spy on the worker, share of samples)", ""]
-    python, native = profile.get("python", {}), profile.get("native", {})
-    lines += ["| where | Python frames | Python + C frames |", "|---|---:|---:|"]
-    categories = list(python.get("categories", {}))
-    categories += [k for k in native.get("categories", {}) if k not in categories]
+    lines = ["", "### Profile (py-spy on the worker, share of samples)", ""]
+    python, native, batch = profile.get("python", {}), profile.get("native", {}), profile.get("batch_python", {})
+    lines += ["| where | publish, Python frames | publish, Python + C frames | publish_batch, Python frames |",
+              "|---|---:|---:|---:|"]
+    categories: list[str] = []
+    for source in (python, native, batch):
+        categories += [k for k in source.get("categories", {}) if k not in categories]
     for category in categories:
         lines.append(f"| {category} | {percent(python.get('categories', {}).get(category))} "
-                     f"| {percent(native.get('categories', {}).get(category))} |")
-    lines.append(f"| (req/s while sampled) | {rate(python.get('request_rate_while_profiled'), '')} "
-                 f"| {rate(native.get('request_rate_while_profiled'), '')} |")
+                     f"| {percent(native.get('categories', {}).get(category))} "
+                     f"| {percent(batch.get('categories', {}).get(category))} |")
+    lines.append(f"| (requests/s while sampled) | {rate(python.get('request_rate_while_profiled'), '')} "
+                 f"| {rate(native.get('request_rate_while_profiled'), '')} "
+                 f"| {rate(batch.get('request_rate_while_profiled'), '')} |")
     for label, share in native.get("syscalls", {}).items():
-        lines.append(f"| system call: {label} | | {share:.1f}% |")
+        lines.append(f"| system call: {label} | | {share:.1f}% | |")
     gc = profile.get("gc")
     if gc:
         lines += ["", f"GC pauses during single publish paced at {gc.get('rate', 0):,.0f} req/s:", "",

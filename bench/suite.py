@@ -9,6 +9,7 @@ meanwhile, waits (up to ``quiet_wait`` seconds) for them to go quiet first, and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -41,6 +42,8 @@ PAYLOAD = {
 QUIET_CORES = 0.3
 #: ... and during it, before it counts as disturbed (noted, and measured again with ``retries``).
 DISTURBED_CORES = 0.25
+#: The RabbitMQ server's processes: the broker under test, not a disturbance.
+RABBITMQ_PROCESSES = ("beam.smp", "erl_child_setup", "inet_gethost", "epmd")
 
 
 def payload_text() -> str:
@@ -126,13 +129,13 @@ class Suite:
         self.results["notes"].append(text)
         self.log("  note: " + text)
 
-    def wait_quiet(self, name: str) -> None:
+    def wait_quiet(self, name: str, also: tuple[str, ...] = ()) -> None:
         limit = self.config.quiet_wait
         if limit <= 0:
             return
         deadline = time.monotonic() + limit
         while True:
-            meter = machine.CpuMeter()
+            meter = machine.CpuMeter(also)
             time.sleep(1.0)
             others = meter.stop().get("other_cores", 0.0)
             if others <= QUIET_CORES:
@@ -141,14 +144,19 @@ class Suite:
                 self.log(f"  {name}: no quiet moment in {limit} s (others at {others:.2f} cores); measuring anyway")
                 return
 
-    def measure(self, name: str, action: Callable[[], T], retries: int | None = None) -> T:
+    def measure(self, name: str, action: Callable[[], T], also: tuple[str, ...] = (),
+                settle: Callable[[], None] | None = None) -> T:
         """Run ``action`` as one measurement; again when other processes disturbed it, keeping the least
-        disturbed attempt. Records the CPU use of the kept attempt under ``cpu.<name>``."""
-        attempts = 1 + (self.config.retries if retries is None else retries)
+        disturbed attempt. Records the CPU use of the kept attempt under ``cpu.<name>``. Processes named in
+        ``also`` (a peer's server) count as part of the measurement, not as disturbance; ``settle`` runs
+        before each attempt (waiting for Redis's background work to end)."""
+        attempts = 1 + self.config.retries
         best: tuple[T, dict[str, float]] | None = None
         for attempt in range(attempts):
-            self.wait_quiet(name)
-            meter = machine.CpuMeter()
+            if settle is not None:
+                settle()
+            self.wait_quiet(name, also)
+            meter = machine.CpuMeter(also)
             value = action()
             usage = {**meter.stop(), "attempt": attempt + 1}
             if best is None or usage.get("other_cores", 0) < best[1].get("other_cores", 0):
@@ -164,9 +172,11 @@ class Suite:
             self.note(f"{name}: other processes used {usage['other_cores']:.2f} of {self.cpu_count} cores meanwhile")
         return value
 
-    def wrk(self, name: str, url: str, script: str, args: dict[str, Any], connections: int) -> WrkResult:
+    def wrk(self, name: str, url: str, script: str, args: dict[str, Any], connections: int,
+            settle: Callable[[], None] | None = None) -> WrkResult:
         result = self.measure(
-            name, lambda: run_wrk(url, script, args, connections, self.config.seconds, self.config.wrk_threads))
+            name, lambda: run_wrk(url, script, args, connections, self.config.seconds, self.config.wrk_threads),
+            settle=settle)
         if result.failures():
             self.note(f"{name}: {result.failures()} failed requests (status {result.bad}, socket {result.errors})")
         return result
@@ -194,11 +204,12 @@ class Suite:
                 api.create_queue(name)
             api.create_queue("memory-prio", priority=True)
 
+            settle = functools.partial(backlog.settle_aof, redis)
             self.log(f"no-op ceiling: {c.connections} connections, {c.seconds} s")
             ceilings["noop"] = self.wrk("noop", noop.url, "publish.lua", self.args("noop"), c.connections).summary()
 
             self.log("publish (single message)")
-            single = self.wrk("publish", api.url, "publish.lua", self.args("publish"), c.connections)
+            single = self.wrk("publish", api.url, "publish.lua", self.args("publish"), c.connections, settle)
             ours["publish"] = single.summary()
 
             half = max(1.0, single.request_rate / 2)
@@ -216,21 +227,22 @@ class Suite:
                     client.config_set("latency-monitor-threshold", 0)
                 return {**result.summary(), "target_rate": round(half, 1), "redis_latency_events": events}
 
-            ours["publish_half"] = self.measure("publish_half", paced)
+            ours["publish_half"] = self.measure("publish_half", paced, settle=settle)
 
             self.log(f"publish_batch of 100: {c.batch_connections} connections")
             batch = self.wrk("publish_batch", api.url, "publish_batch.lua", self.args("batch", batch=100),
-                             c.batch_connections)
+                             c.batch_connections, settle)
             ours["publish_batch"] = {**batch.summary(),
                                      "msg_rate": round((batch.requests - batch.bad) * 100 / batch.seconds, 1)}
 
             self.log(f"consume 100 + ack_batch: {c.consume_connections} connections")
             ours["consume_ack"] = self.wrk("consume_ack", api.url, "consume_ack.lua", self.args("batch", max=100),
-                                           c.consume_connections).summary()
+                                           c.consume_connections, settle).summary()
 
             self.log(f"work loop, long-poll consume 1 + ack 1: {c.connections} connections")
             ours["work_loop"] = self.wrk("work_loop", api.url, "consume_ack.lua",
-                                         self.args("publish", max=1, single=1, wait=1), c.connections).summary()
+                                         self.args("publish", max=1, single=1, wait=1), c.connections,
+                                         settle).summary()
 
             self.log(f"end to end: {c.e2e_producers} publish_batch + {c.e2e_consumers} consume/ack connections")
             attempt = iter(range(1, 100))
@@ -250,10 +262,11 @@ class Suite:
                     "backlog_after": api.stats(queue).get("available"),
                 }
 
-            ours["end_to_end"] = self.measure("end_to_end", end_to_end)
+            ours["end_to_end"] = self.measure("end_to_end", end_to_end, settle=settle)
 
             self.log("Redis ceiling: our scripts by pipelined EVALSHA")
-            ceilings["redis"] = self.measure("redis_ceilings", lambda: backlog.redis_ceilings(self, redis))
+            ceilings["redis"] = self.measure("redis_ceilings", lambda: backlog.redis_ceilings(self, redis),
+                                             settle=settle)
             if not c.growth:
                 for queue, priority in (("memory", False), ("memory-prio", True)):
                     self.results["memory"]["prio_on" if priority else "prio_off"] = backlog.memory(
@@ -276,7 +289,7 @@ class Suite:
             def bullmq() -> dict[str, Any]:
                 with redis_server("bullmq") as redis:
                     return bullmq_peer.run(redis, c.seconds, payload_text(), c.batch_connections, c.add_inflight,
-                                           c.worker_concurrency)
+                                           c.worker_concurrency, settle=functools.partial(backlog.settle_aof, redis))
 
             self.results["peers"]["bullmq"] = {**self.measure("bullmq", bullmq), "node": bullmq_peer.node_version()}
         else:
@@ -285,7 +298,8 @@ class Suite:
         if reason is None:
             self.log("RabbitMQ: publish with confirms, then end to end")
             self.results["peers"]["rabbitmq"] = {
-                **self.measure("rabbitmq", lambda: rabbitmq.run(c.seconds, payload_text(), inflight=c.connections)),
+                **self.measure("rabbitmq", lambda: rabbitmq.run(c.seconds, payload_text(), inflight=c.connections),
+                               also=RABBITMQ_PROCESSES),
                 "version": rabbitmq.server_version(),
             }
         else:
@@ -293,32 +307,41 @@ class Suite:
 
     def profile_section(self) -> None:
         """py-spy on the worker during single publish: Python frames (not pausing the worker), then
-        Python and C frames (pausing it at every sample: shares only, its throughput is not comparable)."""
+        Python and C frames (pausing it at every sample: shares only, its throughput is not comparable);
+        then publish_batch, Python frames; then the GC experiment."""
+        self.results["profile"] = {**self.profiles(), "gc": self.gc_pauses()}
+
+    def profiles(self) -> dict[str, Any]:
         c = self.config
         profiles: dict[str, Any] = {}
+        runs = [("python", "publish", "publish.lua", {}, c.connections, False),
+                ("native", "publish", "publish.lua", {}, c.connections, True),
+                ("batch_python", "publish_batch", "publish_batch.lua", {"batch": 100}, c.batch_connections, False)]
         with api_stack(c, "profile") as (_redis, api):
             api.create_queue("profile")
             attempts = iter(range(1, 1000))
-            for native in (False, True):
-                label = "native" if native else "python"
-                self.log(f"profile ({label} frames): py-spy on the worker during single publish")
+            for label, operation, script, extra, connections, native in runs:
+                frames = "Python and C" if native else "Python"
+                self.log(f"profile ({frames} frames): py-spy on the worker during {operation}")
 
-                def profiled(native: bool = native, label: str = label) -> tuple[float, Path]:
-                    path = self.tmp / f"profile-publish-{label}-{next(attempts)}.collapsed"
-                    load = Wrk(api.url, "publish.lua", self.args("profile"), c.connections, c.seconds + 2,
+                def profiled(native: bool = native, label: str = label, script: str = script,
+                             extra: dict[str, Any] = extra, connections: int = connections) -> tuple[float, Path]:
+                    path = self.tmp / f"profile-{label}-{next(attempts)}.collapsed"
+                    load = Wrk(api.url, script, self.args("profile", **extra), connections, c.seconds + 2,
                                c.wrk_threads)
                     time.sleep(1)
                     pyspy.record(api.server.pid, c.seconds, path, native=native)
                     return load.result().request_rate, path
 
                 rate, recorded = self.measure(f"profile_{label}", profiled)
-                path = self.results_dir / f"profile-publish-{label}.collapsed"
+                name = "publish-native" if label == "native" else "publish-python" if label == "python" else label
+                path = self.results_dir / f"profile-{name}.collapsed"
                 shutil.copyfile(recorded, path)
-                profiles[label] = {"file": path.name, "request_rate_while_profiled": round(rate, 1),
+                profiles[label] = {"file": path.name, "operation": operation,
+                                   "request_rate_while_profiled": round(rate, 1),
                                    "categories": pyspy.summarize(path), "entry_points": pyspy.inclusive(path),
                                    "syscalls": pyspy.syscalls(path)}
-        profiles["gc"] = self.gc_pauses()
-        self.results["profile"] = profiles
+        return profiles
 
     def gc_pauses(self) -> dict[str, Any]:
         """Single publish paced at half the max (as in the main section) with every garbage collection

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 from bench.procs import CACHE_DIR, REPO, BenchError, RedisServer
@@ -79,16 +80,21 @@ def _rate(result: dict[str, Any]) -> float:
 
 
 def run(server: RedisServer, seconds: float, payload: str, bulk_inflight: int, add_inflight: int = 50,
-        concurrency: int = 50) -> dict[str, Any]:
+        concurrency: int = 50, settle: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """addBulk of 100; add with ``add_inflight`` in flight; a Worker on the addBulk backlog; then producers
-    (addBulk) and a Worker at once, in two processes, on a fresh queue."""
+    (addBulk) and a Worker at once, in two processes, on a fresh queue. ``settle`` runs before each (it
+    waits for an AOF rewrite of the Redis to end, as before each of our measurements)."""
     base = {"port": server.port, "payload": payload, "seconds": seconds}
     timeout = seconds + 120
     results: dict[str, Any] = {"version": version()}
+    settle()
     results["addBulk"] = Node("addBulk", {**base, "queue": "bulk", "inflight": bulk_inflight, "batch": 100},
                               timeout).result()
+    settle()
     results["add"] = Node("add", {**base, "queue": "single", "inflight": add_inflight}, timeout).result()
+    settle()
     results["work"] = Node("work", {**base, "queue": "bulk", "concurrency": concurrency}, timeout).result()
+    settle()
     producer = Node("addBulk", {**base, "queue": "e2e", "inflight": bulk_inflight, "batch": 100}, timeout)
     worker = Node("work", {**base, "queue": "e2e", "concurrency": concurrency}, timeout)
     results["end_to_end"] = {"produce": producer.result(), "work": worker.result()}

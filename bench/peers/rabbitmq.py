@@ -64,7 +64,9 @@ def server_version() -> str:
 
         connection = await aio_pika.connect(broker_url(), timeout=3)
         async with connection:
-            version = connection.transport.connection.server_properties.get("version", b"?")
+            transport = connection.transport
+            properties = transport.connection.server_properties if transport is not None else {}
+            version = properties.get("version", b"?")
         return version.decode() if isinstance(version, bytes) else str(version)
 
     try:
