@@ -154,8 +154,9 @@ class ConsumeRequest(Struct, kw_only=True):
     wait_seconds: Annotated[float, Meta(ge=0, le=MAX_WAIT_SECONDS)] = 0
 
 
-class QueueMessage(Struct, kw_only=True):
-    """A message as consumed: the payload is the stored JSON text, written out as is."""
+class MessageFields(Struct, kw_only=True):
+    """The fields every outgoing form of a message starts with; the payload is the stored JSON text,
+    written out as is."""
 
     message_id: str
     payload: msgspec.Raw
@@ -163,6 +164,11 @@ class QueueMessage(Struct, kw_only=True):
     group_id: str | None
     attempts: int
     enqueued_at: str
+
+
+class QueueMessage(MessageFields, kw_only=True):
+    """A message as consumed."""
+
     receipt: str
     lease_expires_at: str
 
@@ -232,13 +238,7 @@ class Extended(Struct, kw_only=True):
 
 
 # --- dead letters ---------------------------------------------------------------------------------
-class DeadLetter(Struct, kw_only=True, omit_defaults=True):
-    message_id: str
-    payload: msgspec.Raw
-    priority: int
-    group_id: str | None
-    attempts: int
-    enqueued_at: str
+class DeadLetter(MessageFields, kw_only=True, omit_defaults=True):
     dead_lettered_at: str
     reason: str
     source_queue: str
@@ -316,15 +316,9 @@ class PushUnsubscribed(Struct, kw_only=True):
     deleted: bool
 
 
-class PushMessage(Struct, kw_only=True):
+class PushMessage(MessageFields, kw_only=True):
     """The body of a push delivery: the QueueMessage without its receipt."""
 
-    message_id: str
-    payload: msgspec.Raw
-    priority: int
-    group_id: str | None
-    attempts: int
-    enqueued_at: str
     lease_expires_at: str
 
 
