@@ -32,7 +32,10 @@ RULES: list[Rule] = [
      lambda fn, f: (f.endswith("broker/http.py") and fn.startswith("JSON.")) or "starlette/responses.py" in f),
     ("auth and admission (key hash, cache, rate limit)", lambda fn, f: f.endswith("broker/auth.py")
         or f.endswith("broker/ratelimit.py") or (f.endswith("broker/context.py") and fn.endswith("admit"))),
-    ("request id (uuid4, os.urandom)", lambda fn, f: f.endswith("uuid.py") or fn == "assign_request_id"),
+    ("request id", lambda fn, f: f.endswith("uuid.py") or fn in ("assign_request_id", "take_request_id")
+        or fn.startswith("RequestIds.")),
+    ("pipelined connection: packing, writes, replies (broker/pipeline.py)",
+     lambda fn, f: f.endswith("broker/pipeline.py")),
     ("redis-py: command packing and send", lambda fn, f: "redis/" in f and (
         "pack" in fn.lower() or "send" in fn.lower() or "encode" in fn.lower())),
     ("redis-py: reply reading and parsing", lambda fn, f: "redis/_parsers" in f or (
@@ -47,6 +50,7 @@ RULES: list[Rule] = [
     ("Starlette routing", lambda fn, f: "starlette/routing.py" in f),
     ("middleware (Starlette's and RequestContext)", lambda fn, f: "starlette/middleware" in f
         or "starlette/_exception_handler.py" in f or "starlette/applications.py" in f
+        or (f.endswith("broker/app.py") and fn == "BrokerApp.__call__")
         or "uvicorn/middleware" in f or (f.endswith("broker/http.py") and "RequestContext" in fn)),
     ("Starlette Request object", lambda fn, f: "starlette/" in f),
     ("uvicorn HTTP protocol (parse, response write)", lambda fn, f: "uvicorn/protocols" in f or "httptools" in f),
@@ -62,8 +66,9 @@ LOOP = "event loop, C code (uvloop; no Python frame below the loop)"
 OTHER = "other"
 
 ENTRY_POINTS = {
-    "FastPath.__call__ (whole request on the lean path)": "FastPath.__call__",
-    "Coalescer._send (pipelined EVALSHA)": "Coalescer._send",
+    "FastPath.serve (whole request on the lean path)": "FastPath.serve",
+    "ScriptPipe._flush (one write per loop turn)": "ScriptPipe._flush",
+    "ScriptPipe._read (replies to their callers)": "ScriptPipe._read",
     "Store.publish (incl. redis-py)": "Store.publish",
     "Scripts.call (incl. redis-py)": "Scripts.call",
     "KeyRing.project_for": "KeyRing.project_for",

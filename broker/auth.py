@@ -6,6 +6,7 @@ is refused by every process within a second while the hot path normally costs no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -50,28 +51,47 @@ class KeyRing:
         self.env = {digest(key): project for project, key in env_keys}
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[str | None, float]] = {}
+        self._lookups: dict[str, asyncio.Future[str | None]] = {}
 
     async def project_for(self, authorization: str | None) -> str:
         """The project of an ``Authorization: Bearer <key>`` header, or raise Unauthorized."""
         if not authorization:
             raise errors.Unauthorized("missing Authorization header (expected: Bearer <key>)")
+        now = time.monotonic()
+        cached = self._cache.get(authorization)  # keyed by the header itself: no hash on the hot path
+        if cached is not None and cached[1] > now:
+            project = cached[0]
+        else:
+            project = await self._shared_lookup(authorization)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[authorization] = (project, now + self.cache_seconds)
+        if project is None:
+            raise errors.Unauthorized("unknown or revoked API key")
+        return project
+
+    def _shared_lookup(self, authorization: str) -> asyncio.Future[str | None]:
+        """One store lookup per header at a time: the concurrent requests that find the cache entry
+        expired all wait for the same one."""
+        pending = self._lookups.get(authorization)
+        if pending is None:
+            pending = asyncio.ensure_future(self._project_for_header(authorization))
+            self._lookups[authorization] = pending
+
+            def done(task: asyncio.Future[str | None]) -> None:
+                self._lookups.pop(authorization, None)
+                if not task.cancelled():
+                    task.exception()  # retrieved here too, in case every waiter went away
+
+            pending.add_done_callback(done)
+        return asyncio.shield(pending)
+
+    async def _project_for_header(self, authorization: str) -> str | None:
         scheme, _, key = authorization.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key or len(key) > 512:
             raise errors.Unauthorized("malformed Authorization header (expected: Bearer <key>)")
-        hashed = digest(key)
-        now = time.monotonic()
-        cached = self._cache.get(hashed)
-        if cached is not None and cached[1] > now:
-            project = cached[0]
-        else:
-            project = await self._lookup(hashed)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[hashed] = (project, now + self.cache_seconds)
-        if project is None:
-            raise errors.Unauthorized("unknown or revoked API key")
-        return project
+        return await self._lookup(digest(key))
 
     async def _lookup(self, hashed: str) -> str | None:
         try:

@@ -51,7 +51,7 @@ def cmd_limits_set(args: argparse.Namespace) -> int:
     burst = args.burst if args.burst is not None else max(1, math.ceil(args.rate))
 
     async def action(client: Any) -> None:
-        await set_limit(Scripts(client), client, args.project, args.rate, burst, wall_ms())
+        await set_limit(Scripts(client, coalesce=False), client, args.project, args.rate, burst, wall_ms())
 
     _admin(settings, action)
     say(f'project "{args.project}": {describe(Limit(args.rate, burst))}; running servers apply it within a second')
@@ -63,7 +63,7 @@ def cmd_limits_clear(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def action(client: Any) -> bool:
-        return await clear_limit(Scripts(client), client, args.project, wall_ms())
+        return await clear_limit(Scripts(client, coalesce=False), client, args.project, wall_ms())
 
     if not _admin(settings, action):
         raise CliError(f'project "{args.project}" has no rate limit')

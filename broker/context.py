@@ -11,18 +11,18 @@ the normal case.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.requests import Request
 
 from broker.auth import KeyRing
-from broker.http import decode, read_body
+from broker.http import BodyDeadline, decode, read_body
 from broker.instance import InstanceGuard
 from broker.notify import Notifier
 from broker.ratelimit import LongPollSlots, RateLimiter
 from broker.schemas import ConsumeRequest
-from broker.settings import Settings
+from broker.settings import DEFAULT_BODY_TIMEOUT_SECONDS, Settings
 from broker.store import Store
 
 T = TypeVar("T")
@@ -38,6 +38,7 @@ class Context:
     guard: InstanceGuard | None = None
     limiter: RateLimiter | None = None
     long_polls: LongPollSlots | None = None
+    body_deadline: BodyDeadline = field(default_factory=lambda: BodyDeadline(DEFAULT_BODY_TIMEOUT_SECONDS))
 
     async def project(self, request: Request) -> str:
         """Admit the request: the store must not have lost its data, the key must be valid, and the
@@ -54,7 +55,7 @@ class Context:
         return project
 
     async def body(self, request: Request, type_: type[T], limit: int | None = None) -> T:
-        return self.parse(await read_body(request, limit or self.settings.max_body_bytes), type_)
+        return self.parse(await read_body(request, limit or self.settings.max_body_bytes, self.body_deadline), type_)
 
     def parse(self, body: bytes, type_: type[T]) -> T:
         """Decode a request body; a consume that will wait also takes a long-poll slot."""

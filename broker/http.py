@@ -3,9 +3,11 @@ handler that renders every error in the contract's shape."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
+import os
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -25,6 +27,25 @@ _QUEUE_RE = re.compile(QUEUE_NAME_PATTERN)
 _FIELD_RE = re.compile(r" - at `\$(.*)`$")
 _encoder = msgspec.json.Encoder()
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+class RequestIds:
+    """New request ids: 32 hex digits, a random per-process prefix and a counter (as unique as a uuid4,
+    without a system call per request). A forked child draws its own prefix."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(10).hex()
+        self._counter = itertools.count(int.from_bytes(os.urandom(5), "big"))
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_request_ids = RequestIds()
 
 
 class JSON(Response):
@@ -72,14 +93,20 @@ async def handle_error(request: Request, exc: Exception) -> Response:
 
 def assign_request_id(scope: Scope) -> str:
     """The request's id: a sane incoming ``X-Request-Id``, else a new one; kept in the scope's state."""
-    rid = ""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            if _REQUEST_ID_RE.match(candidate):
-                rid = candidate
-            break
-    rid = rid or uuid.uuid4().hex
+            return take_request_id(scope, value)
+    return take_request_id(scope, None)
+
+
+def take_request_id(scope: Scope, incoming: bytes | None) -> str:
+    """The request's id from its ``X-Request-Id`` header value (``incoming``) if sane, else a new one."""
+    rid = ""
+    if incoming is not None:
+        candidate = incoming.decode("latin-1")
+        if _REQUEST_ID_RE.match(candidate):
+            rid = candidate
+    rid = rid or _request_ids.new()
     scope.setdefault("state", {})["request_id"] = rid
     return rid
 
@@ -116,10 +143,64 @@ class RequestContext:
                 await response(scope, receive, send)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` (before buffering it whole)."""
+#: How often the body deadlines are checked (at most; more often for a shorter timeout).
+BODY_SWEEP_SECONDS = 1.0
+
+
+class BodyDeadline:
+    """Ends the body reads that take longer than ``timeout`` seconds: a client that declares a body and
+    never sends it would otherwise hold a task and a connection for ever. One sweep a second per process
+    cancels the late reads, which answer 400; a request pays two dict operations, not a timer of its own."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._late: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    async def read(self, chunks: AsyncIterator[bytes], length: str | None, limit: int) -> bytes:
+        """``read_limited`` within the deadline."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        if task is None:
+            return await read_limited(chunks, length, limit)
+        self._reading[task] = loop.time()
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(min(BODY_SWEEP_SECONDS, self.timeout), self._sweep)
+        try:
+            return await read_limited(chunks, length, limit)
+        except asyncio.CancelledError:
+            if task not in self._late:
+                raise
+            task.uncancel()
+            raise errors.ValidationError(f"the request body did not arrive within {self.timeout:g} s") from None
+        finally:
+            del self._reading[task]
+            self._late.discard(task)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        if not self._reading or self._loop is None:
+            return
+        cutoff = self._loop.time() - self.timeout
+        for task, started in self._reading.items():
+            if started <= cutoff and task not in self._late:
+                self._late.add(task)
+                task.cancel()
+        self._sweeper = self._loop.call_later(min(BODY_SWEEP_SECONDS, self.timeout), self._sweep)
+
+
+async def read_body(request: Request, limit: int, deadline: BodyDeadline | None = None) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (before buffering it whole),
+    and with 400 when it does not arrive within the ``deadline``."""
     try:
-        return await read_limited(request.stream(), request.headers.get("content-length"), limit)
+        length = request.headers.get("content-length")
+        if deadline is None:
+            return await read_limited(request.stream(), length, limit)
+        return await deadline.read(request.stream(), length, limit)
     except ClientDisconnect:
         raise errors.ValidationError("the client went away before sending the whole body") from None
 

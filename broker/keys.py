@@ -28,7 +28,7 @@ here, so the two cannot drift.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import ClassVar
 
 VERSION = "v1"
 AUTH_KEYS = f"{VERSION}:auth:keys"
@@ -77,44 +77,50 @@ def idempotency_digest(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+#: Key-name objects kept per process (each project, each queue); cleared whole when full.
+KEY_CACHE_SIZE = 10_000
+
+
 class ProjectKeys:
-    """Key names of one project."""
+    """Key names of one project, built once per project and process (``ProjectKeys(p)`` returns the same
+    object again): the request path asks for them on every call.
+
+    ``tag``: the prefix of every key of the project; ``queues``: zset of its queue names; ``subscriptions``:
+    set of its queue names that have a push subscription (push delivery lists them); ``seq``: its message
+    sequence; ``notify``: its pub/sub channel (``notify_channel`` in the generated Lua include formats it
+    the same way); ``ratelimit``: hash of its request-rate limit (rate, burst) and token bucket (tokens,
+    ts_ms)."""
+
+    __slots__ = ("notify", "project", "queues", "ratelimit", "seq", "subscriptions", "tag")
+    _cache: ClassVar[dict[str, ProjectKeys]] = {}
 
     project: str
+    tag: str
+    queues: str
+    subscriptions: str
+    seq: str
+    notify: str
+    ratelimit: str
 
-    @property
-    def tag(self) -> str:
-        return project_tag(self.project)
-
-    @property
-    def queues(self) -> str:
-        return f"{self.tag}:queues"
-
-    @property
-    def subscriptions(self) -> str:
-        """Set of the project's queue names that have a push subscription (push delivery lists them)."""
-        return f"{self.tag}:subs"
-
-    @property
-    def seq(self) -> str:
-        return f"{self.tag}:seq"
-
-    @property
-    def notify(self) -> str:
-        """Pub/sub channel; ``notify_channel`` in the generated Lua include formats it the same way."""
-        return f"{self.tag}:notify"
-
-    @property
-    def ratelimit(self) -> str:
-        """Hash: the project's request-rate limit (rate, burst) and token bucket (tokens, ts_ms)."""
-        return f"{self.tag}:ratelimit"
+    def __new__(cls, project: str) -> ProjectKeys:
+        keys = cls._cache.get(project)
+        if keys is None:
+            keys = super().__new__(cls)
+            tag = project_tag(project)
+            keys.project, keys.tag = project, tag
+            keys.queues, keys.subscriptions, keys.seq = f"{tag}:queues", f"{tag}:subs", f"{tag}:seq"
+            keys.notify, keys.ratelimit = f"{tag}:notify", f"{tag}:ratelimit"
+            if len(cls._cache) >= KEY_CACHE_SIZE:
+                cls._cache.clear()
+            cls._cache[project] = keys
+        return keys
 
     def idempotency(self, capability: str, idempotency_key: str | None) -> str:
         """The record of ``idempotency_key`` for ``capability``, or the tag when no key is given.
 
-        Scripts take the idempotency record as a KEYS entry either way; an empty ``idem_fp`` argument
-        tells them there is no key, and the tag (never written) keeps the call in the project's slot.
+        Scripts take a request's idempotency record as a KEYS entry either way; an empty fingerprint
+        argument tells them there is no key, and the tag (never written) keeps the call in the project's
+        slot. (A publish passes the record of a message only when the message has a key.)
         """
         if idempotency_key is None:
             return self.tag
@@ -124,41 +130,83 @@ class ProjectKeys:
         return QueueKeys(self.tag, name)
 
 
-@dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """Key names of one queue."""
+    """Key names of one queue: ``keys.cfg``, ``keys.inflight``... for every part of ``QUEUE_PARTS``, built
+    once per queue and process like ``ProjectKeys``."""
+
+    __slots__ = ("_parts", "name", "tag")
+    _cache: ClassVar[dict[tuple[str, str], QueueKeys]] = {}
 
     tag: str
     name: str
+    _parts: dict[str, str]
+
+    def __new__(cls, tag: str, name: str) -> QueueKeys:
+        keys = cls._cache.get((tag, name))
+        if keys is None:
+            keys = super().__new__(cls)
+            keys.tag, keys.name = tag, name
+            keys._parts = {part: QUEUE_KEY_FORMAT.format(tag=tag, queue=name, part=part) for part in QUEUE_PARTS}
+            if len(cls._cache) >= KEY_CACHE_SIZE:
+                cls._cache.clear()
+            cls._cache[(tag, name)] = keys
+        return keys
 
     def part(self, part: str) -> str:
-        if part not in QUEUE_PARTS:
-            raise KeyError(part)
-        return QUEUE_KEY_FORMAT.format(tag=self.tag, queue=self.name, part=part)
+        return self._parts[part]  # KeyError for an unknown part
 
     def all(self) -> list[str]:
-        return [self.part(p) for p in QUEUE_PARTS]
+        return list(self._parts.values())
 
-    def __getattr__(self, part: str) -> str:  # keys.queue("q").inflight
-        if part in QUEUE_PARTS:
-            return QUEUE_KEY_FORMAT.format(tag=self.tag, queue=self.name, part=part)
-        raise AttributeError(part)
+    def __getattr__(self, part: str) -> str:  # keys.queue("q").inflight (the parts with a property skip this)
+        try:
+            return self._parts[part]
+        except KeyError:
+            raise AttributeError(part) from None
+
+    @property
+    def cfg(self) -> str:
+        return self._parts["cfg"]
+
+
+def _lua_key_expression(tag: str, queue: str, part: str) -> str:
+    """``QUEUE_KEY_FORMAT`` as a Lua concatenation of the three given Lua expressions."""
+    values = {"tag": tag, "queue": queue, "part": part}
+    pieces = QUEUE_KEY_FORMAT.replace("{tag}", "\0tag\0").replace("{queue}", "\0queue\0").replace("{part}", "\0part\0")
+    return " .. ".join(values[p] if p in values else f'"{p}"' for p in pieces.split("\0") if p)
 
 
 def lua_keys_include() -> str:
-    """Lua source of ``queue_key(tag, queue, part)``, generated from ``QUEUE_KEY_FORMAT``."""
-    pieces = QUEUE_KEY_FORMAT.replace("{tag}", "\0tag\0").replace("{queue}", "\0queue\0").replace("{part}", "\0part\0")
-    parts = [p for p in pieces.split("\0") if p]
-    expr = " .. ".join(p if p in ("tag", "queue", "part") else repr(p).replace("'", '"') for p in parts)
+    """Lua source of ``queue_key(tag, queue, part)`` and ``queue_keys(tag, name)``, generated from
+    ``QUEUE_KEY_FORMAT`` and ``QUEUE_PARTS``.
+
+    ``queue_keys`` builds a key name only when a script first reads it (a metatable shared by every
+    queue of the call): scripts run their whole chunk on each call, and most touch 3 or 4 of the parts.
+    An unknown part raises instead of naming a key nobody reads."""
     names = ", ".join(f'"{p}"' for p in QUEUE_PARTS)
+    is_part = " or\n      ".join(f'part == "{p}"' for p in QUEUE_PARTS)
     return (
         "-- Generated from broker/keys.py (QUEUE_KEY_FORMAT, QUEUE_PARTS); do not edit.\n"
         f"local QUEUE_PARTS = {{{names}}}\n"
-        f"local function queue_key(tag, queue, part)\n  return {expr}\nend\n"
-        "-- The keys of queue `name`: a table part -> key name, plus .tag and .name.\n"
+        "\n"
+        f"local function queue_key(tag, queue, part)\n  return {_lua_key_expression('tag', 'queue', 'part')}\nend\n"
+        "\n"
         "local function notify_channel(tag)\n  return tag .. \":notify\"\nend\n"
+        "\n"
+        "-- __index of queue_keys tables, on the first read of a part: builds and keeps its key name.\n"
+        "local function queue_key_index(qk, part)\n"
+        f"  if not ({is_part}) then\n"
+        "    error(\"unknown queue part \" .. tostring(part))\n"
+        "  end\n"
+        f"  local key = {_lua_key_expression('qk.tag', 'qk.name', 'part')}\n"
+        "  qk[part] = key\n"
+        "  return key\n"
+        "end\n"
+        "\n"
+        "local QUEUE_KEYS_META = {__index = queue_key_index}\n"
+        "\n"
+        "-- The keys of queue `name`: qk.<part> is the key of that part (QUEUE_PARTS), plus qk.tag and qk.name.\n"
         "local function queue_keys(tag, name)\n"
-        "  local qk = {tag = tag, name = name}\n"
-        "  for _, part in ipairs(QUEUE_PARTS) do qk[part] = queue_key(tag, name, part) end\n"
-        "  return qk\nend\n"
+        "  return setmetatable({tag = tag, name = name}, QUEUE_KEYS_META)\n"
+        "end\n"
     )

@@ -7,7 +7,7 @@ by ``lua/include/message.lua``.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -118,7 +118,7 @@ class QueueStats(Struct, kw_only=True):
 # --- messages -------------------------------------------------------------------------------------
 class PublishRequest(Struct, kw_only=True):
     queue: QueueName
-    payload: Any
+    payload: msgspec.Raw  # checked JSON text, made compact by the handler (routes/messages.py)
     delay_seconds: DelaySeconds = 0
     priority: Priority = 0
     group_id: GroupId | None = None
@@ -126,7 +126,7 @@ class PublishRequest(Struct, kw_only=True):
 
 
 class BatchItem(Struct, kw_only=True):
-    payload: Any
+    payload: msgspec.Raw
     delay_seconds: DelaySeconds = 0
     priority: Priority = 0
     group_id: GroupId | None = None

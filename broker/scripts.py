@@ -1,27 +1,29 @@
 """The only place that loads and calls Lua.
 
 Every ``lua/*.lua`` file is one atomic operation. At load time ``--@include name`` lines are replaced
-by ``lua/include/name.lua`` (each included once, no cycles), the header's ``KEYS[i]`` lines are
-counted, and the SHA is computed locally. Calls go out as EVALSHA; a NOSCRIPT reply (a restarted or
+by the definitions of ``lua/include/name.lua`` (each include once, no cycles) that the script uses,
+directly or through other definitions (``expand``), the header's ``KEYS[i]`` lines are counted, and the
+SHA is computed locally. Calls go out as EVALSHA; a NOSCRIPT reply (a restarted or
 flushed server) loads the script and retries once. Error replies of the form
 ``CODE\\tfield\\tmessage`` become the matching :mod:`broker.errors` exception.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 
 from broker import errors
 from broker.keys import lua_keys_include
+from broker.pipeline import ScriptPipe
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 _INCLUDE_RE = re.compile(r"^--@include\s+\"?([a-z_]+)\"?\s*$", re.MULTILINE)
@@ -52,18 +54,120 @@ def _read_include(name: str) -> str:
     return path.read_text()
 
 
-def expand(source: str, seen: set[str] | None = None) -> str:
-    """Inline ``--@include`` lines recursively; each include appears once."""
-    seen = set() if seen is None else seen
+# Tree-shaking. An include is a list of top-level definitions, each a comment block directly above (optional)
+# and either `local function name(...)` ... `end` (the `end` alone at column 0, the body indented) or
+# `local a[, b] = ...` (continued by indented lines). A script gets only the definitions its body uses,
+# directly or through other definitions, in their include order: Redis runs the whole chunk on every call,
+# so every definition left in costs a closure or a table per call.
+_DEFINITION_RE = re.compile(r"^local\s+(?:function\s+([A-Za-z_]\w*)\s*\(|([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*=)")
+_LUA_TOKEN_RE = re.compile(
+    r"""--\[(=*)\[.*?\]\1\]          # long comment
+      | --[^\n]*                     # comment
+      | \[(=*)\[.*?\]\2\]            # long string
+      | "(?:\\.|[^"\\\n])*"          # strings
+      | '(?:\\.|[^'\\\n])*'
+      | ([A-Za-z_]\w*)               # a name
+    """,
+    re.DOTALL | re.VERBOSE,
+)
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in seen:
-            return f"-- (include {name} already inlined)"
-        seen.add(name)
-        return expand(_read_include(name), seen)
 
-    return _INCLUDE_RE.sub(replace, source)
+@dataclass(frozen=True)
+class _Definition:
+    names: tuple[str, ...]
+    text: str  # with its comment block
+    uses: frozenset[str]  # names in its code (not in comments or strings)
+
+
+def lua_names(code: str) -> set[str]:
+    """The names (identifiers and keywords) in Lua code, leaving out comments and string literals."""
+    return {m.group(3) for m in _LUA_TOKEN_RE.finditer(code) if m.group(3)}
+
+
+def _definitions(name: str, source: str, read: Callable[[str], str], seen: set[str]) -> list[_Definition]:
+    """The top-level definitions of include ``name`` (those of its own includes first, where included)."""
+    found: list[_Definition] = []
+    lines = source.splitlines()
+    comment: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        include = _INCLUDE_RE.match(line)
+        if include:
+            found += _include(include.group(1), read, seen)
+            comment = []
+            i += 1
+            continue
+        if not line.strip():
+            comment = []  # a blank line detaches a comment from what follows
+            i += 1
+            continue
+        if line.startswith("--"):
+            comment.append(line)
+            i += 1
+            continue
+        match = _DEFINITION_RE.match(line)
+        if match is None:
+            raise ScriptError(f"include {name}, line {i + 1}: expected a top-level `local` definition: {line!r}")
+        end = i + 1
+        if match.group(1):  # a function: up to `end` alone at column 0; its body indented
+            while end < len(lines) and lines[end].rstrip() != "end":
+                if lines[end][:1] not in ("", " ", "\t") and not lines[end].startswith("--"):
+                    raise ScriptError(f"include {name}, line {end + 1}: function {match.group(1)} is not closed "
+                                      "by `end` alone at column 0 before this line")
+                end += 1
+            if end == len(lines):
+                raise ScriptError(f"include {name}: function {match.group(1)} has no `end` at column 0")
+            end += 1
+            names: tuple[str, ...] = (match.group(1),)
+        else:  # a value, continued by indented lines or closing brackets
+            while end < len(lines) and lines[end][:1] in (" ", "\t", "}", ")"):
+                end += 1
+            names = tuple(n.strip() for n in match.group(2).split(","))
+        code = "\n".join(lines[i:end])
+        found.append(_Definition(names, "\n".join([*comment, code]), frozenset(lua_names(code))))
+        comment = []
+        i = end
+    return found
+
+
+def _include(name: str, read: Callable[[str], str], seen: set[str]) -> list[_Definition]:
+    if name in seen:
+        return []
+    seen.add(name)
+    return _definitions(name, read(name), read, seen)
+
+
+def expand(source: str, read: Callable[[str], str] = _read_include) -> str:
+    """Replace the ``--@include`` lines of a script with the definitions of the includes (recursively, each
+    include once) that the script uses, directly or through other definitions; the rest is left out."""
+    seen: set[str] = set()
+    pieces: list[str | list[_Definition]] = []
+    for line in source.splitlines():
+        include = _INCLUDE_RE.match(line)
+        pieces.append(_include(include.group(1), read, seen) if include else line)
+    defined: dict[str, _Definition] = {}
+    for piece in pieces:
+        for definition in piece if isinstance(piece, list) else ():
+            for defined_name in definition.names:
+                if defined_name in defined:
+                    raise ScriptError(f"{defined_name!r} is defined twice by the includes")
+                defined[defined_name] = definition
+    body = "\n".join(p for p in pieces if isinstance(p, str))
+    wanted = [defined[n] for n in lua_names(body) if n in defined]
+    kept: set[tuple[str, ...]] = set()  # by the names it defines (unique, checked above)
+    while wanted:
+        definition = wanted.pop()
+        if definition.names not in kept:
+            kept.add(definition.names)
+            wanted += [defined[n] for n in definition.uses if n in defined]
+    out: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        else:
+            out += [d.text for d in piece if d.names in kept]
+    return "\n".join(out) + "\n"
 
 
 def load_script(path: Path) -> Script:
@@ -105,74 +209,35 @@ def error_from_reply(exc: redis_errors.ResponseError) -> Exception:
     return cls(message or None, field=field or None)
 
 
-class Coalescer:
-    """Sends the EVALSHA calls issued during one turn of the event loop as one pipeline: one socket write
-    and one read for all the concurrent requests of a process, instead of one each. Each caller gets its
-    own reply or error; a connection failure fails every call of that pipeline (they are then retried
-    by their clients like any 503)."""
-
-    def __init__(self, redis: Any):
-        self.redis = redis
-        self._pending: list[tuple[str, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((sha, keys, args, future))
-        return future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[tuple[str, Sequence[str], Sequence[Any], asyncio.Future[Any]]]) -> None:
-        results: list[Any]
-        try:
-            if len(batch) == 1:
-                sha, keys, args, _ = batch[0]
-                try:
-                    results = [await self.redis.evalsha(sha, len(keys), *keys, *args)]
-                except redis_errors.ResponseError as exc:
-                    results = [exc]
-            else:
-                pipe = self.redis.pipeline(transaction=False)
-                for sha, keys, args, _ in batch:
-                    pipe.evalsha(sha, len(keys), *keys, *args)
-                results = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (*_, future), result in zip(batch, results, strict=True):
-            if future.done():  # the caller went away
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+def _pipe_for(redis: Any) -> ScriptPipe | None:
+    """A pipelined connection for a plain client; none for a Redis Cluster (each call goes to its own node)
+    or a client whose connections are not sockets."""
+    pool = getattr(redis, "connection_pool", None)
+    if not isinstance(redis, aioredis.Redis) or pool is None:
+        return None
+    if not issubclass(pool.connection_class, AbstractConnection):
+        return None
+    return ScriptPipe(pool, pool.connection_kwargs.get("socket_timeout"))
 
 
 class Scripts:
-    """Calls scripts by SHA on one Redis client (coalescing concurrent calls into pipelines, except on a
-    Redis Cluster, where each call goes to its own node)."""
+    """Calls scripts by SHA on one Redis client: over one pipelined connection (:mod:`broker.pipeline`) that
+    carries the calls of all concurrent requests, or, on a Redis Cluster, each call to its own node."""
 
     def __init__(self, redis: Any, scripts: dict[str, Script] | None = None, *, coalesce: bool = True):
         self.redis = redis
         self.scripts = scripts if scripts is not None else load_all()
-        self.coalescer = Coalescer(redis) if coalesce and not isinstance(redis, RedisCluster) else None
+        self.pipe = _pipe_for(redis) if coalesce else None
 
     async def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if self.coalescer is not None:
-            return await self.coalescer.evalsha(script.sha, keys, args)
+        if self.pipe is not None:
+            return await self.pipe.evalsha(script.sha, keys, args)
         return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        """Close the pipelined connection (the client's own connections are the client's)."""
+        if self.pipe is not None:
+            await self.pipe.close()
 
     async def load(self) -> None:
         """Load every script (start-up; a later NOSCRIPT reloads on demand)."""

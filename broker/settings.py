@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+#: A request body that has not arrived whole after this many seconds is refused (400).
+DEFAULT_BODY_TIMEOUT_SECONDS = 60
 PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -84,6 +86,7 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     auth_cache_seconds: float = 0.5
     max_long_polls: int = 1000
+    body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -114,6 +117,10 @@ class Settings:
             values["log_level"] = level
         if env.get("BROKER_MAX_LONG_POLLS", "").strip():
             values["max_long_polls"] = _int("BROKER_MAX_LONG_POLLS", env["BROKER_MAX_LONG_POLLS"], 1, 100_000)
+        if env.get("BROKER_BODY_TIMEOUT_SECONDS", "").strip():
+            values["body_timeout_seconds"] = _int(
+                "BROKER_BODY_TIMEOUT_SECONDS", env["BROKER_BODY_TIMEOUT_SECONDS"], 1, 3600
+            )
         settings = cls(**values)
         return settings.with_overrides(**overrides)
 

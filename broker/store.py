@@ -48,6 +48,18 @@ def fifo_line_message_id(member: bytes) -> str:
     return f"{member[-11:].decode()}{seq % 2**32:08x}"
 
 
+def message_enqueued_ms(message_id: str) -> int:
+    """When a message was first published: the first 11 hex digits of its id (``new_message_id`` in
+    lua/include/message.lua)."""
+    return int(message_id[:11], 16)
+
+
+def lease_receipt(message_id: str, lease: int) -> str:
+    """The receipt of lease number ``lease`` of a message, as ack, nack and extend check it (``lease_receipt``
+    in lua/include/message.lua)."""
+    return f"{message_id}.{lease}"
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -184,10 +196,32 @@ class Store:
         pk = ProjectKeys(project)
         capability = "queue.publish_batch" if batch else "queue.publish"
         keys = [pk.queue(queue).cfg, pk.seq, pk.idempotency(capability, idempotency_key)]
-        args: list[Any] = [pk.tag, queue, self.clock(), fp, "messages" if batch else "", len(messages)]
+        # The payloads, then only the columns where some message differs from the default (lua/publish.lua).
+        names = ""
+        columns: list[list[Any]] = []
+        if len(messages) == 1:  # the common single publish, without building four lists
+            m = messages[0]
+            for name, value in (("d", m.delay_ms), ("p", m.priority), ("g", m.group_id), ("f", m.fingerprint)):
+                if value:
+                    names += name
+                    columns.append([value])
+        else:
+            for name, values in (
+                ("d", [m.delay_ms for m in messages]),
+                ("p", [m.priority for m in messages]),
+                ("g", [m.group_id or "" for m in messages]),
+                ("f", [m.fingerprint for m in messages]),
+            ):
+                if any(values):
+                    names += name
+                    columns.append(values)
+        args: list[Any] = [pk.tag, queue, self.clock(), fp, "messages" if batch else "", len(messages), names]
+        args += [m.payload for m in messages]
+        for values in columns:
+            args += values
         for m in messages:
-            keys.append(pk.idempotency("queue.publish", m.idempotency_key))
-            args += [m.payload, m.delay_ms, m.priority, m.group_id or "", m.fingerprint]
+            if m.fingerprint:  # only messages with a fingerprint have a record among the KEYS, in order
+                keys.append(pk.idempotency("queue.publish", m.idempotency_key))
         reply = await self._call("publish", keys, args)
         return [_text(i) for i in reply]
 
@@ -202,19 +236,22 @@ class Store:
             [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
              MAINTENANCE_LIMIT],
         )
+        # {next_wake_ms, lease_deadline_ms, [id, payload, priority, group, attempts, lease]...}
         messages = []
-        for i in range(1, len(reply), 8):
-            mid, payload, priority, group, attempts, enqueued, receipt, deadline = reply[i : i + 8]
+        lease_expires_at = rfc3339(int(reply[1])) if len(reply) > 1 else ""
+        for i in range(2, len(reply), 6):
+            mid, payload, priority, group, attempts, lease = reply[i : i + 6]
+            message_id = _text(mid)
             messages.append(
                 QueueMessage(
-                    message_id=_text(mid),
+                    message_id=message_id,
                     payload=msgspec.Raw(payload),
                     priority=int(priority),
                     group_id=_text(group) or None,
                     attempts=int(attempts),
-                    enqueued_at=rfc3339(int(enqueued)),
-                    receipt=_text(receipt),
-                    lease_expires_at=rfc3339(int(deadline)),
+                    enqueued_at=rfc3339(message_enqueued_ms(message_id)),
+                    receipt=lease_receipt(message_id, int(lease)),
+                    lease_expires_at=lease_expires_at,
                 )
             )
         return messages, int(reply[0])

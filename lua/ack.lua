@@ -19,25 +19,56 @@ local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
-local cfg = require_cfg(qk)
+local fifo = require_fifo_flag(qk)
 
-local items = {}
-local seen = {}
+-- The distinct ids, in order, each with the receipt given with its first mention.
+local ids, receipts, seen, n = {}, {}, {}, 0
 for i = 6, #ARGV, 2 do
   local id = ARGV[i]
   if not seen[id] then
     seen[id] = true
-    items[#items + 1] = {id = id, m = leased_message(qk, id, ARGV[i + 1], now, ARGV[5])}
+    n = n + 1
+    ids[n] = id
+    receipts[n] = ARGV[i + 1]
   end
 end
-local acked = {}
-for _, item in ipairs(items) do
-  leave_inflight(qk, cfg, item.id, item.m)
-  unindex_foreign(qk, item.id, item.m)
-  redis.call("HDEL", qk.msgs, item.id)
-  if cfg.fifo then fifo_refresh(qk, group_of(item.m)) end
-  acked[#acked + 1] = item.id
+if n == 0 then
+  idem_store(KEYS[2], ARGV[4], ids)
+  return ids
 end
-if cfg.fifo and #acked > 0 then notify(qk) end
-idem_store(KEYS[2], ARGV[4], acked)
-return acked
+
+-- Check them all (in order: the first failing id names the error), then delete them.
+local raws = read_many("HMGET", qk.msgs, ids, n)
+local leases = read_many("ZMSCORE", qk.inflight, ids, n)
+local states = {}
+for i = 1, n do
+  states[i] = check_lease(ids[i], raws[i], leases[i], receipts[i], now, ARGV[5])
+end
+call_many("ZREM", qk.inflight, ids, n)
+call_many("HDEL", qk.msgs, ids, n)
+local acked_in_group = nil -- FIFO: group -> messages of it acked here
+for i = 1, n do
+  local s = states[i]
+  if s[8] then unindex_foreign(qk, ids[i], s[8]) end
+  if fifo then
+    local group = s[4] or ""
+    if not acked_in_group then acked_in_group = {} end
+    if not acked_in_group[group] then
+      acked_in_group[group] = 0
+      acked_in_group[#acked_in_group + 1] = group
+    end
+    acked_in_group[group] = acked_in_group[group] + 1
+  end
+end
+if acked_in_group then
+  -- Every acked message was in flight, counted in gbusy (leave_inflight, for all of a group at once).
+  for _, group in ipairs(acked_in_group) do
+    if redis.call("HINCRBY", qk.gbusy, group, string.format("%d", -acked_in_group[group])) <= 0 then
+      redis.call("HDEL", qk.gbusy, group)
+    end
+    fifo_refresh(qk, group)
+  end
+  notify(qk)
+end
+idem_store(KEYS[2], ARGV[4], ids)
+return ids

@@ -10,8 +10,10 @@
 -- ARGV[4]  max messages, 1..100
 -- ARGV[5]  visibility timeout, ms; "" = the queue's default
 -- ARGV[6]  maintenance limit per structure
--- Returns: {next_wake_ms, [id, payload, priority, group|"", attempts, enqueued_ms, receipt, lease_deadline_ms]...}
---   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters.
+-- Returns: {next_wake_ms, lease_deadline_ms, [id, payload, priority, group|"", attempts, lease]...}
+--   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters;
+--   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
+--   hex digits) and its receipt is lease_receipt(id, lease): the caller builds them.
 -- Errors: QUEUE_NOT_FOUND.
 --@include lifecycle
 
@@ -23,38 +25,48 @@ local visibility_ms = cfg.visibility_ms
 if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
 
-local reply = {-1}
 local deadline = now + visibility_ms
+local reply, nr = {-1, deadline}, 2
+local values, nv = {}, 0 -- HSET msgs: id, value ...
+local held, nh = {}, 0   -- ZADD inflight: score, id ...
 
-local function deliver(id, m)
-  m[F_ATTEMPTS] = m[F_ATTEMPTS] + 1
-  m[F_LEASE] = m[F_LEASE] + 1
-  msg_put(qk, id, m)
-  hold(qk, id, m, deadline)
-  local n = #reply
-  reply[n + 1] = id
-  reply[n + 2] = m[F_PAYLOAD]
-  reply[n + 3] = m[F_PRIORITY]
-  reply[n + 4] = group_of(m)
-  reply[n + 5] = m[F_ATTEMPTS]
-  reply[n + 6] = m[F_ENQUEUED]
-  reply[n + 7] = receipt_of(id, m)
-  reply[n + 8] = deadline
+-- Lease message `id`, its stored value `raw` read as (offset, s) by cmsgpack.unpack_one: one more
+-- delivery, in flight until the deadline (capped at its retention deadline, as hold does).
+local function deliver(id, raw, offset, s)
+  local payload = ""
+  if offset >= 0 then payload = string.sub(raw, offset + 1) end
+  local state, attempts, lease = delivered_state(s)
+  local enqueued = enqueued_of(id)
+  values[nv + 1] = id
+  values[nv + 2] = state .. payload
+  nv = nv + 2
+  held[nh + 1] = string.format("%d", math.min(deadline, enqueued + s[1] * DAY_MS))
+  held[nh + 2] = id
+  nh = nh + 2
+  reply[nr + 1] = id
+  reply[nr + 2] = payload
+  reply[nr + 3] = s[2]
+  reply[nr + 4] = s[4] or ""
+  reply[nr + 5] = attempts
+  reply[nr + 6] = lease
+  nr = nr + 6
 end
 
-local taken = 0
+local max_s = string.format("%d", max)
 if not cfg.fifo then
   -- The first `max` in avail order: its own region, merged with the region kept apart (rarely used).
-  local ids = {}
+  local ids
   local apart = {}
   if redis.call("EXISTS", qk.expiry) == 1 then -- "expiry" indexes exactly the ones kept apart
-    apart = redis.call("ZRANGEBYSCORE", qk.avail, "-inf", "(0", "WITHSCORES", "LIMIT", 0, max)
+    apart = redis.call("ZRANGEBYSCORE", qk.avail, "-inf", "(0", "WITHSCORES", "LIMIT", "0", max_s)
   end
   if #apart == 0 then
-    local popped = redis.call("ZPOPMIN", qk.avail, max)
-    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+    -- ZRANGE by rank, then remove that range: ZPOPMIN would also format every score.
+    ids = redis.call("ZRANGE", qk.avail, "0", string.format("%d", max - 1))
+    if #ids > 0 then redis.call("ZREMRANGEBYRANK", qk.avail, "0", string.format("%d", #ids - 1)) end
   else
-    local front = redis.call("ZRANGEBYSCORE", qk.avail, 0, "+inf", "WITHSCORES", "LIMIT", 0, max)
+    ids = {}
+    local front = redis.call("ZRANGEBYSCORE", qk.avail, "0", "+inf", "WITHSCORES", "LIMIT", "0", max_s)
     local a, f, kept_apart = 1, 1, {}
     while #ids < max and (a < #apart or f < #front) do
       if a < #apart and (f > #front or tonumber(apart[a + 1]) + APART < tonumber(front[f + 1])) then
@@ -69,40 +81,71 @@ if not cfg.fifo then
     redis.call("ZREM", qk.avail, unpack(ids))
     if #kept_apart > 0 then redis.call("ZREM", qk.expiry, unpack(kept_apart)) end
   end
-  for _, id in ipairs(ids) do
-    local m = msg_get(qk, id)
-    if m then
-      deliver(id, m)
-      taken = taken + 1
+  if #ids > 0 then
+    local raws = read_many("HMGET", qk.msgs, ids, #ids)
+    for i, id in ipairs(ids) do
+      local raw = raws[i]
+      if raw then
+        local offset, s = cmsgpack.unpack_one(raw)
+        deliver(id, raw, offset, s)
+      end
     end
   end
 else
-  local groups = redis.call("ZRANGEBYSCORE", qk.groups, "-inf", now, "LIMIT", 0, max)
+  -- Each ready group's consecutive due messages; they leave the waiting structures all at once below.
+  local taken = 0
+  local leaving, nl = {}, 0   -- ids
+  local members, nm = {}, 0   -- their gq members
+  local groups = redis.call("ZRANGEBYSCORE", qk.groups, "-inf", string.format("%d", now), "LIMIT", "0", max_s)
+  local refresh = {}          -- groups that took nothing (their entry in "groups" is refreshed)
   for _, group in ipairs(groups) do
     if taken >= max then break end
-    local line = redis.call("ZRANGEBYLEX", qk.gq, "[" .. group .. "\0", "[" .. group .. "\0\255", "LIMIT", 0, max - taken)
+    local line = redis.call("ZRANGEBYLEX", qk.gq, "[" .. group .. "\0", "[" .. group .. "\0\255", "LIMIT", "0",
+      string.format("%d", max - taken))
     local took = 0
-    for _, member in ipairs(line) do
-      local id = fifo_member_id(member)
-      local m = msg_get(qk, id)
-      if m[F_DUE] > now then break end
-      leave_waiting(qk, cfg, id, m)
-      deliver(id, m)
-      took = took + 1
+    if #line > 0 then
+      local ids = {}
+      for j, member in ipairs(line) do ids[j] = fifo_member_id(member) end
+      local raws = read_many("HMGET", qk.msgs, ids, #ids)
+      for j, id in ipairs(ids) do
+        local raw = raws[j]
+        if not raw then fail("INTERNAL", "message '" .. id .. "' of a FIFO line is missing") end
+        local offset, s = cmsgpack.unpack_one(raw)
+        if enqueued_of(id) + (s[3] or 0) > now then break end -- not due yet
+        nl = nl + 1
+        leaving[nl] = id
+        nm = nm + 1
+        members[nm] = line[j]
+        deliver(id, raw, offset, s)
+        took = took + 1
+      end
     end
     if took > 0 then
-      redis.call("HINCRBY", qk.gbusy, group, took)
+      redis.call("HINCRBY", qk.gbusy, group, string.format("%d", took))
+      redis.call("ZREM", qk.groups, group) -- busy now (fifo_refresh)
       taken = taken + took
+    else
+      refresh[#refresh + 1] = group
     end
-    fifo_refresh(qk, group)
   end
+  if nl > 0 then -- leave_waiting for all of them
+    call_many("ZREM", qk.avail, leaving, nl)
+    call_many("ZREM", qk.delayed, leaving, nl)
+    call_many("ZREM", qk.expiry, leaving, nl)
+    call_many("ZREM", qk.gq, members, nm)
+  end
+  for _, group in ipairs(refresh) do fifo_refresh(qk, group) end
+end
+if nv > 0 then
+  call_many("HSET", qk.msgs, values, nv)
+  call_many("ZADD", qk.inflight, held, nh)
 end
 
 -- When to look again: the next delayed message or the next lease deadline.
 local wake = -1
-local nd = redis.call("ZRANGE", qk.delayed, 0, 0, "WITHSCORES")
+local nd = redis.call("ZRANGE", qk.delayed, "0", "0", "WITHSCORES")
 if #nd > 0 then wake = tonumber(nd[2]) end
-local ni = redis.call("ZRANGE", qk.inflight, 0, 0, "WITHSCORES")
+local ni = redis.call("ZRANGE", qk.inflight, "0", "0", "WITHSCORES")
 if #ni > 0 and (wake < 0 or tonumber(ni[2]) < wake) then wake = tonumber(ni[2]) end
 reply[1] = wake
 return reply

@@ -21,7 +21,7 @@ end
 -- Dead letters of other queues held here stop being listed there.
 for _, id in ipairs(redis.call("SMEMBERS", qk.foreign)) do
   local m = msg_get(qk, id)
-  if m then unindex_foreign(qk, id, m) end
+  if m then unindex_foreign(qk, id, m[F_SOURCE]) end
 end
 if cfg.dlq ~= "" then redis.call("SREM", queue_key(qk.tag, cfg.dlq, "refs"), qk.name) end
 local sub_dlq = redis.call("HGET", qk.sub, "dead_letter_queue")

@@ -23,7 +23,7 @@ maintain(qk, cfg, now, 1000)
 local purged = 0
 for _, id in ipairs(redis.call("SMEMBERS", qk.foreign)) do
   local m = msg_get(qk, id)
-  if m then unindex_foreign(qk, id, m) end
+  if m then unindex_foreign(qk, id, m[F_SOURCE]) end
 end
 for _, part in ipairs({"avail", "delayed", "inflight"}) do
   while true do

@@ -85,10 +85,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(redis_client: Any, clock: Clock) -> Store:
+async def store(redis_client: Any, clock: Clock) -> AsyncIterator[Store]:
     scripts = Scripts(redis_client)
     await scripts.load()
-    return Store(redis_client, scripts, clock)
+    yield Store(redis_client, scripts, clock)
+    await scripts.close()
 
 
 class Api:

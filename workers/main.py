@@ -98,6 +98,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["runner"].stop()
     if "notifier" in ctx:
         await ctx["notifier"].close()
+    if "store" in ctx:
+        await ctx["store"].scripts.close()
     if "redis" in ctx:
         await ctx["redis"].aclose()
 
@@ -212,6 +214,7 @@ def _run_cluster(settings: Settings) -> int:
         finally:
             await runner.stop()
             await notifier.close()
+            await scripts.close()
             await client.aclose()
 
     asyncio.run(main())

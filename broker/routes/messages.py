@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 
 import msgspec
 
@@ -36,16 +37,28 @@ from broker.schemas import (
 from broker.store import OutgoingMessage, fingerprint
 
 _encode_payload = msgspec.json.Encoder().encode
+_decode_payload = msgspec.json.Decoder().decode
+#: Whitespace between tokens, or an escape in a string: the text is re-encoded before it is stored.
+_NOT_PLAIN = re.compile(rb"[ \t\n\r\\]").search
+
+
+def compact_payload(payload: msgspec.Raw) -> bytes:
+    """The stored text of a payload: as sent when it is compact JSON without escapes (the decoder has
+    checked its syntax), else decoded and encoded compactly. Either way a compact JSON text."""
+    text = bytes(payload)
+    if _NOT_PLAIN(text):
+        return _encode_payload(_decode_payload(text))
+    return text
 
 
 def _outgoing(
-    queue: str, payload: object, delay_seconds: float, priority: int, group_id: str | None,
+    queue: str, payload: msgspec.Raw, delay_seconds: float, priority: int, group_id: str | None,
     idempotency_key: str | None, field: str,
 ) -> OutgoingMessage:
     """Validate and encode one message; its fingerprint covers everything but the key itself."""
-    if payload is None:
+    encoded = compact_payload(payload)
+    if encoded == b"null":
         raise errors.ValidationError("payload is required and must not be null", field=f"{field}payload")
-    encoded = _encode_payload(payload)
     if len(encoded) > MAX_PAYLOAD_BYTES:
         raise errors.PayloadTooLarge(
             f"payload is {len(encoded)} bytes as compact JSON; the limit is {MAX_PAYLOAD_BYTES}",
@@ -61,6 +74,13 @@ def _outgoing(
             digest.update(b"\0")
         fp = digest.hexdigest()
     return OutgoingMessage(encoded, delay_ms, priority, group_id, fp, idempotency_key)
+
+
+def _batch_fingerprint(queue: str, messages: list[OutgoingMessage]) -> str:
+    """A digest of a publish_batch request without its own idempotency key, over the stored payload texts."""
+    content = [queue, [[msgspec.Raw(m.payload), m.delay_ms, m.priority, m.group_id, m.idempotency_key]
+                       for m in messages]]
+    return hashlib.sha256(b"queue.publish_batch\0" + _encode_payload(content)).hexdigest()
 
 
 async def publish(ctx: Context, project: str, body: bytes) -> Published:
@@ -82,7 +102,7 @@ async def publish_batch(ctx: Context, project: str, body: bytes) -> PublishedBat
         _outgoing(req.queue, m.payload, m.delay_seconds, m.priority, m.group_id, m.idempotency_key, f"messages[{i}].")
         for i, m in enumerate(req.messages)
     ]
-    fp = fingerprint("queue.publish_batch", req) if req.idempotency_key else ""
+    fp = _batch_fingerprint(req.queue, messages) if req.idempotency_key else ""
     ids = await ctx.store.publish(
         project, req.queue, messages, batch=True, idempotency_key=req.idempotency_key, fp=fp
     )

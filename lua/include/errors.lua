@@ -8,7 +8,7 @@ end
 -- "nan" and hex; only finite integers that doubles hold exactly pass.
 local function to_int(value, name, min, max)
   local n = tonumber(value)
-  if n == nil or n ~= math.floor(n) or math.abs(n) > 9007199254740992 then
+  if n == nil or n % 1 ~= 0 or n > 9007199254740992 or n < -9007199254740992 then -- n % 1: NaN for inf, NaN
     fail("INTERNAL", "argument " .. name .. " is not an integer: " .. tostring(value))
   end
   if (min and n < min) or (max and n > max) then

@@ -1,17 +1,34 @@
 -- Checks shared by ack, nack and extend: the message must be in this queue and leased under `receipt`.
--- Returns the message, or raises MESSAGE_NOT_FOUND (unknown here, or past retention) / LEASE_EXPIRED (not
--- leased, or leased under another receipt). A lease past its deadline is no longer held.
-local function leased_message(qk, id, receipt, now, field)
-  local m = msg_get(qk, id)
-  if not m or retention_deadline(m) <= now then  -- past retention: deleted, even if not swept yet
+-- A lease past its deadline is no longer held.
+
+-- The checks on message `id` given its stored value `raw` and its inflight score `score` (false when it
+-- has none): raises MESSAGE_NOT_FOUND (unknown here, or past retention) / LEASE_EXPIRED (not leased, or
+-- leased under another receipt). Returns its stored array (cmsgpack.unpack_one of `raw`), as read.
+local function check_lease(id, raw, score, receipt, now, field)
+  local s = nil
+  if raw then
+    local _, state = cmsgpack.unpack_one(raw)
+    s = state
+  end
+  -- The inflight score is the lease deadline capped at the retention deadline (hold): a score ahead of
+  -- now says both are ahead, and retention is computed only otherwise.
+  local held = score and tonumber(score) > now
+  -- Past retention, a message is deleted even if not swept yet.
+  if not s or (not held and enqueued_of(id) + s[1] * DAY_MS <= now) then
     fail("MESSAGE_NOT_FOUND", "message '" .. id .. "' is not in this queue", field)
   end
-  local deadline = redis.call("ZSCORE", qk.inflight, id) -- the lease deadline, as retention is still ahead
-  if not deadline or tonumber(deadline) <= now then
+  if not held then -- the score is the lease deadline, as retention is still ahead
     fail("LEASE_EXPIRED", "message '" .. id .. "' is not leased", field)
   end
-  if receipt ~= "" and receipt ~= receipt_of(id, m) then
+  if receipt ~= "" and receipt ~= lease_receipt(id, s[6] or 0) then
     fail("LEASE_EXPIRED", "receipt does not name the current lease of message '" .. id .. "'", "receipt")
   end
-  return m
+  return s
+end
+
+-- The checks for one message, read here. Returns the message.
+local function leased_message(qk, id, receipt, now, field)
+  local raw = redis.call("HGET", qk.msgs, id)
+  check_lease(id, raw, raw and redis.call("ZSCORE", qk.inflight, id), receipt, now, field)
+  return msg_decode(id, raw)
 end

@@ -1,5 +1,6 @@
 --@include queue
 --@include message
+--@include calls
 -- State moves shared by the message scripts. Each keeps the invariant that a message id is in exactly
 -- one of: avail/delayed (waiting; FIFO also in gq), inflight, dead (own dead-letter area), or gone.
 --
@@ -29,26 +30,49 @@ local function fifo_refresh(qk, group)
     redis.call("ZREM", qk.groups, group)
     return
   end
-  local head = redis.call("ZRANGEBYLEX", qk.gq, "[" .. group .. "\0", "[" .. group .. "\0\255", "LIMIT", 0, 1)
+  local head = redis.call("ZRANGEBYLEX", qk.gq, "[" .. group .. "\0", "[" .. group .. "\0\255", "LIMIT", "0", "1")
   if #head == 0 then
     redis.call("ZREM", qk.groups, group)
     return
   end
-  local m = msg_get(qk, fifo_member_id(head[1]))
-  redis.call("ZADD", qk.groups, m[F_DUE], group)
+  redis.call("ZADD", qk.groups, string.format("%d", stored_due(qk, fifo_member_id(head[1]))), group)
 end
 
--- Retention deadlines of messages this script call has read or placed, per msgs key; and per avail key
--- and band, the deadline of the newest message published into the band by this call (a batch publish
--- looks the band's last message up once).
-local known_deadlines, published_tail = {}, {}
+-- fifo_refresh of the groups a publish added messages to (`groups`, a list), at once: their line is not
+-- empty; first_member[group] is the line member of the first message added to it, first_due[group] its
+-- due time (a head that is one of them is not read again).
+local function fifo_refresh_published(qk, groups, first_member, first_due)
+  local busy = read_many("HMGET", qk.gbusy, groups, #groups)
+  local ready, nr = {}, 0 -- ZADD groups: due, group ...
+  local held, nh = {}, 0  -- ZREM groups: group ...
+  for i, group in ipairs(groups) do
+    local head = nil
+    if not (busy[i] and tonumber(busy[i]) > 0) then
+      head = redis.call("ZRANGEBYLEX", qk.gq, "[" .. group .. "\0", "[" .. group .. "\0\255", "LIMIT", "0", "1")[1]
+    end
+    if head then
+      local due = first_due[group]
+      if head ~= first_member[group] then due = stored_due(qk, fifo_member_id(head)) end
+      ready[nr + 1] = string.format("%d", due)
+      ready[nr + 2] = group
+      nr = nr + 2
+    else
+      nh = nh + 1
+      held[nh] = group
+    end
+  end
+  if nh > 0 then call_many("ZREM", qk.groups, held, nh) end
+  if nr > 0 then call_many("ZADD", qk.groups, ready, nr) end
+end
+
+-- Retention deadlines of messages this script call has read or placed, per msgs key.
+local known_deadlines = {}
 
 -- Add a due message (stored in msgs) to avail: in its band when its retention deadline keeps the band in
--- deadline order, else apart (see the header). `newest`: it has the project's latest sequence (a publish),
--- so nothing follows it in its band. A neighbour's deadline lies between its enqueued time plus the
--- lowest and the highest retention the queue ever had (cfg.min_days, cfg.max_days): it is read only when
--- those bounds do not settle the question.
-local function make_available(qk, cfg, id, m, newest)
+-- deadline order, else apart (see the header). A neighbour's deadline lies between its enqueued time plus
+-- the lowest and the highest retention the queue ever had (cfg.min_days, cfg.max_days): it is read only
+-- when those bounds do not settle the question. (A publish places its messages with band_takes_newest.)
+local function make_available(qk, cfg, id, m)
   local score = avail_score(cfg, m)
   local deadline = retention_deadline(m)
   local low = math.floor(score / PRIORITY_STEP) * PRIORITY_STEP
@@ -57,35 +81,22 @@ local function make_available(qk, cfg, id, m, newest)
     known = {}
     known_deadlines[qk.msgs] = known
   end
-  local tails = published_tail[qk.avail]
-  if not tails then
-    tails = {}
-    published_tail[qk.avail] = tails
-  end
   local fits = true
-  if newest and tails[low] then
-    fits = tails[low] <= deadline
-  else
-    local before = redis.call("ZREVRANGEBYSCORE", qk.avail, "(" .. score, low, "LIMIT", "0", "1")
-    local other = before[1]
-    if other and enqueued_of(other) + cfg.max_days * DAY_MS > deadline then
-      local d = known[other] or stored_deadline(qk, other)
-      fits = not d or d <= deadline
-    end
+  local before = redis.call("ZREVRANGEBYSCORE", qk.avail, "(" .. score, low, "LIMIT", "0", "1")
+  local other = before[1]
+  if other and enqueued_of(other) + cfg.max_days * DAY_MS > deadline then
+    local d = known[other] or stored_deadline(qk, other)
+    fits = not d or d <= deadline
   end
-  if fits and not newest then
+  if fits then
     local after = redis.call("ZRANGEBYSCORE", qk.avail, "(" .. score, "(" .. (low + PRIORITY_STEP), "LIMIT", "0", "1")
-    local other = after[1]
+    other = after[1]
     if other and enqueued_of(other) + cfg.min_days * DAY_MS < deadline then
       local d = known[other] or stored_deadline(qk, other)
       fits = not d or d >= deadline
     end
   end
-  if newest then
-    if fits then tails[low] = deadline end
-  else
-    known[id] = deadline
-  end
+  known[id] = deadline
   if fits then
     redis.call("ZADD", qk.avail, score, id)
   else
@@ -94,13 +105,26 @@ local function make_available(qk, cfg, id, m, newest)
   end
 end
 
--- Put a message (already stored in msgs) into the waiting structures; it is due at m[F_DUE]. `newest`:
--- see make_available.
-local function enqueue(qk, cfg, id, m, now, newest)
+-- make_available for the messages of one publish into the band starting at score `low`: they have the
+-- project's newest sequence numbers (nothing follows them in the band) and all the same retention
+-- `deadline`, so one answer holds for all of them: whether the band's last message (before any of them
+-- joins) is not kept longer. Its deadline is read only when cfg.max_days leaves the question open.
+local function band_takes_newest(qk, cfg, low, deadline)
+  local min, max = "0", "+inf" -- band 0 starts at 0, nothing is scored above band 9, FIFO queues have band 0
+  if low > 0 then min = string.format("%d", low) end
+  if low < 9 * PRIORITY_STEP and not cfg.fifo then max = string.format("%d", low + PRIORITY_STEP - 1) end
+  local last = redis.call("ZREVRANGEBYSCORE", qk.avail, max, min, "LIMIT", "0", "1")[1]
+  if not last or enqueued_of(last) + cfg.max_days * DAY_MS <= deadline then return true end
+  local d = stored_deadline(qk, last)
+  return not d or d <= deadline
+end
+
+-- Put a message (already stored in msgs) into the waiting structures; it is due at m[F_DUE].
+local function enqueue(qk, cfg, id, m, now)
   if m[F_DUE] > now then
     redis.call("ZADD", qk.delayed, math.min(m[F_DUE], retention_deadline(m)), id)
   else
-    make_available(qk, cfg, id, m, newest)
+    make_available(qk, cfg, id, m)
   end
   if cfg.fifo then
     redis.call("ZADD", qk.gq, 0, fifo_member(m, id))
@@ -130,9 +154,8 @@ local function leave_inflight(qk, cfg, id, m)
   return true
 end
 
--- A message held here as another queue's dead letter stops being listed there.
-local function unindex_foreign(qk, id, m)
-  local source = m[F_SOURCE]
+-- A message held here as another queue's dead letter (source: its F_SOURCE) stops being listed there.
+local function unindex_foreign(qk, id, source)
   if source and source ~= qk.name and redis.call("SREM", qk.foreign, id) == 1 then
     redis.call("ZREM", queue_key(qk.tag, source, "dlqidx"), qk.name .. "\0" .. id)
   end
@@ -140,7 +163,7 @@ end
 
 -- Move a message, already out of every waiting and in-flight structure, to the dead letters of qk.
 local function dead_letter(qk, cfg, id, m, reason, now)
-  unindex_foreign(qk, id, m)
+  unindex_foreign(qk, id, m[F_SOURCE])
   m[F_DEAD] = now
   m[F_REASON] = reason
   m[F_SOURCE] = qk.name
@@ -192,7 +215,7 @@ local function remove_message(qk, cfg, id, m)
   if redis.call("ZREM", qk.dead, id) == 1 then
     redis.call("ZREM", qk.dlqidx, qk.name .. "\0" .. id)
   end
-  unindex_foreign(qk, id, m)
+  unindex_foreign(qk, id, m[F_SOURCE])
   redis.call("HDEL", qk.msgs, id)
   if cfg.fifo then fifo_refresh(qk, group_of(m)) end
 end
@@ -201,7 +224,7 @@ end
 -- Returns the number of messages moved (at most `limit` of each kind).
 local function maintain(qk, cfg, now, limit)
   local moved = 0
-  local now_s, limit_s = tostring(now), tostring(limit) -- formatted once for the commands below
+  local now_s, limit_s = string.format("%d", now), string.format("%d", limit) -- once, for the commands below
   -- Retention of available messages kept apart and of dead letters in the own area, then of the bands.
   for _, part in ipairs({"expiry", "dead"}) do
     for _, id in ipairs(redis.call("ZRANGEBYSCORE", qk[part], "-inf", now_s, "LIMIT", "0", limit_s)) do

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -44,10 +45,11 @@ class CountingScripts(Scripts):
 
 
 @pytest.fixture
-async def scripts(redis_client: Any) -> CountingScripts:
+async def scripts(redis_client: Any) -> AsyncIterator[CountingScripts]:
     s = CountingScripts(redis_client)
     await s.load()
-    return s
+    yield s
+    await s.close()
 
 
 def limiter(scripts: Scripts, clocks: Clocks) -> RateLimiter:
@@ -176,7 +178,7 @@ async def test_a_new_limit_applies_within_a_second(scripts: CountingScripts, pro
 
 async def test_the_api_answers_429_with_retry_after(app_factory: Any, project: str, redis_client: Any) -> None:
     (api,) = await app_factory(project)
-    scripts = Scripts(redis_client)
+    scripts = Scripts(redis_client, coalesce=False)
     await set_limit(scripts, redis_client, project, 0.5, 3, int(time.time() * 1000))
     statuses = [(await api.get("/v1/queue/list")).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]

@@ -47,8 +47,8 @@ Call = Callable[[World], tuple[list[str], list[Any]]]
 
 #: Script -> a call that succeeds on the World. The table below spoils one argument at a time.
 VALID: dict[str, Call] = {
-    "publish": lambda w: ([w.cfg(), w.pk.seq, w.tag, w.tag],
-                          [w.tag, "jobs", w.now, "", "messages", 1, b'{"a":1}', 0, 3, "", ""]),
+    "publish": lambda w: ([w.cfg(), w.pk.seq, w.tag],
+                          [w.tag, "jobs", w.now, "", "messages", 1, "dp", b'{"a":1}', 1000, 3]),
     "claim": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, 10, "", 1000]),
     "ack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", "message_id", w.leased, ""]),
     "nack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", w.leased, "", "1", 0, "nack", ""]),
@@ -67,9 +67,10 @@ VALID: dict[str, Call] = {
 #: (script, 1-based ARGV index, bad values).
 TABLE: list[tuple[str, int, list[str]]] = [
     ("publish", 3, NOT_NOW),
-    ("publish", 6, [*NOT_NOW, *NEGATIVE]),
-    ("publish", 8, [*NOT_NOW, *NEGATIVE, "345600000"]),  # delay; the last is the retention period
-    ("publish", 9, [*NOT_NOW, *NEGATIVE, "10"]),  # priority
+    ("publish", 6, [*NOT_NOW, *NEGATIVE, "0", "2"]),
+    ("publish", 7, ["", "d", "pd", "dpx", "dpp"]),  # the columns given after the payload
+    ("publish", 9, [*NOT_NOW, *NEGATIVE, "345600000"]),  # delay; the last is the retention period
+    ("publish", 10, [*NOT_NOW, *NEGATIVE, "10"]),  # priority
     ("claim", 3, NOT_NOW),
     ("claim", 4, [*NOT_NOW, *NEGATIVE, "0"]),
     ("claim", 5, [*NOT_A_NUMBER, *NEGATIVE]),  # "" is the queue's default
@@ -193,5 +194,6 @@ async def test_noscript_reloads_and_retries(redis_client: Any, store: Any, world
     assert await redis_client.script_exists(variant.sha) == [False]
     assert await scripts.call("stats", keys, args) == first
     assert await redis_client.script_exists(variant.sha) == [True]
+    await scripts.close()
     # The store's own scripts come back the same way.
     assert (await store.stats(world.pk.project, "jobs")).available == 2

@@ -174,6 +174,7 @@ class QueueMachine(RuleBasedStateMachine):
             async for key in self.redis.scan_iter(match=pattern, count=1000):
                 await self.redis.unlink(key)
             await self.redis.srem("v1:projects", self.project)
+            await self.store.scripts.close()
             await self.redis.aclose()
 
         try:
