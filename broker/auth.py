@@ -53,6 +53,15 @@ class KeyRing:
         self._cache: dict[str, tuple[str | None, float]] = {}
         self._lookups: dict[str, asyncio.Future[str | None]] = {}
 
+    def cached_project(self, authorization: str | None) -> str | None:
+        """The project of a header whose answer is cached and valid (no await on the hot path), else None:
+        then ``project_for`` decides."""
+        if authorization:
+            cached = self._cache.get(authorization)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+        return None
+
     async def project_for(self, authorization: str | None) -> str:
         """The project of an ``Authorization: Bearer <key>`` header, or raise Unauthorized."""
         if not authorization:

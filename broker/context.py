@@ -49,8 +49,8 @@ class Context:
         """``project`` for the value of an Authorization header (the lean path has no Request)."""
         if self.guard is not None:
             self.guard.admit()
-        project = await self.keyring.project_for(authorization)
-        if self.limiter is not None:
+        project = self.keyring.cached_project(authorization) or await self.keyring.project_for(authorization)
+        if self.limiter is not None and not self.limiter.admit_now(project):
             await self.limiter.admit(project)
         return project
 

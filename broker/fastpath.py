@@ -11,7 +11,7 @@ the same limit, set the same ``X-Request-Id``, and render errors with the one er
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from broker import errors
-from broker.http import JSON, error_response, read_body, take_request_id
+from broker.http import JSON, error_response, read_body, receive_limited, take_request_id
 
 log = logging.getLogger("broker.http")
 Handler = Callable[[Any, str, bytes], Awaitable[msgspec.Struct]]
@@ -72,7 +72,8 @@ class FastPath:
         try:
             ctx = scope["state"]["ctx"]
             project = await ctx.admit(authorization)
-            body = await ctx.body_deadline.read(_chunks(receive), length, route.limit or ctx.settings.max_body_bytes)
+            limit = route.limit or ctx.settings.max_body_bytes
+            body = await ctx.body_deadline.within(receive_limited(receive, length, limit))
             content = _encode(await route.handler(ctx, project, body))
         except errors.BrokerError as exc:
             if exc.status >= 500:
@@ -96,12 +97,3 @@ class FastPath:
         )
         await send({"type": "http.response.body", "body": content})
 
-
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise errors.ValidationError("the client went away before sending the whole body")
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return

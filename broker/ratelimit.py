@@ -119,30 +119,40 @@ class RateLimiter:
             self._buckets.move_to_end(project)
         return bucket
 
+    def admit_now(self, project: str) -> bool:
+        """``admit`` when it needs no Redis round trip (the steady state): True when the request is admitted;
+        False means "call ``admit``", which decides (and may refuse)."""
+        bucket = self._buckets.get(project)
+        if bucket is None or bucket.known_at == -math.inf:
+            return False
+        self._buckets.move_to_end(project)
+        if bucket.limit is None:
+            if self.monotonic() - bucket.known_at >= UNLIMITED_RECHECK_SECONDS:
+                self._refill_soon(project, bucket)
+            return True
+        if bucket.tokens > 0:
+            bucket.tokens -= 1
+            if bucket.tokens <= bucket.limit.chunk // 2:
+                self._refill_soon(project, bucket)
+            return True
+        return False
+
     async def admit(self, project: str) -> None:
         """Spend one of ``project``'s tokens, or raise ``RateLimited``."""
-        bucket = self._bucket(project)
-        now = self.monotonic()
-        if bucket.known_at == -math.inf:
-            await self._refill_now(project, bucket)  # the first request of the project in this process
-        elif bucket.limit is None:
-            if now - bucket.known_at >= UNLIMITED_RECHECK_SECONDS:
-                self._refill_soon(project, bucket)
+        if self.admit_now(project):
             return
+        bucket = self._bucket(project)
+        if bucket.known_at != -math.inf:  # out of tokens: refused until retry_at, then a new chunk
+            now = self.monotonic()
+            if now < bucket.retry_at:
+                raise self._refusal(bucket, now)
+        await self._refill_now(project, bucket)  # also the first request of the project in this process
         if bucket.limit is None:
             return
         if bucket.tokens > 0:
             bucket.tokens -= 1
             if bucket.tokens <= bucket.limit.chunk // 2:
                 self._refill_soon(project, bucket)
-            return
-        if now < bucket.retry_at:
-            raise self._refusal(bucket, now)
-        await self._refill_now(project, bucket)
-        if bucket.limit is None:
-            return
-        if bucket.tokens > 0:
-            bucket.tokens -= 1
             return
         raise self._refusal(bucket, self.monotonic())
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -78,8 +77,7 @@ def _record(reply: Sequence[Any]) -> QueueRecord:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
+class OutgoingMessage(msgspec.Struct, frozen=True, gc=False):
     """One message to publish, validated and encoded."""
 
     payload: bytes

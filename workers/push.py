@@ -169,9 +169,10 @@ class QueuePusher:
         where = f"{sub.project}/{sub.queue} message {message.message_id} attempt {message.attempts}"
         try:
             if attempt.ok:
-                await d.store.ack(sub.project, sub.queue, [(message.message_id, message.receipt)])
+                # Recorded first, so a message seen settled always has its subscription state up to date.
                 with contextlib.suppress(errors.BrokerError):
                     await d.subs.record_success(sub, attempt.status or 200)
+                await d.store.ack(sub.project, sub.queue, [(message.message_id, message.receipt)])
                 return
             delay_ms = attempt.retry_after_ms
             if delay_ms is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 
 import msgspec
 
@@ -38,15 +37,14 @@ from broker.store import OutgoingMessage, fingerprint
 
 _encode_payload = msgspec.json.Encoder().encode
 _decode_payload = msgspec.json.Decoder().decode
-#: Whitespace between tokens, or an escape in a string: the text is re-encoded before it is stored.
-_NOT_PLAIN = re.compile(rb"[ \t\n\r\\]").search
 
 
 def compact_payload(payload: msgspec.Raw) -> bytes:
     """The stored text of a payload: as sent when it is compact JSON without escapes (the decoder has
     checked its syntax), else decoded and encoded compactly. Either way a compact JSON text."""
     text = bytes(payload)
-    if _NOT_PLAIN(text):
+    # Whitespace between tokens, or an escape in a string: encoded again (five byte scans beat a regex).
+    if b" " in text or b"\\" in text or b"\n" in text or b"\r" in text or b"\t" in text:
         return _encode_payload(_decode_payload(text))
     return text
 
