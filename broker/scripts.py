@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,10 +229,11 @@ class Scripts:
         self.scripts = scripts if scripts is not None else load_all()
         self.pipe = _pipe_for(redis) if coalesce else None
 
-    async def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        """The pipe's future, or the cluster client's coroutine (no coroutine frame of its own)."""
         if self.pipe is not None:
-            return await self.pipe.evalsha(script.sha, keys, args)
-        return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+            return self.pipe.evalsha(script.sha, keys, args)
+        return self.redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         """Close the pipelined connection (the client's own connections are the client's)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -96,8 +96,8 @@ class Store:
         self.scripts = scripts or Scripts(redis)
         self.clock = clock
 
-    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self.scripts.call(name, keys, args)
+    def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        return self.scripts.call(name, keys, args)
 
     async def ping(self) -> bool:
         try:
