@@ -56,25 +56,26 @@ class KeyRing:
     def cached_project(self, authorization: str | None) -> str | None:
         """The project of a header whose answer is cached and valid (no await on the hot path), else None:
         then ``project_for`` decides."""
-        if authorization:
-            cached = self._cache.get(authorization)
-            if cached is not None and cached[1] > time.monotonic():
-                return cached[0]
-        return None
+        cached = self._fresh(authorization) if authorization else None
+        return None if cached is None else cached[0]
+
+    def _fresh(self, authorization: str) -> tuple[str | None, float] | None:
+        """The cache entry of a header (keyed by the header itself: no hash on the hot path) if not expired."""
+        cached = self._cache.get(authorization)
+        return cached if cached is not None and cached[1] > time.monotonic() else None
 
     async def project_for(self, authorization: str | None) -> str:
         """The project of an ``Authorization: Bearer <key>`` header, or raise Unauthorized."""
         if not authorization:
             raise errors.Unauthorized("missing Authorization header (expected: Bearer <key>)")
-        now = time.monotonic()
-        cached = self._cache.get(authorization)  # keyed by the header itself: no hash on the hot path
-        if cached is not None and cached[1] > now:
+        cached = self._fresh(authorization)
+        if cached is not None:
             project = cached[0]
         else:
             project = await self._shared_lookup(authorization)
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[authorization] = (project, now + self.cache_seconds)
+            self._cache[authorization] = (project, time.monotonic() + self.cache_seconds)
         if project is None:
             raise errors.Unauthorized("unknown or revoked API key")
         return project

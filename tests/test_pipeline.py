@@ -4,6 +4,7 @@ caller still gets its own reply or error, in order, whatever the others get."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,18 @@ from broker.pipeline import ScriptPipe, pack_evalsha
 from broker.schemas import CreateQueueRequest
 from broker.scripts import Scripts
 from broker.store import OutgoingMessage, Store
+
+
+@pytest.fixture
+async def piped(redis_client: Any, project: str, clock: Any) -> AsyncIterator[Store]:
+    """A store whose scripts go through a pipe of their own, with queue "q" created; the pipe is closed after."""
+    scripts = Scripts(redis_client)
+    await scripts.load()
+    store = Store(redis_client, scripts, clock)
+    await store.create_queue(project, CreateQueueRequest(name="q"))
+    assert scripts.pipe is not None
+    yield store
+    await scripts.close()
 
 
 def count_writes(pipe: ScriptPipe) -> list[int]:
@@ -30,15 +43,9 @@ def count_writes(pipe: ScriptPipe) -> list[int]:
     return sizes
 
 
-async def test_concurrent_calls_share_a_write_and_keep_their_own_results(
-    redis_client: Any, project: str, clock: Any
-) -> None:
-    scripts = Scripts(redis_client)
-    await scripts.load()
-    store = Store(redis_client, scripts, clock)
-    await store.create_queue(project, CreateQueueRequest(name="q"))
-    assert scripts.pipe is not None
-    writes = count_writes(scripts.pipe)
+async def test_concurrent_calls_share_a_write_and_keep_their_own_results(piped: Store, project: str) -> None:
+    store = piped
+    writes = count_writes(store.scripts.pipe)  # type: ignore[arg-type]
     calls = [store.publish(project, "q", [OutgoingMessage(b'{"n":%d}' % i)], batch=False) for i in range(50)]
     calls.append(store.publish(project, "missing", [OutgoingMessage(b"1")], batch=False))
     calls.append(store.claim(project, "q", 0, None))  # refused by the script: not a valid count
@@ -50,15 +57,10 @@ async def test_concurrent_calls_share_a_write_and_keep_their_own_results(
     assert writes == [52]  # all of them in one write
     stats = await store.stats(project, "q")
     assert stats.available == 50
-    await scripts.close()
 
 
-async def test_a_caller_that_goes_away_does_not_shift_the_replies_of_the_others(
-    redis_client: Any, project: str, clock: Any
-) -> None:
-    scripts = Scripts(redis_client)
-    store = Store(redis_client, scripts, clock)
-    await store.create_queue(project, CreateQueueRequest(name="q"))
+async def test_a_caller_that_goes_away_does_not_shift_the_replies_of_the_others(piped: Store, project: str) -> None:
+    store = piped
     tasks = [asyncio.ensure_future(store.publish(project, "q", [OutgoingMessage(b"%d" % i)], batch=False))
              for i in range(20)]
     await asyncio.sleep(0)  # the calls are queued
@@ -70,20 +72,16 @@ async def test_a_caller_that_goes_away_does_not_shift_the_replies_of_the_others(
     by_id = {m.message_id: bytes(m.payload) for m in claimed[0]}
     for i, (message_id,) in zip(range(1, 20, 2), done, strict=True):
         assert by_id[message_id] == b"%d" % i
-    await scripts.close()
 
 
-async def test_noscript_inside_a_pipeline_reloads(redis_client: Any, project: str, clock: Any) -> None:
-    scripts = Scripts(redis_client)
-    store = Store(redis_client, scripts, clock)
-    await store.create_queue(project, CreateQueueRequest(name="q"))
+async def test_noscript_inside_a_pipeline_reloads(piped: Store, project: str, redis_client: Any) -> None:
+    store = piped
     # Every client of this Redis reloads on its next NOSCRIPT, as this one does here.
     await redis_client.script_flush()
     results = await asyncio.gather(
         *[store.publish(project, "q", [OutgoingMessage(b"1")], batch=False) for _ in range(10)]
     )
     assert len({r[0] for r in results}) == 10
-    await scripts.close()
 
 
 @pytest.mark.parametrize("coalesce", [True, False])
@@ -97,13 +95,12 @@ async def test_both_paths_map_errors_the_same(redis_client: Any, project: str, c
 
 
 async def test_a_killed_connection_fails_its_calls_and_the_next_call_reconnects(
-    redis_client: Any, project: str, clock: Any
+    piped: Store, project: str, redis_client: Any
 ) -> None:
-    scripts = Scripts(redis_client)
-    store = Store(redis_client, scripts, clock)
-    await store.create_queue(project, CreateQueueRequest(name="q"))
-    assert scripts.pipe is not None and scripts.pipe._writer is not None
-    host, port = scripts.pipe._writer.get_extra_info("sockname")[:2]
+    store = piped
+    pipe = store.scripts.pipe
+    assert pipe is not None and pipe._writer is not None
+    host, port = pipe._writer.get_extra_info("sockname")[:2]
     # The store drops the connection while a call is on its way: that call fails as unavailable (a 503).
     call = asyncio.ensure_future(store.publish(project, "q", [OutgoingMessage(b"1")], batch=False))
     await redis_client.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
@@ -120,14 +117,12 @@ async def test_a_killed_connection_fails_its_calls_and_the_next_call_reconnects(
             await asyncio.sleep(0.05)
     else:
         pytest.fail("the pipe did not reconnect")
-    assert scripts.pipe._writer.get_extra_info("sockname")[1] != port
-    await scripts.close()
+    assert pipe._writer is not None and pipe._writer.get_extra_info("sockname")[1] != port
 
 
-async def test_closed_pipe_fails_waiting_calls_and_leaves_nothing_running(redis_client: Any, project: str) -> None:
-    scripts = Scripts(redis_client)
-    store = Store(redis_client, scripts)
-    await store.create_queue(project, CreateQueueRequest(name="q"))
+async def test_closed_pipe_fails_waiting_calls_and_leaves_nothing_running(piped: Store, project: str) -> None:
+    store = piped
+    scripts = store.scripts
     assert scripts.pipe is not None
     reader = scripts.pipe._reader_task
     pending = asyncio.ensure_future(store.publish(project, "q", [OutgoingMessage(b"1")], batch=False))

@@ -132,6 +132,16 @@ class Soak:
             return None
 
     # --- the load ---------------------------------------------------------------------------------
+    async def post(self, http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response | None:
+        """POST and record the answer's status; None (counted as an error) when no answer came."""
+        try:
+            response = await http.post(path, json=body)
+        except httpx.HTTPError:
+            self.window.errors += 1
+            return None
+        self.record(response)
+        return response
+
     def record(self, response: httpx.Response) -> None:
         self.totals.statuses[response.status_code] = self.totals.statuses.get(response.status_code, 0) + 1
         if response.status_code >= 500:
@@ -145,13 +155,8 @@ class Soak:
             pid = f"s{self.counter}"
             body = {"queue": "soak", "payload": {"id": pid, "t": time.time(), "pad": "x" * self.args.payload}}
             started = time.monotonic()
-            try:
-                response = await http.post("/v1/queue/publish", json=body)
-            except httpx.HTTPError:
-                self.window.errors += 1
-                return
-            self.record(response)
-            if response.status_code == 200:
+            response = await self.post(http, "/v1/queue/publish", body)
+            if response is not None and response.status_code == 200:
                 self.window.published += 1
                 self.window.publish_ms.append((time.monotonic() - started) * 1000)
                 self.totals.acknowledged.add(pid)
@@ -177,14 +182,8 @@ class Soak:
     async def consumer(self, http: httpx.AsyncClient) -> None:
         body = {"queue": "soak", "max_messages": 10, "wait_seconds": 1, "visibility_timeout": 30}
         while self.consuming:
-            try:
-                response = await http.post("/v1/queue/consume", json=body)
-            except httpx.HTTPError:
-                self.window.errors += 1
-                await asyncio.sleep(0.1)
-                continue
-            self.record(response)
-            if response.status_code != 200:
+            response = await self.post(http, "/v1/queue/consume", body)
+            if response is None or response.status_code != 200:
                 await asyncio.sleep(0.1)
                 continue
             now = time.time()
@@ -197,13 +196,8 @@ class Soak:
     async def ack(self, http: httpx.AsyncClient, message: dict[str, Any]) -> None:
         started = time.monotonic()
         body = {"queue": "soak", "message_id": message["message_id"], "receipt": message["receipt"]}
-        try:
-            acked = await http.post("/v1/queue/ack", json=body)
-        except httpx.HTTPError:
-            self.window.errors += 1
-            return
-        self.record(acked)
-        if acked.status_code == 200:
+        acked = await self.post(http, "/v1/queue/ack", body)
+        if acked is not None and acked.status_code == 200:
             self.window.acked += 1
             self.window.ack_ms.append((time.monotonic() - started) * 1000)
             self.totals.completed.add(message["payload"]["id"])

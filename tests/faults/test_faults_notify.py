@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from faultkit import Fleet, free_port
@@ -46,19 +47,24 @@ async def test_a_wait_on_a_frozen_store_ends_on_time(fleet: Fleet) -> None:
         await client.aclose()
 
 
+async def assert_publish_wakes(notifier: Notifier, publisher: Any, wait: float, settle: float, why: str) -> None:
+    """A waiter of queue "q" of project "p" (waiting up to ``wait`` s) wakes soon after a publish on its channel
+    (sent once it has had ``settle`` s to subscribe), well before its own timeout."""
+    waiter = asyncio.create_task(notifier.wait("p", "q", wait))
+    await asyncio.sleep(settle)
+    await publisher.publish(ProjectKeys("p").notify, "q")
+    started = time.monotonic()
+    await waiter
+    assert time.monotonic() - started < 0.5, why
+
+
 async def test_waiters_wake_when_the_store_comes_back_and_hear_publishes_again(fleet: Fleet) -> None:
     node = fleet.redis(name="store")
     client = connect(node.url)
     publisher = aioredis.Redis(port=node.port)
     notifier = Notifier(client)
-    channel = ProjectKeys("p").notify
     try:
-        waiter = asyncio.create_task(notifier.wait("p", "q", 1.0))
-        await asyncio.sleep(0.2)
-        await publisher.publish(channel, "q")
-        started = time.monotonic()
-        await waiter
-        assert time.monotonic() - started < 0.5, "a publish did not wake the waiter"
+        await assert_publish_wakes(notifier, publisher, 1.0, 0.2, "a publish did not wake the waiter")
 
         await asyncio.to_thread(node.kill, signal.SIGKILL)
         long_wait = asyncio.create_task(notifier.wait("p", "q", 15.0))
@@ -70,12 +76,7 @@ async def test_waiters_wake_when_the_store_comes_back_and_hear_publishes_again(f
         assert time.monotonic() - back < 4, "the waiter did not wake when the store came back"
         assert notifier.connected
 
-        again = asyncio.create_task(notifier.wait("p", "q", 5.0))
-        await asyncio.sleep(0.3)
-        await publisher.publish(channel, "q")
-        started = time.monotonic()
-        await again
-        assert time.monotonic() - started < 0.5, "publishes are not heard after the restart"
+        await assert_publish_wakes(notifier, publisher, 5.0, 0.3, "publishes are not heard after the restart")
     finally:
         await notifier.close()
         await client.aclose()
