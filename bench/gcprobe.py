@@ -1,4 +1,4 @@
-"""Diagnostic factory for ``--profile``: the API exactly as ``broker.app:app_from_env`` builds it, plus a
+"""Diagnostic factory for ``--profile``: the API exactly as ``broker.http.app:app_from_env`` builds it, plus a
 ``gc.callbacks`` hook that times every collection of CPython's cyclic garbage collector. With
 ``BENCH_GC_FREEZE=1`` it first runs ``gc.freeze()`` (what the service could do at start-up), to measure
 what that changes. Statistics go to the JSON file ``BENCH_GC_OUT``, rewritten after every collection of
@@ -53,7 +53,7 @@ def _forget(_signum: int, _frame: object) -> None:
 
 
 def create() -> Starlette:
-    from broker.app import app_from_env
+    from broker.http.app import app_from_env
 
     app = app_from_env()
     if os.environ.get("BENCH_GC_FREEZE") == "1":

@@ -29,7 +29,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 
 #: Where the API processes import the service from: the repository, or a snapshot of it during a run.
 CODE_DIR = REPO
-SERVICE_CODE = ("broker", "workers", "lua")
+SERVICE_CODE = ("broker",)
 
 
 def snapshot_code(target: Path) -> dict[str, object]:

@@ -27,31 +27,31 @@ _FRAME_RE = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 # the component that made them, and are also summed on their own by ``syscalls``.
 Rule = tuple[str, Callable[[str, str], bool]]
 RULES: list[Rule] = [
-    ("JSON decode of the body (msgspec)", lambda fn, f: f.endswith("broker/http.py") and fn == "decode"),
+    ("JSON decode of the body (msgspec)", lambda fn, f: f.endswith("broker/http/edge.py") and fn == "decode"),
     ("JSON encode of the answer (msgspec) + Response",
-     lambda fn, f: (f.endswith("broker/http.py") and fn.startswith("JSON.")) or "starlette/responses.py" in f),
-    ("auth and admission (key hash, cache, rate limit)", lambda fn, f: f.endswith("broker/auth.py")
-        or f.endswith("broker/ratelimit.py") or (f.endswith("broker/context.py") and fn.endswith("admit"))),
+     lambda fn, f: (f.endswith("broker/http/edge.py") and fn.startswith("JSON.")) or "starlette/responses.py" in f),
+    ("auth and admission (key hash, cache, rate limit)", lambda fn, f: f.endswith("broker/store/apikeys.py")
+        or f.endswith("broker/store/ratelimit.py") or (f.endswith("broker/http/context.py") and fn.endswith("admit"))),
     ("request id", lambda fn, f: f.endswith("uuid.py") or fn in ("assign_request_id", "take_request_id")
         or fn.startswith("RequestIds.")),
-    ("pipelined connection: packing, writes, replies (broker/pipeline.py)",
-     lambda fn, f: f.endswith("broker/pipeline.py")),
+    ("pipelined connection: packing, writes, replies (broker/store/pipeline.py)",
+     lambda fn, f: f.endswith("broker/store/pipeline.py")),
     ("redis-py: command packing and send", lambda fn, f: "redis/" in f and (
         "pack" in fn.lower() or "send" in fn.lower() or "encode" in fn.lower())),
     ("redis-py: reply reading and parsing", lambda fn, f: "redis/_parsers" in f or (
         "redis/" in f and ("read" in fn.lower() or "parse" in fn.lower()))),
     ("redis-py: client, pool, connection", lambda fn, f: "redis/" in f),
     ("store and scripts (argument building)", lambda fn, f: any(
-        f.endswith(p) for p in ("broker/store.py", "broker/scripts.py", "broker/keys.py"))),
-    ("route handler", lambda fn, f: "broker/routes/" in f or f.endswith("broker/context.py")),
-    ("request body streaming", lambda fn, f: (f.endswith("broker/http.py") and fn in ("read_body", "read_limited"))
-        or (f.endswith("broker/fastpath.py") and fn == "_chunks")),
-    ("lean ASGI path (broker/fastpath.py)", lambda fn, f: f.endswith("broker/fastpath.py")),
+        f.endswith(p) for p in ("broker/store/queues.py", "broker/store/scripts.py", "broker/store/keys.py"))),
+    ("route handler", lambda fn, f: "broker/http/routes/" in f or f.endswith("broker/http/context.py")),
+    ("request body streaming", lambda fn, f: (f.endswith("broker/http/edge.py") and fn in ("read_body", "read_limited"))
+        or (f.endswith("broker/http/fastpath.py") and fn == "_chunks")),
+    ("lean ASGI path (broker/http/fastpath.py)", lambda fn, f: f.endswith("broker/http/fastpath.py")),
     ("Starlette routing", lambda fn, f: "starlette/routing.py" in f),
     ("middleware (Starlette's and RequestContext)", lambda fn, f: "starlette/middleware" in f
         or "starlette/_exception_handler.py" in f or "starlette/applications.py" in f
-        or (f.endswith("broker/app.py") and fn == "BrokerApp.__call__")
-        or "uvicorn/middleware" in f or (f.endswith("broker/http.py") and "RequestContext" in fn)),
+        or (f.endswith("broker/http/app.py") and fn == "BrokerApp.__call__")
+        or "uvicorn/middleware" in f or (f.endswith("broker/http/edge.py") and "RequestContext" in fn)),
     ("Starlette Request object", lambda fn, f: "starlette/" in f),
     ("uvicorn HTTP protocol (parse, response write)", lambda fn, f: "uvicorn/protocols" in f or "httptools" in f),
     ("bench no-op handler", lambda fn, f: f.endswith("bench/noop_app.py")),

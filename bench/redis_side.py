@@ -17,8 +17,8 @@ from typing import Any, TypeVar, cast
 import redis
 
 from broker.schemas import QueueMessage
-from broker.scripts import Scripts
-from broker.store import OutgoingMessage, Store
+from broker.store.queues import OutgoingMessage, Store
+from broker.store.scripts import Scripts
 
 T = TypeVar("T")
 Call = tuple[Any, ...]  # ("EVALSHA", sha, numkeys, *keys, *args)

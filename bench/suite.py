@@ -31,7 +31,7 @@ from bench.procs import BenchError, HttpServer, RedisServer, api_env, http_serve
 T = TypeVar("T")
 PROJECT = "bench"
 API_KEY = "bench-key-0123456789abcdef"
-API_FACTORY = "broker.app:app_from_env"
+API_FACTORY = "broker.http.app:app_from_env"
 NOOP_FACTORY = "bench.noop_app:create"
 #: A typical small event; 166 bytes as compact JSON.
 PAYLOAD = {

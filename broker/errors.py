@@ -1,7 +1,7 @@
 """The error hierarchy of the HTTP contract.
 
 Every failure the service reports is a subclass of :class:`BrokerError` with a class-level ``status``
-and ``code``; its docstring is the default message. One Starlette handler (``broker.app``) renders all
+and ``code``; its docstring is the default message. One Starlette handler (``broker.http.app``) renders all
 of them as ``{"error": {"code", "message", "request_id", "field"?}}``. Lua scripts fail with a reply
 whose first word is one of these codes; :data:`ERRORS_BY_CODE` maps it back to the class.
 """

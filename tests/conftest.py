@@ -14,11 +14,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from broker.app import create_app
-from broker.keys import project_tag
-from broker.scripts import Scripts
+from broker.http.app import create_app
 from broker.settings import Settings
-from broker.store import Store
+from broker.store.keys import project_tag
+from broker.store.queues import Store
+from broker.store.scripts import Scripts
 
 REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from broker.keys import lua_keys_include
-from broker.scripts import LUA_DIR, ScriptError, expand, load_all, lua_names
+from broker.store.keys import lua_keys_include
+from broker.store.scripts import LUA_DIR, ScriptError, expand, load_all, lua_names
 
 INCLUDES = {
     "base": (

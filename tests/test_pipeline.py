@@ -1,4 +1,4 @@
-"""Concurrent script calls of one process share one pipelined connection (``broker/pipeline.py``); each
+"""Concurrent script calls of one process share one pipelined connection (``broker/store/pipeline.py``); each
 caller still gets its own reply or error, in order, whatever the others get."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from broker import errors
-from broker.pipeline import ScriptPipe, pack_evalsha
 from broker.schemas import CreateQueueRequest
-from broker.scripts import Scripts
-from broker.store import OutgoingMessage, Store
+from broker.store.pipeline import ScriptPipe, pack_evalsha
+from broker.store.queues import OutgoingMessage, Store
+from broker.store.scripts import Scripts
 
 
 @pytest.fixture

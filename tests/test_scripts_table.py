@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from broker import errors
-from broker.scripts import LUA_DIR, load_all
+from broker.store.scripts import LUA_DIR, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
-CALLER_DIRS = [ROOT / "broker", ROOT / "workers"]
+CALLER_DIRS = [ROOT / "broker"]
 _FAIL_RE = re.compile(r"""\bfail\(\s*["']([A-Za-z_]+)["']""")
 
 
@@ -94,7 +94,7 @@ def call_sites() -> list[CallSite]:
 
 
 def test_store_calls_are_found() -> None:
-    scripts = {site.script for site in call_sites() if site.where.startswith("broker/store.py")}
+    scripts = {site.script for site in call_sites() if site.where.startswith("broker/store/queues.py")}
     assert {"publish", "claim", "ack", "nack", "extend", "stats", "purge", "redrive", "dlq_list", "create_queue",
             "update_queue", "delete_queue", "list_queues"} <= scripts
 

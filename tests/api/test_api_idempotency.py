@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from apikit import MakeQueue, assert_error
 
-from broker.keys import ProjectKeys
+from broker.store.keys import ProjectKeys
 
 
 async def stats(api: Any, queue: str = "jobs") -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Every route of the app, enumerated from ``broker.app.ROUTES``: authentication, tenant isolation, and the
+"""Every route of the app, enumerated from ``broker.http.app.ROUTES``: authentication, tenant isolation, and the
 error shape of unknown paths and wrong methods. A route added to the app without a sample request below
 fails ``test_every_route_has_a_sample`` (and its own parametrized cases)."""
 
@@ -12,8 +12,8 @@ import httpx
 import pytest
 from apikit import assert_error
 
-from broker.app import ROUTES
-from broker.keys import project_tag
+from broker.http.app import ROUTES
+from broker.store.keys import project_tag
 
 UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/readyz")}
 QUEUE = "shared"

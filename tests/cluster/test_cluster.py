@@ -17,10 +17,11 @@ import httpx
 import pytest
 import redis
 
-from broker.app import connect, create_app
-from broker.durability import check_durability
-from broker.keys import project_tag
+from broker.http.app import create_app
 from broker.settings import Settings
+from broker.store.connection import connect
+from broker.store.durability import check_durability
+from broker.store.keys import project_tag
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")

@@ -60,7 +60,7 @@ class RedisNode:
         return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=10, **options)
 
     def start(self, timeout: float = 60) -> RedisNode:
-        from broker.embedded import find_redis_server
+        from broker.embedded.supervisor import find_redis_server
 
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),

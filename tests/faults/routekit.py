@@ -1,11 +1,11 @@
-"""One valid request for every route of ``broker.app.ROUTES``: what the outage tests send while the store is
+"""One valid request for every route of ``broker.http.app.ROUTES``: what the outage tests send while the store is
 away. A route added later without an entry here still gets a request (with a generic body)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from broker.app import ROUTES
+from broker.http.app import ROUTES
 
 #: (method, path template) -> body of a request that would succeed (or fail only on a missing message).
 BODIES: dict[tuple[str, str], Any] = {

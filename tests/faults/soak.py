@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import redis
 
-from broker.embedded import owner_url
+from broker.embedded.supervisor import owner_url
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "ops"))

@@ -11,9 +11,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from faultkit import Fleet, free_port
 
-from broker.app import connect
-from broker.keys import ProjectKeys
-from broker.notify import Notifier
+from broker.store.connection import connect
+from broker.store.keys import ProjectKeys
+from broker.store.notify import Notifier
 
 
 async def test_a_wait_on_an_unreachable_store_ends_on_time() -> None:

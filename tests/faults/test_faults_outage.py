@@ -16,7 +16,7 @@ from faultkit import ApiServer, Fleet, RedisNode
 from loadgen import shape_problem
 from routekit import route_requests
 
-#: Bounds on a 503 while the store is away (connect timeout 1 s, socket timeout 3 s in broker.app.connect).
+#: Bounds on a 503 while the store is away (connect timeout 1 s, socket timeout 3 s in broker.http.app.connect).
 DOWN_BOUND_S = 2.0  # refused connections fail at once
 FROZEN_BOUND_S = 8.0  # a frozen Redis accepts connections and never answers: socket timeouts
 

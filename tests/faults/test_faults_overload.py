@@ -15,11 +15,11 @@ import httpx
 from faultkit import Fleet, clean_env
 from loadgen import shape_problem
 
-from broker.ratelimit import Limit
+from broker.store.ratelimit import Limit
 
 
 def limits_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "broker.cli_limits", "limits", *args, "--redis-url", url],
+    return subprocess.run([sys.executable, "-m", "broker.cli.limits", "limits", *args, "--redis-url", url],
                           env=clean_env(), capture_output=True, text=True, timeout=60)
 
 

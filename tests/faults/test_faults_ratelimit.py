@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from broker import errors
-from broker.keys import ProjectKeys
-from broker.ratelimit import Limit, LongPollSlots, RateLimiter, clear_limit, list_limits, set_limit, take_tokens
-from broker.scripts import Scripts
+from broker.store.keys import ProjectKeys
+from broker.store.ratelimit import Limit, LongPollSlots, RateLimiter, clear_limit, list_limits, set_limit, take_tokens
+from broker.store.scripts import Scripts
 
 T0 = 1_800_000_000_000  # ms
 

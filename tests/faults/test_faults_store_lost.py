@@ -1,5 +1,5 @@
 """A store that comes back without its data is detected and refused loudly, never silently served: the
-instance marker (broker/instance.py), ``/readyz``, the 503s, and the operator's ways out (``broker store
+instance marker (broker/store/instance.py), ``/readyz``, the 503s, and the operator's ways out (``broker store
 accept-reset``, a restart, or the data coming back)."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from broker import errors
-from broker.app import connect
-from broker.instance import (
+from broker.store.connection import connect
+from broker.store.instance import (
     LOST_MESSAGE,
     ORIGIN_ACCEPTED,
     InstanceGuard,
@@ -35,7 +35,7 @@ from broker.instance import (
     read_marker,
     store_error,
 )
-from broker.keys import INSTANCE
+from broker.store.keys import INSTANCE
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def served(fleet: Fleet) -> Iterator[tuple[RedisNode, ApiServer, httpx.Client]]:
 
 
 def store_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "broker.cli_store", "store", *args, "--redis-url", url],
+    return subprocess.run([sys.executable, "-m", "broker.cli.store", "store", *args, "--redis-url", url],
                           env=clean_env(), capture_output=True, text=True, timeout=60)
 
 

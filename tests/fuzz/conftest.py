@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fuzzkit import Answer, call
 
-from broker.app import create_app
+from broker.http.app import create_app
 from broker.settings import Settings
 
 REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from broker.keys import PROJECTS, RATE_LIMITS, project_tag
+from broker.store.keys import PROJECTS, RATE_LIMITS, project_tag
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")

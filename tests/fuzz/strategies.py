@@ -1,4 +1,4 @@
-"""Hypothesis strategies of the fuzz tests: requests for every route of ``broker.app.ROUTES`` (and for paths
+"""Hypothesis strategies of the fuzz tests: requests for every route of ``broker.http.app.ROUTES`` (and for paths
 and methods that are none), with bodies built from each route's fields or from nothing at all."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import msgspec
 from hypothesis import strategies as st
 
 from broker import schemas
-from broker.app import ROUTES
+from broker.http.app import ROUTES
 
 TEMPLATES = sorted((method, route.path) for route in ROUTES for method in (route.methods or ()) if method != "HEAD")
 BODY_TYPES: dict[str, type[msgspec.Struct]] = {

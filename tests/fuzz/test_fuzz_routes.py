@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every route in ``broker.app.ROUTES`` (and of paths and methods that are not
+"""Property-based fuzzing of every route in ``broker.http.app.ROUTES`` (and of paths and methods that are not
 routes): generated bodies (plausible ones built from each route's fields, arbitrary JSON, huge and deeply
 nested JSON, invalid UTF-8, random bytes), paths, query strings and headers (wrong content types, lying
 Content-Length, broken Authorization). For every request: never a 5xx; every 4xx in the contract's error

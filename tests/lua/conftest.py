@@ -8,7 +8,7 @@ import pytest
 from scriptkit import MakeQueue, Queue
 
 from broker.schemas import CreateQueueRequest
-from broker.store import Store
+from broker.store.queues import Store
 
 
 @pytest.fixture

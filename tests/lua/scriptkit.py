@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker.keys import ProjectKeys
 from broker.schemas import DeadLetter, QueueMessage, QueueRecord, QueueStats
-from broker.store import OutgoingMessage, Store
+from broker.store.keys import ProjectKeys
+from broker.store.queues import OutgoingMessage, Store
 
 
 def message(

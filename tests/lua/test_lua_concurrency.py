@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from scriptkit import Queue, message
 
-from broker.store import Store
+from broker.store.queues import Store
 
 MESSAGES = 10_000
 CONSUMERS = 8

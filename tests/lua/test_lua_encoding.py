@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from redis import exceptions as redis_errors
 
-from broker.keys import QUEUE_PARTS, QueueKeys
-from broker.scripts import expand
+from broker.store.keys import QUEUE_PARTS, QueueKeys
+from broker.store.scripts import expand
 
 # Each case: the general encoding (msg_put's, through state_pack) against the shortcut.
 STATES = expand("""--@include message

@@ -15,8 +15,8 @@ from redis import exceptions as redis_errors
 from scriptkit import MakeQueue, message
 
 from broker import errors
-from broker.keys import ProjectKeys, project_tag
-from broker.scripts import Scripts, load_all
+from broker.store.keys import ProjectKeys, project_tag
+from broker.store.scripts import Scripts, load_all
 
 NOT_A_NUMBER = ["abc", "1.5", "nan", "inf", "-inf", "1e400", "0x", "9007199254740993000"]
 NOT_NOW = [*NOT_A_NUMBER, ""]

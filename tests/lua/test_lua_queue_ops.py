@@ -8,8 +8,8 @@ import pytest
 from scriptkit import MakeQueue, Queue, message
 
 from broker import errors
-from broker.keys import project_tag
 from broker.schemas import CreateQueueRequest
+from broker.store.keys import project_tag
 
 DAY = 86400
 

@@ -8,9 +8,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from broker import errors
-from broker.keys import ProjectKeys, project_tag
 from broker.schemas import CreateQueueRequest
-from broker.store import OutgoingMessage, Store
+from broker.store.keys import ProjectKeys, project_tag
+from broker.store.queues import OutgoingMessage, Store
 from tests.conftest import REDIS_URL
 
 DAY = 86_400_000

@@ -29,10 +29,10 @@ from hypothesis.stateful import (
 )
 
 from broker import errors
-from broker.keys import ProjectKeys, project_tag
 from broker.schemas import CreateQueueRequest
-from broker.scripts import Scripts, load_all
-from broker.store import OutgoingMessage, Store, fifo_line_message_id
+from broker.store.keys import ProjectKeys, project_tag
+from broker.store.queues import OutgoingMessage, Store, fifo_line_message_id
+from broker.store.scripts import Scripts, load_all
 
 REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DAY_MS = 86_400_000

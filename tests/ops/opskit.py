@@ -30,7 +30,7 @@ def free_port() -> int:
 def broker_command(*args: str) -> list[str]:
     if BROKER_BIN.exists():
         return [str(BROKER_BIN), *args]
-    return [sys.executable, "-m", "broker.cli", *args]
+    return [sys.executable, "-m", "broker.cli.main", *args]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -138,7 +138,7 @@ class Processes:
     def redis_server(self, *args: str, config: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
         """Start a throw-away redis-server on a free loopback port with ``args`` (after ``config``, which
         they override); (process, port)."""
-        from broker.embedded import find_redis_server
+        from broker.embedded.supervisor import find_redis_server
 
         port = free_port()
         self.counter += 1

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opskit import Processes, broker_command, clean_env, wait_until
 
-from broker.cli import main
+import broker.cli.worker
+from broker.cli.main import main
 from broker.settings import Settings
 
 COMMANDS = [[], ["serve"], ["worker"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"]]
@@ -115,9 +114,7 @@ def test_worker_calls_run_worker_with_the_settings(
     async def run_worker_async(settings: Settings) -> None:
         calls.append(settings)
 
-    fake = types.ModuleType("workers.main")
-    fake.run_worker = run_worker_async if coroutine else run_worker  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "workers.main", fake)
+    monkeypatch.setattr(broker.cli.worker, "run_worker", run_worker_async if coroutine else run_worker)
     for name in [k for k in os.environ if k.startswith("BROKER_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("BROKER_REDIS_URL", "redis://127.0.0.1:1/0")  # overridden by the flag
@@ -128,7 +125,7 @@ def test_worker_calls_run_worker_with_the_settings(
 
 
 def test_worker_runs_on_an_external_redis_and_stops_on_sigterm(procs: Processes, tmp_path: Path) -> None:
-    pytest.importorskip("workers.main")
+    pytest.importorskip("broker.jobs.arq_worker")
     _, port = procs.redis_server("--appendonly", "yes", "--appendfsync", "always")
     out = tmp_path / "worker.out"
     with open(out, "wb") as sink:

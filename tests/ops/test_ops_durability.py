@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from opskit import Processes, clean_env
 
-from broker.durability import check_durability, redact_url
+from broker.store.durability import check_durability, redact_url
 
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction")
 

@@ -11,9 +11,9 @@ import pytest
 import redis
 from opskit import alive, wait_until
 
-from broker import embedded
-from broker.durability import too_old
-from broker.embedded import EmbeddedError, EmbeddedStore, StoreInUse, find_redis_server, owner_url
+from broker.embedded import supervisor as embedded
+from broker.embedded.supervisor import EmbeddedError, EmbeddedStore, StoreInUse, find_redis_server, owner_url
+from broker.store.durability import too_old
 
 
 def _config(url: str) -> dict[str, str]:

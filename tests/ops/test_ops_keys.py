@@ -10,8 +10,8 @@ import msgspec
 import redis
 from opskit import Processes, clean_env
 
-from broker.auth import StoredKey, digest
-from broker.keys import AUTH_KEYS
+from broker.store.apikeys import StoredKey, digest
+from broker.store.keys import AUTH_KEYS
 
 
 def test_keys_round_trip(procs: Processes, env: dict[str, str], data_dir: Path) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from broker.store import Store
-from broker.subscriptions import SubscribeArgs, SubscriptionStore
-from workers import main
-from workers.runner import BackgroundOptions, BackgroundRunner
+from broker.jobs import arq_worker as main
+from broker.jobs.runner import BackgroundOptions, BackgroundRunner
+from broker.store.queues import Store
+from broker.store.subscriptions import SubscribeArgs, SubscriptionStore
 
 #: Names the server certificate is valid for.
 CERT_NAMES = ("localhost", "hooks.test")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from broker.keys import ProjectKeys
-from broker.webhooks import BACKOFF_FIRST_MS
+from broker.push.webhooks import BACKOFF_FIRST_MS
+from broker.store.keys import ProjectKeys
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

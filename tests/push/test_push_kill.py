@@ -14,7 +14,7 @@ WORKER = """
 import sys
 from dataclasses import replace
 from broker.settings import Settings
-from workers.main import run_worker
+from broker.jobs.arq_worker import run_worker
 settings = Settings.from_env()
 extra = {"background_projects": [sys.argv[1]], "push_poll_seconds": 0.05, "push_refresh_seconds": 0.05}
 sys.exit(run_worker(replace(settings, extra=extra)))

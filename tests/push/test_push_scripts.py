@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from broker import errors
-from broker.keys import ProjectKeys
 from broker.schemas import CreateQueueRequest
-from broker.store import OutgoingMessage
+from broker.store.keys import ProjectKeys
+from broker.store.queues import OutgoingMessage
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from broker.webhooks import (
+from broker.push.webhooks import (
     BACKOFF_CAP_MS,
     RETRY_AFTER_CAP_MS,
     InvalidSecret,

@@ -11,9 +11,9 @@ from typing import Any
 import httpcore
 import pytest
 
-from broker import ssrf
-from broker.ssrf import AddressGuard, GuardedTransport, literal_address, parse_ipv4_loose, refusal_reason
-from broker.webhooks import WebhookSender
+from broker.push import ssrf
+from broker.push.ssrf import AddressGuard, GuardedTransport, literal_address, parse_ipv4_loose, refusal_reason
+from broker.push.webhooks import WebhookSender
 
 REFUSED = [
     "0.0.0.0", "0.1.2.3", "10.0.0.1", "100.64.0.1", "100.127.255.254", "127.0.0.1", "127.255.255.254",

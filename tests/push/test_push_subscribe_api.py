@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from broker import ssrf
-from broker.keys import ProjectKeys
-from broker.subscriptions import SubscriptionStore, subscriptions_index
+from broker.push import ssrf
+from broker.store.keys import ProjectKeys
+from broker.store.subscriptions import SubscriptionStore, subscriptions_index
 
 URL = "https://hooks.test/in"
 

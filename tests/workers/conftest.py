@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from workers import main
-from workers.runner import BackgroundOptions
+from broker.jobs import arq_worker as main
+from broker.jobs.runner import BackgroundOptions
 
 
 async def delete_arq_queue(redis_client: Any, queue: str) -> None:

@@ -13,18 +13,18 @@ import pytest
 from arq.connections import RedisSettings
 from arq.jobs import deserialize_job, serialize_job
 
-from broker.keys import ProjectKeys
+from broker.jobs import arq_worker as main
 from broker.schemas import CreateQueueRequest
 from broker.settings import ConfigError, Settings
-from broker.store import OutgoingMessage
-from workers import main
+from broker.store.keys import ProjectKeys
+from broker.store.queues import OutgoingMessage
 
 REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKER = """
 import sys
 from dataclasses import replace
 from broker.settings import Settings
-from workers.main import run_worker
+from broker.jobs.arq_worker import run_worker
 extra = {"background_projects": [sys.argv[1]], "maintenance_interval_seconds": 1}
 sys.exit(run_worker(replace(Settings.from_env(), extra=extra)))
 """

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from broker.keys import ProjectKeys
+from broker.jobs.inprocess import start_background
+from broker.jobs.runner import BackgroundOptions
 from broker.settings import Settings
-from workers.inprocess import start_background
-from workers.runner import BackgroundOptions
+from broker.store.keys import ProjectKeys
 
 
 async def test_serve_maintains_in_process(app_factory, project, clock, redis_client):

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from broker.keys import ProjectKeys
+from broker.jobs import tasks as jobs
+from broker.jobs.maintenance import Maintenance
 from broker.schemas import CreateQueueRequest
-from broker.store import OutgoingMessage, Store
-from workers import jobs
-from workers.maintenance import Maintenance
+from broker.store.keys import ProjectKeys
+from broker.store.queues import OutgoingMessage, Store
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ async def test_job_function_and_project_listing(store, project, clock, redis_cli
 
 
 async def test_queue_listing_pages(store, project, make_queue, monkeypatch):
-    from workers import maintenance as module
+    from broker.jobs import maintenance as module
 
     monkeypatch.setattr(module, "QUEUE_PAGE", 2)
     for i in range(5):

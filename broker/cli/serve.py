@@ -1,0 +1,112 @@
+"""``broker serve``: the HTTP API (and the background jobs) on the configured or embedded store."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import socket
+from typing import Any
+
+import uvicorn
+
+from broker.cli.common import ENVIRONMENT_HELP, CliError, check_external, graceful, run, say, settings_from, with_client
+from broker.embedded.supervisor import EmbeddedStore, StoreInUse
+from broker.settings import Settings
+from broker.store.apikeys import create_initial_key
+from broker.store.durability import redact_url
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before anything starts when the address cannot be bound (in use, unknown host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _first_key(settings: Settings, url: str) -> None:
+    key = run(with_client(url, lambda client: create_initial_key(client, settings.api_keys)))
+    if key:
+        print(f'Created API key for project "default" (shown once): {key}', flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``broker serve``: the HTTP API (and background jobs) on the configured or embedded store."""
+    settings = settings_from(
+        args, host=args.host, port=args.port, workers=args.workers, run_workers=False if args.no_workers else None
+    )
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    _check_port(settings.host, settings.port)
+    with graceful() as stack:
+        if settings.redis_url:
+            check_external(settings)
+            url, where = settings.redis_url, f"Redis at {redact_url(settings.redis_url)}"
+        else:
+            store = EmbeddedStore(settings.data_dir, binary=settings.redis_server, log=say)
+            try:
+                url = store.start()
+            except StoreInUse as exc:
+                raise CliError(
+                    f"{exc}; stop it, use another --data-dir, or share a Redis of your own (BROKER_REDIS_URL)"
+                ) from None
+            stack.callback(say, "embedded store stopped")
+            stack.callback(store.stop)
+            where = store.describe()
+        os.environ["BROKER_REDIS_URL"] = url  # read again by every uvicorn process (app_from_env)
+        os.environ["BROKER_RUN_WORKERS"] = "1" if settings.run_workers else "0"
+        _first_key(settings, url)
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        say(f"store: {where}")
+        say(
+            f"listening on http://{host}:{settings.port} ({settings.workers} process(es), {loop}/{http}, "
+            f"background jobs {'on' if settings.run_workers else 'off'})"
+        )
+        uvicorn.run(
+            "broker.http.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop=loop,
+            http=http,
+            lifespan="on",
+            log_level=settings.log_level,
+            access_log=settings.log_level == "debug",
+            timeout_graceful_shutdown=25,  # long polls last at most 20 s
+        )
+    return 0
+
+
+def add_parser(commands: Any, store: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``serve`` to the ``broker`` command's subparsers."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    serve = commands.add_parser(
+        "serve",
+        parents=[store],
+        help="run the HTTP API (and the background jobs)",
+        description=(
+            "Run the HTTP API with uvicorn and, unless --no-workers, the background jobs (lease reaping, delayed\n"
+            "promotion, retention, push delivery) in the same processes. Without a Redis URL it starts the\n"
+            "embedded store under the data directory and stops it on exit. On an external Redis it first checks\n"
+            "that Redis keeps what it acknowledges (see docs/operations.md). On first start, when no API key\n"
+            'exists, it creates one for project "default" and prints it once. Stops on SIGINT or SIGTERM.'
+        ),
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=formatter,
+    )
+    serve.add_argument("--host", metavar="HOST", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", metavar="PORT", type=int, help="TCP port to listen on, 1..65535 (default 8080)")
+    serve.add_argument("--workers", metavar="N", type=int, help="number of HTTP server processes, 1..64 (default 1)")
+    serve.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="do not run the background jobs in these processes (run `broker worker` for them instead)",
+    )
+    serve.set_defaults(handler=cmd_serve)
+    return serve

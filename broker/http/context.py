@@ -1,0 +1,70 @@
+"""The shared state of one API process, built by the app's lifespan and reached by handlers as
+``request.state.ctx``.
+
+Every authenticated route starts with ``ctx.project(request)``, which is also where a request is
+admitted: refused with 503 while the store is known to have lost its data or did not answer its last
+check (``broker.store.instance``), then
+authenticated, then charged to its project's rate limit (``broker.store.ratelimit``). ``ctx.body`` decodes the
+body, and takes a long-poll slot for a consume that will wait. None of these costs a Redis round trip in
+the normal case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from broker.http.edge import BodyDeadline, decode, read_body
+from broker.schemas import ConsumeRequest
+from broker.settings import DEFAULT_BODY_TIMEOUT_SECONDS, Settings
+from broker.store.apikeys import KeyRing
+from broker.store.instance import InstanceGuard
+from broker.store.notify import Notifier
+from broker.store.queues import Store
+from broker.store.ratelimit import LongPollSlots, RateLimiter
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    redis: Any
+    store: Store
+    keyring: KeyRing
+    notifier: Notifier
+    guard: InstanceGuard | None = None
+    limiter: RateLimiter | None = None
+    long_polls: LongPollSlots | None = None
+    body_deadline: BodyDeadline = field(default_factory=lambda: BodyDeadline(DEFAULT_BODY_TIMEOUT_SECONDS))
+
+    async def project(self, request: Request) -> str:
+        """Admit the request: the store must not have lost its data, the key must be valid, and the
+        project must be within its rate limit. Returns the project."""
+        return await self.admit(request.headers.get("authorization"))
+
+    async def admit(self, authorization: str | None) -> str:
+        """``project`` for the value of an Authorization header (the lean path has no Request)."""
+        if self.guard is not None:
+            self.guard.admit()
+        project = self.keyring.cached_project(authorization) or await self.keyring.project_for(authorization)
+        if self.limiter is not None and not self.limiter.admit_now(project):
+            await self.limiter.admit(project)
+        return project
+
+    async def body(self, request: Request, type_: type[T], limit: int | None = None) -> T:
+        return self.parse(await read_body(request, limit or self.settings.max_body_bytes, self.body_deadline), type_)
+
+    def parse(self, body: bytes, type_: type[T]) -> T:
+        """Decode a request body; a consume that will wait also takes a long-poll slot."""
+        value = decode(body, type_)
+        if self.long_polls is not None and isinstance(value, ConsumeRequest) and value.wait_seconds > 0:
+            self.long_polls.admit()
+        return value
+
+
+def ctx_of(request: Request) -> Context:
+    ctx: Context = request.state.ctx
+    return ctx

@@ -1,0 +1,190 @@
+"""queue.publish, publish_batch, consume, ack, nack, and the extensions ack_batch and extend.
+
+Each handler takes the context, the authenticated project and the raw body, and returns a response
+Struct; ``broker.http.fastpath`` serves them both as Starlette routes and on the lean path of the hot POSTs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import msgspec
+
+from broker import errors
+from broker.http.context import Context
+from broker.http.fastpath import BodyRoute
+from broker.schemas import (
+    MAX_BATCH_BYTES,
+    MAX_PAYLOAD_BYTES,
+    AckBatchRequest,
+    Acked,
+    AckedBatch,
+    AckRequest,
+    Consumed,
+    ConsumeRequest,
+    Extended,
+    ExtendRequest,
+    Nacked,
+    NackRequest,
+    PublishBatchRequest,
+    Published,
+    PublishedBatch,
+    PublishRequest,
+    rfc3339,
+)
+from broker.store.queues import OutgoingMessage, fingerprint
+
+_encode_payload = msgspec.json.Encoder().encode
+_decode_payload = msgspec.json.Decoder().decode
+
+
+def compact_payload(payload: msgspec.Raw) -> bytes:
+    """The stored text of a payload: as sent when it is compact JSON without escapes (the decoder has
+    checked its syntax), else decoded and encoded compactly. Either way a compact JSON text."""
+    text = bytes(payload)
+    # Whitespace between tokens, or an escape in a string: encoded again (five byte scans beat a regex).
+    if b" " in text or b"\\" in text or b"\n" in text or b"\r" in text or b"\t" in text:
+        return _encode_payload(_decode_payload(text))
+    return text
+
+
+def _outgoing(
+    queue: str, payload: msgspec.Raw, delay_seconds: float, priority: int, group_id: str | None,
+    idempotency_key: str | None, field: str,
+) -> OutgoingMessage:
+    """Validate and encode one message; its fingerprint covers everything but the key itself."""
+    encoded = compact_payload(payload)
+    if encoded == b"null":
+        raise errors.ValidationError("payload is required and must not be null", field=f"{field}payload")
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        raise errors.PayloadTooLarge(
+            f"payload is {len(encoded)} bytes as compact JSON; the limit is {MAX_PAYLOAD_BYTES}",
+            field=f"{field}payload",
+        )
+    delay_ms = round(delay_seconds * 1000)
+    fp = ""
+    if idempotency_key is not None:
+        digest = hashlib.sha256()
+        for part in (queue.encode(), encoded, str(delay_ms).encode(), str(priority).encode(),
+                     (group_id or "").encode()):
+            digest.update(part)
+            digest.update(b"\0")
+        fp = digest.hexdigest()
+    return OutgoingMessage(encoded, delay_ms, priority, group_id, fp, idempotency_key)
+
+
+def _batch_fingerprint(queue: str, messages: list[OutgoingMessage]) -> str:
+    """A digest of a publish_batch request without its own idempotency key, over the stored payload texts."""
+    content = [queue, [[msgspec.Raw(m.payload), m.delay_ms, m.priority, m.group_id, m.idempotency_key]
+                       for m in messages]]
+    return hashlib.sha256(b"queue.publish_batch\0" + _encode_payload(content)).hexdigest()
+
+
+async def publish(ctx: Context, project: str, body: bytes) -> Published:
+    req = ctx.parse(body, PublishRequest)
+    message = _outgoing(req.queue, req.payload, req.delay_seconds, req.priority, req.group_id, None, "")
+    fp = ""
+    if req.idempotency_key is not None:
+        fp = _outgoing(req.queue, req.payload, req.delay_seconds, req.priority, req.group_id,
+                       req.idempotency_key, "").fingerprint
+    ids = await ctx.store.publish(
+        project, req.queue, [message], batch=False, idempotency_key=req.idempotency_key, fp=fp
+    )
+    return Published(message_id=ids[0])
+
+
+async def publish_batch(ctx: Context, project: str, body: bytes) -> PublishedBatch:
+    req = ctx.parse(body, PublishBatchRequest)
+    messages = [
+        _outgoing(req.queue, m.payload, m.delay_seconds, m.priority, m.group_id, m.idempotency_key, f"messages[{i}].")
+        for i, m in enumerate(req.messages)
+    ]
+    fp = _batch_fingerprint(req.queue, messages) if req.idempotency_key else ""
+    ids = await ctx.store.publish(
+        project, req.queue, messages, batch=True, idempotency_key=req.idempotency_key, fp=fp
+    )
+    return PublishedBatch(message_ids=ids)
+
+
+async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
+    req = ctx.parse(body, ConsumeRequest)
+    visibility_ms = None if req.visibility_timeout is None else round(req.visibility_timeout * 1000)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + req.wait_seconds
+    waited = False
+    while True:
+        try:
+            messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
+        except errors.Unavailable:
+            if not waited:
+                raise
+            messages, wake_ms = [], -1  # the store went away during the wait: an empty answer, as at a deadline
+        remaining = deadline - loop.time()
+        if messages or remaining <= 0:
+            return Consumed(messages=messages)
+        timeout = remaining
+        if wake_ms >= 0:
+            timeout = min(timeout, max(0.005, (wake_ms - ctx.store.clock()) / 1000))
+        await ctx.notifier.wait(project, req.queue, timeout)
+        waited = True
+
+
+async def ack(ctx: Context, project: str, body: bytes) -> Acked:
+    req = ctx.parse(body, AckRequest)
+    fp = fingerprint("queue.ack", req) if req.idempotency_key else ""
+    await ctx.store.ack(
+        project, req.queue, [(req.message_id, req.receipt)], idempotency_key=req.idempotency_key, fp=fp
+    )
+    return Acked(message_id=req.message_id, acked=True)
+
+
+async def ack_batch(ctx: Context, project: str, body: bytes) -> AckedBatch:
+    req = ctx.parse(body, AckBatchRequest)
+    fp = fingerprint("queue.ack_batch", req) if req.idempotency_key else ""
+    acked = await ctx.store.ack(
+        project,
+        req.queue,
+        [(m.message_id, m.receipt) for m in req.messages],
+        field="messages",
+        capability="queue.ack_batch",
+        idempotency_key=req.idempotency_key,
+        fp=fp,
+    )
+    return AckedBatch(queue=req.queue, acked=acked)
+
+
+async def nack(ctx: Context, project: str, body: bytes) -> Nacked:
+    req = ctx.parse(body, NackRequest)
+    fp = fingerprint("queue.nack", req) if req.idempotency_key else ""
+    requeued = await ctx.store.nack(
+        project,
+        req.queue,
+        req.message_id,
+        receipt=req.receipt,
+        requeue=req.requeue,
+        delay_ms=round(req.delay_seconds * 1000),
+        idempotency_key=req.idempotency_key,
+        fp=fp,
+    )
+    return Nacked(message_id=req.message_id, nacked=True, requeued=requeued)
+
+
+async def extend(ctx: Context, project: str, body: bytes) -> Extended:
+    req = ctx.parse(body, ExtendRequest)
+    receipt, deadline = await ctx.store.extend(
+        project, req.queue, req.message_id, req.receipt, round(req.visibility_timeout * 1000)
+    )
+    return Extended(message_id=req.message_id, receipt=receipt, lease_expires_at=rfc3339(deadline))
+
+
+BODY_ROUTES = [
+    BodyRoute("/v1/queue/publish", publish),
+    BodyRoute("/v1/queue/publish_batch", publish_batch, limit=MAX_BATCH_BYTES),
+    BodyRoute("/v1/queue/consume", consume),
+    BodyRoute("/v1/queue/ack", ack),
+    BodyRoute("/v1/queue/ack_batch", ack_batch),
+    BodyRoute("/v1/queue/nack", nack),
+    BodyRoute("/v1/queue/extend", extend),
+]
+routes = [route.starlette_route() for route in BODY_ROUTES]

@@ -1,0 +1,219 @@
+"""``broker worker``: the background jobs as arq worker processes.
+
+Each process runs arq with one cron job, maintenance (every ``maintenance_interval_seconds``, 5 s by
+default; arq enqueues each tick once under a unique job id, so a fleet of workers sweeps once per
+tick), and the push delivery loop as a task started with the worker. Any number of worker processes
+and ``broker serve`` processes (which run the same jobs in-process) can share one store: maintenance is
+idempotent and bounded, and push delivery leases each message before sending it.
+
+arq's own keys (its job queue, job records and health check) are named from :data:`ARQ_QUEUE`. Jobs
+are serialized as JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from typing import Any
+
+import msgspec
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import run_worker as arq_run_worker
+
+from broker.jobs import tasks
+from broker.jobs.maintenance import Maintenance
+from broker.jobs.runner import BackgroundOptions, BackgroundRunner
+from broker.services import open_services
+from broker.settings import ConfigError, Settings
+from broker.store.connection import is_cluster_url
+from broker.store.keys import ARQ_QUEUE
+
+log = logging.getLogger("broker.workers")
+
+MAINTENANCE_TIMEOUT_S = 120
+
+
+def _json_dumps(value: Any) -> bytes:
+    return msgspec.json.encode(value)
+
+
+def _json_loads(raw: bytes) -> Any:
+    return msgspec.json.decode(raw)
+
+
+def _scope(options: BackgroundOptions) -> str | None:
+    if options.projects is None:
+        return None
+    return hashlib.sha256("\0".join(sorted(options.projects)).encode()).hexdigest()[:16]
+
+
+def queue_name(options: BackgroundOptions) -> str:
+    """Workers limited to some projects get their own arq queue (and job name, which arq's job ids
+    start with), so they never take, nor skip, the maintenance ticks of workers serving every project."""
+    scope = _scope(options)
+    return ARQ_QUEUE if scope is None else f"{ARQ_QUEUE}:scoped:{scope}"
+
+
+def maintenance_job_name(options: BackgroundOptions) -> str:
+    scope = _scope(options)
+    return "maintenance" if scope is None else f"maintenance-{scope}"
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """arq on_startup: the shared services, and the push delivery loop of this process."""
+    settings: Settings = ctx["settings"]
+    options: BackgroundOptions = ctx["options"]
+    stack = contextlib.AsyncExitStack()
+    ctx["stack"] = stack
+    services = await stack.enter_async_context(open_services(settings))
+    runner = BackgroundRunner(
+        services.store,
+        options=replace(options, maintenance=False),  # arq's cron runs it
+        notifier=services.notifier,
+        allow_private=settings.push_allow_private,
+    )
+    await runner.start()
+    stack.push_async_callback(runner.stop)
+    ctx.update(store=services.store, runner=runner, maintenance=Maintenance(services.store, options.projects))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """arq on_shutdown: stop delivering (deliveries in flight get a grace period) and disconnect."""
+    if "stack" in ctx:
+        await ctx["stack"].aclose()
+
+
+def worker_settings(settings: Settings) -> type:
+    """The arq ``WorkerSettings`` class for ``settings`` (a fresh class, with its own ctx, per call)."""
+    if not settings.redis_url:
+        raise ConfigError("broker worker needs BROKER_REDIS_URL: the store that the API processes use")
+    options = BackgroundOptions.from_settings(settings)
+    step = min(60, max(1, round(options.maintenance_interval_s)))
+    attributes: dict[str, Any] = {
+        "functions": [],
+        "cron_jobs": [
+            cron(
+                tasks.maintenance,
+                name=maintenance_job_name(options),
+                second=set(range(0, 60, step)),
+                run_at_startup=True,
+                unique=True,
+                timeout=MAINTENANCE_TIMEOUT_S,
+                keep_result=0,
+                max_tries=1,
+            )
+        ],
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": queue_name(options),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "ctx": {"settings": settings, "options": options},
+        "job_serializer": _json_dumps,
+        "job_deserializer": _json_loads,
+        "keep_result": 0,
+        "max_jobs": 4,
+        "health_check_interval": 30,
+    }
+    return type("WorkerSettings", (), attributes)
+
+
+def __getattr__(name: str) -> Any:
+    """``WorkerSettings`` for the arq CLI (``arq broker.jobs.arq_worker.WorkerSettings``), read from the environment."""
+    if name == "WorkerSettings":
+        return worker_settings(Settings.from_env())
+    raise AttributeError(name)
+
+
+def _configure_logging(settings: Settings) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run_one(settings: Settings) -> None:
+    cls = worker_settings(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
+    try:
+        arq_run_worker(cls)
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def _run_many(settings: Settings) -> int:
+    """``settings.workers`` child processes, each one worker; SIGINT/SIGTERM are passed on to them.
+    A child that dies is not restarted here (run workers under a supervisor)."""
+    env = {
+        **os.environ,
+        "BROKER_REDIS_URL": settings.redis_url or "",
+        "BROKER_PUSH_ALLOW_PRIVATE": "1" if settings.push_allow_private else "0",
+        "BROKER_LOG_LEVEL": settings.log_level,
+    }
+    command = [sys.executable, "-m", "broker.jobs.arq_worker"]
+    children = [subprocess.Popen(command, env=env) for _ in range(settings.workers)]
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [child.wait() for child in children]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return max((abs(c) for c in codes), default=0)
+
+
+def _run_cluster(settings: Settings) -> int:
+    """arq does not support Redis Cluster: on a cluster, this process runs the same jobs (maintenance
+    and push delivery) with the in-process runner until SIGINT/SIGTERM. Run several for redundancy;
+    maintenance is bounded and idempotent, delivery is leased."""
+
+    async def main() -> None:
+        async with open_services(settings) as services:
+            runner = BackgroundRunner(
+                services.store,
+                options=BackgroundOptions.from_settings(settings),
+                notifier=services.notifier,
+                allow_private=settings.push_allow_private,
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await runner.start()
+            try:
+                await stop.wait()
+            finally:
+                await runner.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the background jobs as arq worker processes until SIGINT/SIGTERM (``broker worker``):
+    one in this process, or ``settings.workers`` child processes. Returns an exit status."""
+    if not settings.redis_url:
+        raise ConfigError("broker worker needs BROKER_REDIS_URL: the store that the API processes use")
+    _configure_logging(settings)
+    if is_cluster_url(settings.redis_url):
+        return _run_cluster(settings)
+    if settings.workers > 1:
+        return _run_many(settings)
+    _run_one(settings)
+    return 0
+
+
+if __name__ == "__main__":  # a child of _run_many
+    sys.exit(run_worker(Settings.from_env()))

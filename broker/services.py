@@ -1,0 +1,67 @@
+"""What the API processes, the arq workers and the in-process runner share, built and closed in one place:
+the Redis client, the scripts, the store, the long-poll notifier and (for the API) the store-identity guard.
+
+``open_services(settings)`` is an async context manager; on exit it closes what it opened, in reverse
+order. A client passed in (tests) is used as it is and left open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from broker.settings import ConfigError, Settings
+from broker.store.connection import connect, pubsub_client
+from broker.store.instance import InstanceGuard
+from broker.store.notify import Notifier
+from broker.store.queues import Store
+from broker.store.scripts import Scripts
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: Any
+    scripts: Scripts
+    store: Store
+    notifier: Notifier
+    guard: InstanceGuard | None
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    redis: Any = None,
+    clock: Callable[[], int] | None = None,
+    guard: bool = False,
+) -> AsyncIterator[Services]:
+    """Connect to the store of ``settings`` (or use ``redis``), load the scripts, and build the store and the
+    notifier. With ``guard=True`` the store's identity is checked (broker/store/instance.py): on every new
+    connection of a client opened here, and every second."""
+    if redis is None and not settings.redis_url:
+        raise ConfigError("BROKER_REDIS_URL is not set (broker serve starts the embedded store and sets it)")
+    own_client = redis is None
+    client = connect(settings.redis_url or "") if own_client else redis
+    instance_guard = None
+    if guard:
+        instance_guard = InstanceGuard(client, hook=own_client and isinstance(client, aioredis.Redis))
+        await instance_guard.start()
+    scripts = Scripts(client)
+    with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
+        await scripts.load()
+    store = Store(client, scripts, clock) if clock else Store(client, scripts)
+    notifier = Notifier(pubsub_client(client))
+    try:
+        yield Services(settings, client, scripts, store, notifier, instance_guard)
+    finally:
+        await notifier.close()
+        if instance_guard is not None:
+            await instance_guard.stop()
+        await scripts.close()
+        if own_client:
+            await client.aclose()

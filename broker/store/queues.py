@@ -1,0 +1,359 @@
+"""The store: the only code that knows Redis. One method per operation, each one script call (one
+round trip). Routes and background jobs both call these methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+from redis import exceptions as redis_errors
+
+from broker import errors
+from broker.schemas import (
+    CreateQueueRequest,
+    DeadLetter,
+    QueueMessage,
+    QueueRecord,
+    QueueStats,
+    rfc3339,
+)
+from broker.store.keys import PROJECTS, ProjectKeys
+from broker.store.scripts import Scripts
+
+MAINTENANCE_LIMIT = 1000
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def fingerprint(capability: str, request: Any) -> str:
+    """A digest of a request without its idempotency key: equal requests give equal fingerprints."""
+    body = msgspec.to_builtins(request)
+    if isinstance(body, dict):
+        body.pop("idempotency_key", None)
+    return hashlib.sha256(capability.encode() + b"\0" + _encode(body)).hexdigest()
+
+
+def fifo_line_message_id(member: bytes) -> str:
+    """The message id of a member of a FIFO queue's waiting line (the ``gq`` part): ``group \\0 seq ms``,
+    the sequence and the enqueued ms in 11 hex digits each (``fifo_member`` in lua/include/message.lua)."""
+    seq = int(member[-22:-11], 16)
+    return f"{member[-11:].decode()}{seq % 2**32:08x}"
+
+
+def message_enqueued_ms(message_id: str) -> int:
+    """When a message was first published: the first 11 hex digits of its id (``new_message_id`` in
+    lua/include/message.lua)."""
+    return int(message_id[:11], 16)
+
+
+def lease_receipt(message_id: str, lease: int) -> str:
+    """The receipt of lease number ``lease`` of a message, as ack, nack and extend check it (``lease_receipt``
+    in lua/include/message.lua)."""
+    return f"{message_id}.{lease}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _record(reply: Sequence[Any]) -> QueueRecord:
+    name, qtype, dlq, max_retries, retention, visibility, priority, created_ms = reply
+    return QueueRecord(
+        queue=_text(name),
+        type=_text(qtype),
+        dead_letter_queue=_text(dlq) or None,
+        max_retries=int(max_retries),
+        message_retention_days=int(retention),
+        visibility_timeout_default=int(visibility),
+        enable_priority=bool(int(priority)),
+        created_at=rfc3339(int(created_ms)),
+    )
+
+
+class OutgoingMessage(msgspec.Struct, frozen=True, gc=False):
+    """One message to publish, validated and encoded."""
+
+    payload: bytes
+    delay_ms: int = 0
+    priority: int = 0
+    group_id: str | None = None
+    fingerprint: str = ""
+    idempotency_key: str | None = None
+
+
+class Store:
+    """Queue operations of one Redis; ``clock`` returns epoch ms (tests drive it)."""
+
+    def __init__(self, redis: Any, scripts: Scripts | None = None, clock: Callable[[], int] = now_ms):
+        self.redis = redis
+        self.scripts = scripts or Scripts(redis)
+        self.clock = clock
+
+    def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        return self.scripts.call(name, keys, args)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (redis_errors.RedisError, OSError):
+            return False
+
+    # --- queues -----------------------------------------------------------------------------------
+    async def create_queue(self, project: str, req: CreateQueueRequest) -> tuple[QueueRecord, bool]:
+        pk = ProjectKeys(project)
+        qk = pk.queue(req.name)
+        fp = fingerprint("queue.create", req) if req.idempotency_key else ""
+        reply = await self._call(
+            "create_queue",
+            [qk.cfg, pk.queues, pk.idempotency("queue.create", req.idempotency_key)],
+            [pk.tag, req.name, self.clock(), fp, req.type, req.dead_letter_queue or "", req.max_retries,
+             req.message_retention_days, req.visibility_timeout_default, int(req.enable_priority)],
+        )
+        created = bool(reply[0])
+        if created:
+            await self.redis.sadd(PROJECTS, project)
+        return _record(reply[1:]), created
+
+    async def get_queue(self, project: str, name: str) -> QueueRecord:
+        qk = ProjectKeys(project).queue(name)
+        try:
+            values = await self.redis.hmget(
+                qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility", "priority", "created_ms"
+            )
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
+        if values[0] is None:
+            raise errors.QueueNotFound(f"queue '{name}' does not exist", field="queue")
+        return _record([name, *values])
+
+    async def list_queues(self, project: str, after: str, limit: int) -> tuple[list[QueueRecord], bool]:
+        pk = ProjectKeys(project)
+        reply = await self._call("list_queues", [pk.queues], [pk.tag, after, limit])
+        return [_record(r) for r in reply[1:]], bool(reply[0])
+
+    async def update_queue(
+        self, project: str, name: str, changes: dict[str, Any], idempotency_key: str | None, fp: str
+    ) -> QueueRecord:
+        pk = ProjectKeys(project)
+        args: list[Any] = [pk.tag, name, fp]
+        for field, value in changes.items():
+            args += [field, value]
+        reply = await self._call(
+            "update_queue", [pk.queue(name).cfg, pk.idempotency("queue.update", idempotency_key)], args
+        )
+        return _record(reply)
+
+    async def delete_queue(self, project: str, name: str) -> bool:
+        pk = ProjectKeys(project)
+        return bool(
+            await self._call("delete_queue", [pk.queue(name).cfg, pk.queues, pk.subscriptions], [pk.tag, name])
+        )
+
+    async def purge(self, project: str, name: str, idempotency_key: str | None, fp: str) -> int:
+        pk = ProjectKeys(project)
+        reply = await self._call(
+            "purge",
+            [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key)],
+            [pk.tag, name, self.clock(), fp],
+        )
+        return int(reply[0])
+
+    async def stats(self, project: str, name: str) -> QueueStats:
+        pk = ProjectKeys(project)
+        now = self.clock()
+        available, in_flight, delayed, dlq, oldest = await self._call(
+            "stats", [pk.queue(name).cfg], [pk.tag, name, now, MAINTENANCE_LIMIT]
+        )
+        return QueueStats(
+            queue=name,
+            available=int(available),
+            in_flight=int(in_flight),
+            dlq=int(dlq),
+            delayed=int(delayed),
+            oldest_age_seconds=None if int(oldest) < 0 else max(0, (now - int(oldest)) // 1000),
+        )
+
+    # --- messages ---------------------------------------------------------------------------------
+    async def publish(
+        self,
+        project: str,
+        queue: str,
+        messages: Sequence[OutgoingMessage],
+        *,
+        batch: bool,
+        idempotency_key: str | None = None,
+        fp: str = "",
+    ) -> list[str]:
+        pk = ProjectKeys(project)
+        capability = "queue.publish_batch" if batch else "queue.publish"
+        keys = [pk.queue(queue).cfg, pk.seq, pk.idempotency(capability, idempotency_key)]
+        # The payloads, then only the columns where some message differs from the default (lua/publish.lua).
+        names = ""
+        columns: list[list[Any]] = []
+        if len(messages) == 1:  # the common single publish, without building four lists
+            m = messages[0]
+            for name, value in (("d", m.delay_ms), ("p", m.priority), ("g", m.group_id), ("f", m.fingerprint)):
+                if value:
+                    names += name
+                    columns.append([value])
+        else:
+            for name, values in (
+                ("d", [m.delay_ms for m in messages]),
+                ("p", [m.priority for m in messages]),
+                ("g", [m.group_id or "" for m in messages]),
+                ("f", [m.fingerprint for m in messages]),
+            ):
+                if any(values):
+                    names += name
+                    columns.append(values)
+        args: list[Any] = [pk.tag, queue, self.clock(), fp, "messages" if batch else "", len(messages), names]
+        args += [m.payload for m in messages]
+        for values in columns:
+            args += values
+        for m in messages:
+            if m.fingerprint:  # only messages with a fingerprint have a record among the KEYS, in order
+                keys.append(pk.idempotency("queue.publish", m.idempotency_key))
+        reply = await self._call("publish", keys, args)
+        return [_text(i) for i in reply]
+
+    async def claim(
+        self, project: str, queue: str, max_messages: int, visibility_ms: int | None
+    ) -> tuple[list[QueueMessage], int]:
+        """Lease up to ``max_messages``; also returns when something may next become available (ms, -1)."""
+        pk = ProjectKeys(project)
+        reply = await self._call(
+            "claim",
+            [pk.queue(queue).cfg],
+            [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
+             MAINTENANCE_LIMIT],
+        )
+        # {next_wake_ms, lease_deadline_ms, [id, payload, priority, group, attempts, lease]...}
+        messages = []
+        lease_expires_at = rfc3339(int(reply[1])) if len(reply) > 1 else ""
+        for i in range(2, len(reply), 6):
+            mid, payload, priority, group, attempts, lease = reply[i : i + 6]
+            message_id = _text(mid)
+            messages.append(
+                QueueMessage(
+                    message_id=message_id,
+                    payload=msgspec.Raw(payload),
+                    priority=int(priority),
+                    group_id=_text(group) or None,
+                    attempts=int(attempts),
+                    enqueued_at=rfc3339(message_enqueued_ms(message_id)),
+                    receipt=lease_receipt(message_id, int(lease)),
+                    lease_expires_at=lease_expires_at,
+                )
+            )
+        return messages, int(reply[0])
+
+    async def ack(
+        self,
+        project: str,
+        queue: str,
+        items: Sequence[tuple[str, str | None]],
+        *,
+        field: str = "message_id",
+        capability: str = "queue.ack",
+        idempotency_key: str | None = None,
+        fp: str = "",
+    ) -> list[str]:
+        pk = ProjectKeys(project)
+        args: list[Any] = [pk.tag, queue, self.clock(), fp, field]
+        for message_id, receipt in items:
+            args += [message_id, receipt or ""]
+        reply = await self._call(
+            "ack", [pk.queue(queue).cfg, pk.idempotency(capability, idempotency_key)], args
+        )
+        return [_text(i) for i in reply]
+
+    async def nack(
+        self,
+        project: str,
+        queue: str,
+        message_id: str,
+        *,
+        receipt: str | None = None,
+        requeue: bool = True,
+        delay_ms: int = 0,
+        reason: str = "nack",
+        error: str = "",
+        idempotency_key: str | None = None,
+        fp: str = "",
+    ) -> bool:
+        """End a lease as failed; returns whether the message was requeued (False: dead-lettered)."""
+        pk = ProjectKeys(project)
+        reply = await self._call(
+            "nack",
+            [pk.queue(queue).cfg, pk.idempotency("queue.nack", idempotency_key)],
+            [pk.tag, queue, self.clock(), fp, message_id, receipt or "", int(requeue), delay_ms, reason, error],
+        )
+        return bool(int(reply[1]))
+
+    async def extend(
+        self, project: str, queue: str, message_id: str, receipt: str | None, visibility_ms: int
+    ) -> tuple[str, int]:
+        pk = ProjectKeys(project)
+        reply = await self._call(
+            "extend",
+            [pk.queue(queue).cfg],
+            [pk.tag, queue, self.clock(), message_id, receipt or "", visibility_ms],
+        )
+        return _text(reply[1]), int(reply[2])
+
+    # --- dead letters -----------------------------------------------------------------------------
+    async def dlq_list(
+        self, project: str, queue: str, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[DeadLetter], tuple[int, str] | None]:
+        pk = ProjectKeys(project)
+        score, member = after if after else ("", "")
+        reply = await self._call(
+            "dlq_list", [pk.queue(queue).cfg], [pk.tag, queue, self.clock(), score, member, limit]
+        )
+        more, last_score, last_member = int(reply[0]), reply[1], reply[2]
+        items = []
+        for i in range(3, len(reply), 10):
+            mid, payload, priority, group, attempts, enqueued, dead, reason, source, error = reply[i : i + 10]
+            items.append(
+                DeadLetter(
+                    message_id=_text(mid),
+                    payload=msgspec.Raw(payload),
+                    priority=int(priority),
+                    group_id=_text(group) or None,
+                    attempts=int(attempts),
+                    enqueued_at=rfc3339(int(enqueued)),
+                    dead_lettered_at=rfc3339(int(dead)),
+                    reason=_text(reason),
+                    source_queue=_text(source),
+                    last_error=_text(error) or None,
+                )
+            )
+        cursor = (int(last_score), _text(last_member)) if more else None
+        return items, cursor
+
+    async def redrive(
+        self,
+        project: str,
+        queue: str,
+        *,
+        message_id: str | None,
+        since_ms: int | None,
+        max_messages: int | None,
+        idempotency_key: str | None,
+        fp: str,
+    ) -> int:
+        pk = ProjectKeys(project)
+        reply = await self._call(
+            "redrive",
+            [pk.queue(queue).cfg, pk.idempotency("queue.dlq.redrive", idempotency_key)],
+            [pk.tag, queue, self.clock(), fp, message_id or "", "-inf" if since_ms is None else since_ms,
+             "" if max_messages is None else max_messages],
+        )
+        return int(reply[0])

@@ -1,0 +1,272 @@
+"""The only place that loads and calls Lua.
+
+Every ``lua/*.lua`` file is one atomic operation. At load time ``--@include name`` lines are replaced
+by the definitions of ``lua/include/name.lua`` (each include once, no cycles) that the script uses,
+directly or through other definitions (``expand``), the header's ``KEYS[i]`` lines are counted, and the
+SHA is computed locally. Calls go out as EVALSHA; a NOSCRIPT reply (a restarted or
+flushed server) loads the script and retries once. Error replies of the form
+``CODE\\tfield\\tmessage`` become the matching :mod:`broker.errors` exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.connection import AbstractConnection
+
+from broker import errors
+from broker.store.keys import lua_keys_include
+from broker.store.pipeline import ScriptPipe
+
+#: The scripts, package data of ``broker.store`` (carried by the wheel).
+LUA_DIR = Path(str(importlib.resources.files("broker.store").joinpath("lua")))
+_INCLUDE_RE = re.compile(r"^--@include\s+\"?([a-z_]+)\"?\s*$", re.MULTILINE)
+_KEYS_RE = re.compile(r"^--\s+KEYS\[(\d+)\]", re.MULTILINE)
+_VARIADIC_RE = re.compile(r"^--\s+KEYS\[\d+\.\.\]", re.MULTILINE)
+GENERATED_INCLUDES = {"keys": lua_keys_include}
+
+
+class ScriptError(Exception):
+    """A script file is malformed (bad include, missing header)."""
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+    num_keys: int
+    variadic: bool
+
+
+def _read_include(name: str) -> str:
+    if name in GENERATED_INCLUDES:
+        return GENERATED_INCLUDES[name]()
+    path = LUA_DIR / "include" / f"{name}.lua"
+    if not path.exists():
+        raise ScriptError(f"unknown include {name!r}")
+    return path.read_text()
+
+
+# Tree-shaking. An include is a list of top-level definitions, each a comment block directly above (optional)
+# and either `local function name(...)` ... `end` (the `end` alone at column 0, the body indented) or
+# `local a[, b] = ...` (continued by indented lines). A script gets only the definitions its body uses,
+# directly or through other definitions, in their include order: Redis runs the whole chunk on every call,
+# so every definition left in costs a closure or a table per call.
+_DEFINITION_RE = re.compile(r"^local\s+(?:function\s+([A-Za-z_]\w*)\s*\(|([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*=)")
+_LUA_TOKEN_RE = re.compile(
+    r"""--\[(=*)\[.*?\]\1\]          # long comment
+      | --[^\n]*                     # comment
+      | \[(=*)\[.*?\]\2\]            # long string
+      | "(?:\\.|[^"\\\n])*"          # strings
+      | '(?:\\.|[^'\\\n])*'
+      | ([A-Za-z_]\w*)               # a name
+    """,
+    re.DOTALL | re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class _Definition:
+    names: tuple[str, ...]
+    text: str  # with its comment block
+    uses: frozenset[str]  # names in its code (not in comments or strings)
+
+
+def lua_names(code: str) -> set[str]:
+    """The names (identifiers and keywords) in Lua code, leaving out comments and string literals."""
+    return {m.group(3) for m in _LUA_TOKEN_RE.finditer(code) if m.group(3)}
+
+
+def _definitions(name: str, source: str, read: Callable[[str], str], seen: set[str]) -> list[_Definition]:
+    """The top-level definitions of include ``name`` (those of its own includes first, where included)."""
+    found: list[_Definition] = []
+    lines = source.splitlines()
+    comment: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        include = _INCLUDE_RE.match(line)
+        if include:
+            found += _include(include.group(1), read, seen)
+            comment = []
+            i += 1
+            continue
+        if not line.strip():
+            comment = []  # a blank line detaches a comment from what follows
+            i += 1
+            continue
+        if line.startswith("--"):
+            comment.append(line)
+            i += 1
+            continue
+        match = _DEFINITION_RE.match(line)
+        if match is None:
+            raise ScriptError(f"include {name}, line {i + 1}: expected a top-level `local` definition: {line!r}")
+        end = i + 1
+        if match.group(1):  # a function: up to `end` alone at column 0; its body indented
+            while end < len(lines) and lines[end].rstrip() != "end":
+                if lines[end][:1] not in ("", " ", "\t") and not lines[end].startswith("--"):
+                    raise ScriptError(f"include {name}, line {end + 1}: function {match.group(1)} is not closed "
+                                      "by `end` alone at column 0 before this line")
+                end += 1
+            if end == len(lines):
+                raise ScriptError(f"include {name}: function {match.group(1)} has no `end` at column 0")
+            end += 1
+            names: tuple[str, ...] = (match.group(1),)
+        else:  # a value, continued by indented lines or closing brackets
+            while end < len(lines) and lines[end][:1] in (" ", "\t", "}", ")"):
+                end += 1
+            names = tuple(n.strip() for n in match.group(2).split(","))
+        code = "\n".join(lines[i:end])
+        found.append(_Definition(names, "\n".join([*comment, code]), frozenset(lua_names(code))))
+        comment = []
+        i = end
+    return found
+
+
+def _include(name: str, read: Callable[[str], str], seen: set[str]) -> list[_Definition]:
+    if name in seen:
+        return []
+    seen.add(name)
+    return _definitions(name, read(name), read, seen)
+
+
+def expand(source: str, read: Callable[[str], str] = _read_include) -> str:
+    """Replace the ``--@include`` lines of a script with the definitions of the includes (recursively, each
+    include once) that the script uses, directly or through other definitions; the rest is left out."""
+    seen: set[str] = set()
+    pieces: list[str | list[_Definition]] = []
+    for line in source.splitlines():
+        include = _INCLUDE_RE.match(line)
+        pieces.append(_include(include.group(1), read, seen) if include else line)
+    defined: dict[str, _Definition] = {}
+    for piece in pieces:
+        for definition in piece if isinstance(piece, list) else ():
+            for defined_name in definition.names:
+                if defined_name in defined:
+                    raise ScriptError(f"{defined_name!r} is defined twice by the includes")
+                defined[defined_name] = definition
+    body = "\n".join(p for p in pieces if isinstance(p, str))
+    wanted = [defined[n] for n in lua_names(body) if n in defined]
+    kept: set[tuple[str, ...]] = set()  # by the names it defines (unique, checked above)
+    while wanted:
+        definition = wanted.pop()
+        if definition.names not in kept:
+            kept.add(definition.names)
+            wanted += [defined[n] for n in definition.uses if n in defined]
+    out: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        else:
+            out += [d.text for d in piece if d.names in kept]
+    return "\n".join(out) + "\n"
+
+
+def load_script(path: Path) -> Script:
+    raw = path.read_text()
+    key_numbers = sorted({int(n) for n in _KEYS_RE.findall(raw)})
+    if key_numbers != list(range(1, len(key_numbers) + 1)):
+        raise ScriptError(f"{path.name}: header KEYS must be numbered 1..n, got {key_numbers}")
+    source = expand(raw)
+    return Script(
+        name=path.stem,
+        source=source,
+        sha=hashlib.sha1(source.encode()).hexdigest(),
+        num_keys=len(key_numbers),
+        variadic=bool(_VARIADIC_RE.search(raw)),
+    )
+
+
+def load_all(directory: Path = LUA_DIR) -> dict[str, Script]:
+    return {p.stem: load_script(p) for p in sorted(directory.glob("*.lua"))}
+
+
+def error_from_reply(exc: redis_errors.ResponseError) -> Exception:
+    """Map a script's ``CODE\\tfield\\tmessage`` error reply to a contract error; others pass through."""
+    text = str(exc)
+    code, sep, rest = text.partition("\t")
+    cls = errors.ERRORS_BY_CODE.get(code)
+    if not sep or cls is None:
+        # Redis wraps errors raised inside scripts: "... user_script:12: CODE\tfield\tmsg ...".
+        for candidate, klass in errors.ERRORS_BY_CODE.items():
+            marker = candidate + "\t"
+            if marker in text:
+                code, rest = candidate, text.split(marker, 1)[1]
+                cls = klass
+                break
+        else:
+            return exc
+    field, _, message = rest.partition("\t")
+    message = message.split(" script:", 1)[0].strip()
+    return cls(message or None, field=field or None)
+
+
+def _pipe_for(redis: Any) -> ScriptPipe | None:
+    """A pipelined connection for a plain client; none for a Redis Cluster (each call goes to its own node)
+    or a client whose connections are not sockets."""
+    pool = getattr(redis, "connection_pool", None)
+    if not isinstance(redis, aioredis.Redis) or pool is None:
+        return None
+    if not issubclass(pool.connection_class, AbstractConnection):
+        return None
+    return ScriptPipe(pool, pool.connection_kwargs.get("socket_timeout"))
+
+
+class Scripts:
+    """Calls scripts by SHA on one Redis client: over one pipelined connection (:mod:`broker.store.pipeline`) that
+    carries the calls of all concurrent requests, or, on a Redis Cluster, each call to its own node."""
+
+    def __init__(self, redis: Any, scripts: dict[str, Script] | None = None, *, coalesce: bool = True):
+        self.redis = redis
+        self.scripts = scripts if scripts is not None else load_all()
+        self.pipe = _pipe_for(redis) if coalesce else None
+
+    def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        """The pipe's future, or the cluster client's coroutine (no coroutine frame of its own)."""
+        if self.pipe is not None:
+            return self.pipe.evalsha(script.sha, keys, args)
+        return self.redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        """Close the pipelined connection (the client's own connections are the client's)."""
+        if self.pipe is not None:
+            await self.pipe.close()
+
+    async def load(self) -> None:
+        """Load every script (start-up; a later NOSCRIPT reloads on demand)."""
+        for script in self.scripts.values():
+            await self.redis.script_load(script.source)
+
+    async def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self.scripts[name]
+        if len(keys) != script.num_keys and not (script.variadic and len(keys) >= script.num_keys):
+            raise errors.InternalError(f"script {name} takes {script.num_keys} keys, got {len(keys)}")
+        try:
+            try:
+                return await self._evalsha(script, keys, args)
+            except redis_errors.NoScriptError:
+                await self.redis.script_load(script.source)
+                return await self._evalsha(script, keys, args)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError) as exc:
+            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
+        except redis_errors.OutOfMemoryError as exc:
+            raise errors.Unavailable(
+                "the message store is out of memory; consume messages or add memory", headers={"Retry-After": "5"}
+            ) from exc
+        except (redis_errors.ReadOnlyError, redis_errors.TryAgainError, redis_errors.ClusterDownError) as exc:
+            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
+        except redis_errors.ResponseError as exc:
+            mapped = error_from_reply(exc)
+            if mapped is exc:
+                raise
+            raise mapped from None

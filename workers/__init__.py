@@ -1,1 +1,0 @@
-"""Background jobs: lease reaping, delayed promotion, retention sweeping and push delivery."""
