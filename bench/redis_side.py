@@ -36,10 +36,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 def _direct_scripts(redis: Any, scripts: Scripts) -> Scripts:
     """Scripts calling ``redis.evalsha`` directly (no coalescing of concurrent calls: there is no loop here)."""
-    try:
-        return Scripts(redis, scripts.scripts, coalesce=False)
-    except TypeError:  # a version without coalescing
-        return Scripts(redis, scripts.scripts)
+    return Scripts(redis, scripts.lua, coalesce=False)
 
 
 class _Recorder:
@@ -87,7 +84,7 @@ class ScriptCalls:
         return messages
 
     def load(self, client: redis.Redis) -> None:
-        for script in self.scripts.scripts.values():
+        for script in self.scripts.lua.all():
             client.script_load(script.source)
 
 

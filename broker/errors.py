@@ -126,6 +126,13 @@ class PayloadTooLarge(BrokerError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class HeadersTooLarge(BrokerError):
+    """The request line and headers are larger than allowed."""
+
+    status = 431
+    code = "HEADERS_TOO_LARGE"
+
+
 class UnsupportedMediaType(BrokerError):
     """The request body must be JSON (Content-Type: application/json)."""
 
@@ -148,5 +155,6 @@ def _all_subclasses(cls: type[BrokerError]) -> list[type[BrokerError]]:
     return found
 
 
-ERRORS_BY_CODE: dict[str, type[BrokerError]] = {cls.code: cls for cls in [BrokerError, *_all_subclasses(BrokerError)]}
+_ALL_ERRORS: list[type[BrokerError]] = [BrokerError, *_all_subclasses(BrokerError)]
+ERRORS_BY_CODE: dict[str, type[BrokerError]] = {cls.code: cls for cls in _ALL_ERRORS}
 ERRORS_BY_CODE["INTERNAL"] = InternalError

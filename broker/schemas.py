@@ -17,6 +17,10 @@ from msgspec import Meta, Struct
 # means nothing to the JSON Schema (ECMA) reading of the pattern.
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$(?!\n)"
 GROUP_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$(?!\n)"
+QUEUE_NAME_RULE = "queue names are 1 to 80 characters: letters, digits, '_' and '-'"
+GROUP_ID_RULE = "group ids are 1 to 128 characters, no control characters"
+#: What a refused pattern means, in words (error messages name the rule, not the regex).
+PATTERN_RULES = {QUEUE_NAME_PATTERN: QUEUE_NAME_RULE, GROUP_ID_PATTERN: GROUP_ID_RULE}
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_MESSAGES = 1000
 MAX_BATCH_BYTES = 4 * 1024 * 1024

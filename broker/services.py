@@ -20,6 +20,7 @@ from broker.store.instance import InstanceGuard
 from broker.store.notify import Notifier
 from broker.store.queues import Store
 from broker.store.scripts import Scripts
+from broker.telemetry.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Services:
     store: Store
     notifier: Notifier
     guard: InstanceGuard | None
+    tracing: Tracing
 
 
 @contextlib.asynccontextmanager
@@ -39,6 +41,7 @@ async def open_services(
     redis: Any = None,
     clock: Callable[[], int] | None = None,
     guard: bool = False,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[Services]:
     """Connect to the store of ``settings`` (or use ``redis``), load the scripts, and build the store and the
     notifier. With ``guard=True`` the store's identity is checked (broker/store/instance.py): on every new
@@ -57,7 +60,7 @@ async def open_services(
     store = Store(client, scripts, clock) if clock else Store(client, scripts)
     notifier = Notifier(pubsub_client(client))
     try:
-        yield Services(settings, client, scripts, store, notifier, instance_guard)
+        yield Services(settings, client, scripts, store, notifier, instance_guard, tracing or Tracing.from_env())
     finally:
         await notifier.close()
         if instance_guard is not None:

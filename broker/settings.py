@@ -13,8 +13,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-#: A request body that has not arrived whole after this many seconds is refused (400).
-DEFAULT_BODY_TIMEOUT_SECONDS = 60
+#: A request body that has not arrived whole after this many seconds is refused (400): sooner than the
+#: 30 s most HTTP clients give up at, so a stalled client is told why.
+DEFAULT_BODY_TIMEOUT_SECONDS = 20
+#: The request line and headers of a request together, in bytes (431 beyond; proxies commonly allow 8-16 KiB).
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+#: A connection whose request head is not complete this many seconds after it opened, or after the previous
+#: response, is closed (slow or idle clients cannot hold connections).
+DEFAULT_HEADER_TIMEOUT_SECONDS = 5
+#: Open connections per API process (further ones: an idle connection is closed to make room, else 503).
+DEFAULT_MAX_CONNECTIONS = 2048
 PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -86,7 +94,14 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     auth_cache_seconds: float = 0.5
     max_long_polls: int = 1000
+    max_long_polls_per_project: int | None = None  # None: nine tenths of max_long_polls (long_polls_per_project)
     body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_timeout_seconds: int = DEFAULT_HEADER_TIMEOUT_SECONDS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    metrics_token: str | None = None
+    log_format: str = "console"
+    access_log: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -117,11 +132,42 @@ class Settings:
             values["log_level"] = level
         if env.get("BROKER_MAX_LONG_POLLS", "").strip():
             values["max_long_polls"] = _int("BROKER_MAX_LONG_POLLS", env["BROKER_MAX_LONG_POLLS"], 1, 100_000)
+        if env.get("BROKER_MAX_LONG_POLLS_PER_PROJECT", "").strip():
+            values["max_long_polls_per_project"] = _int(
+                "BROKER_MAX_LONG_POLLS_PER_PROJECT", env["BROKER_MAX_LONG_POLLS_PER_PROJECT"], 1, 100_000
+            )
         if env.get("BROKER_BODY_TIMEOUT_SECONDS", "").strip():
             values["body_timeout_seconds"] = _int(
                 "BROKER_BODY_TIMEOUT_SECONDS", env["BROKER_BODY_TIMEOUT_SECONDS"], 1, 3600
             )
+        if env.get("BROKER_MAX_HEADER_BYTES", "").strip():
+            values["max_header_bytes"] = _int("BROKER_MAX_HEADER_BYTES", env["BROKER_MAX_HEADER_BYTES"], 1024, 1 << 20)
+        if env.get("BROKER_HEADER_TIMEOUT_SECONDS", "").strip():
+            values["header_timeout_seconds"] = _int(
+                "BROKER_HEADER_TIMEOUT_SECONDS", env["BROKER_HEADER_TIMEOUT_SECONDS"], 1, 300
+            )
+        if env.get("BROKER_MAX_CONNECTIONS", "").strip():
+            values["max_connections"] = _int("BROKER_MAX_CONNECTIONS", env["BROKER_MAX_CONNECTIONS"], 16, 1_000_000)
+        if env.get("BROKER_METRICS_TOKEN", "").strip():
+            token = env["BROKER_METRICS_TOKEN"].strip()
+            if not 8 <= len(token) <= 512 or any(c.isspace() for c in token):
+                raise ConfigError("BROKER_METRICS_TOKEN must be 8..512 characters without spaces")
+            values["metrics_token"] = token
+        if env.get("BROKER_LOG_FORMAT", "").strip():
+            log_format = env["BROKER_LOG_FORMAT"].strip().lower()
+            if log_format not in ("console", "json"):
+                raise ConfigError(f"BROKER_LOG_FORMAT={log_format!r} must be console or json")
+            values["log_format"] = log_format
+        if env.get("BROKER_ACCESS_LOG", "").strip():
+            values["access_log"] = _bool("BROKER_ACCESS_LOG", env["BROKER_ACCESS_LOG"])
         settings = cls(**values)
+        if settings.max_long_polls_per_project is not None and (
+            settings.max_long_polls_per_project > settings.max_long_polls
+        ):
+            raise ConfigError(
+                f"BROKER_MAX_LONG_POLLS_PER_PROJECT={settings.max_long_polls_per_project} is larger than "
+                f"BROKER_MAX_LONG_POLLS={settings.max_long_polls}"
+            )
         return settings.with_overrides(**overrides)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -137,3 +183,11 @@ class Settings:
         if not 1 <= settings.workers <= 64:
             raise ConfigError(f"--workers {settings.workers} is out of range (1..64)")
         return settings
+
+    @property
+    def long_polls_per_project(self) -> int:
+        """The long polls one project may hold in one process: ``max_long_polls_per_project``, by default nine
+        tenths of ``max_long_polls`` (rounded up), so that one project cannot take the whole process's bound."""
+        if self.max_long_polls_per_project is not None:
+            return min(self.max_long_polls_per_project, self.max_long_polls)
+        return self.max_long_polls - self.max_long_polls // 10

@@ -4,8 +4,6 @@ parallel with each other and with anything else on that Redis, and each removes 
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,42 +11,14 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from support import REDIS_URL, Clock, delete_project
 
 from broker.http.app import create_app
+from broker.jobs import arq_worker
+from broker.jobs.runner import BackgroundOptions
 from broker.settings import Settings
-from broker.store.keys import project_tag
 from broker.store.queues import Store
 from broker.store.scripts import Scripts
-
-REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Clock:
-    """A clock tests drive: ``clock.advance(seconds)``; starts at the real time."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.ms = int(time.time() * 1000)
-
-    def __call__(self) -> int:
-        return self.ms
-
-    def advance(self, seconds: float) -> None:
-        self.ms += round(seconds * 1000)
-
-
-async def delete_project(client: Any, project: str) -> None:
-    pattern = project_tag(project).replace("{", "\\{").replace("}", "\\}") + ":*"
-    async for key in client.scan_iter(match=pattern, count=1000):
-        await client.unlink(key)
-    await client.srem("v1:projects", project)
 
 
 @pytest.fixture
@@ -59,7 +29,7 @@ async def redis_client() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def make_project(redis_client: Any) -> Any:
+async def make_project(redis_client: Any) -> AsyncIterator[Callable[..., str]]:
     """Factory of unique project names; their keys are deleted after the test."""
     created: list[str] = []
 
@@ -69,14 +39,14 @@ def make_project(redis_client: Any) -> Any:
         return name
 
     yield make
-    # cleanup runs in the async finalizer below
+    for name in created:
+        await delete_project(redis_client, name)
 
 
 @pytest.fixture
-async def project(make_project: Any, redis_client: Any) -> AsyncIterator[str]:
-    name = make_project()
-    yield name
-    await delete_project(redis_client, name)
+def project(make_project: Callable[..., str]) -> str:
+    """A project of the test's own (deleted after it)."""
+    return make_project()
 
 
 @pytest.fixture
@@ -95,10 +65,11 @@ async def store(redis_client: Any, clock: Clock) -> AsyncIterator[Store]:
 class Api:
     """An HTTP client of the app for one project, with helpers that return parsed JSON."""
 
-    def __init__(self, client: httpx.AsyncClient, key: str, project: str):
+    def __init__(self, client: httpx.AsyncClient, key: str, project: str, ctx: Any = None):
         self.client = client
         self.key = key
         self.project = project
+        self.ctx = ctx  #: the app's shared state (store, notifier, ...), to observe what a request waits for
         self.headers = {"Authorization": f"Bearer {key}"}
 
     async def request(self, method: str, path: str, json: Any = None, **kw: Any) -> httpx.Response:
@@ -122,12 +93,14 @@ async def app_factory(redis_client: Any, clock: Clock) -> AsyncIterator[Callable
     """Start the app in-process (lifespan included) with the given projects' keys; returns Api objects."""
     stack: list[Any] = []
 
-    async def start(*projects: str, run_workers: bool = False, use_clock: bool = True, **settings: Any) -> list[Api]:
+    async def start(*projects: str, run_workers: bool = False, use_clock: bool = True, tracing: Any = None,
+                    **settings: Any) -> list[Api]:
         keys = tuple((p, f"key-{p}-{uuid.uuid4().hex}") for p in projects)
         app = create_app(
             Settings(redis_url=REDIS_URL, api_keys=keys, run_workers=run_workers, **settings),
             redis=redis_client,
             clock=clock if use_clock else None,
+            tracing=tracing,
         )
         lifespan = app.router.lifespan_context(app)
         state = await lifespan.__aenter__()
@@ -139,7 +112,7 @@ async def app_factory(redis_client: Any, clock: Clock) -> AsyncIterator[Callable
 
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state), base_url="http://test")
         stack.append(client)
-        return [Api(client, key, p) for p, key in keys]
+        return [Api(client, key, p, state.get("ctx")) for p, key in keys]
 
     yield start
     for item in reversed(stack):
@@ -157,9 +130,19 @@ async def api(app_factory: Any, project: str) -> Api:
 
 
 @pytest.fixture
-async def two_tenants(app_factory: Any, make_project: Any, redis_client: Any) -> AsyncIterator[tuple[Api, Api]]:
-    a, b = make_project("ta"), make_project("tb")
-    apis = await app_factory(a, b)
-    yield apis[0], apis[1]
-    for p in (a, b):
-        await delete_project(redis_client, p)
+async def two_tenants(app_factory: Any, make_project: Any) -> tuple[Api, Api]:
+    """The app with two projects, A and B."""
+    a, b = await app_factory(make_project("ta"), make_project("tb"))
+    return a, b
+
+
+@pytest.fixture
+async def scoped_arq_queue(project: str, redis_client: Any) -> AsyncIterator[str]:
+    """The arq queue of worker processes limited to the test's project; removed after the test, with the job
+    records it names."""
+    queue = arq_worker.queue_name(BackgroundOptions(projects=(project,)))
+    yield queue
+    for job_id in await redis_client.zrange(queue, 0, -1):
+        job = job_id.decode()
+        await redis_client.unlink(*(f"arq:{kind}:{job}" for kind in ("job", "in-progress", "retry", "result")))
+    await redis_client.unlink(queue, f"{queue}:health-check")

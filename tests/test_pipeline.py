@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from support import eventually
 
 from broker import errors
 from broker.schemas import CreateQueueRequest
@@ -109,14 +110,8 @@ async def test_a_killed_connection_fails_its_calls_and_the_next_call_reconnects(
     except errors.Unavailable:
         pass  # killed before Redis ran it, or after: either way it did not hang
     # Later calls get a new connection.
-    for _ in range(50):
-        try:
-            await store.publish(project, "q", [OutgoingMessage(b"2")], batch=False)
-            break
-        except errors.Unavailable:
-            await asyncio.sleep(0.05)
-    else:
-        pytest.fail("the pipe did not reconnect")
+    await eventually(lambda: store.publish(project, "q", [OutgoingMessage(b"2")], batch=False), 2.5, interval=0.05,
+                     ignoring=(errors.Unavailable,), what="a call on a new connection")
     assert pipe._writer is not None and pipe._writer.get_extra_info("sockname")[1] != port
 
 

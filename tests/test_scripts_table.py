@@ -55,7 +55,7 @@ def _list_length(node: ast.expr) -> int | None:
 
 
 def call_sites() -> list[CallSite]:
-    """Every ``<x>.call("name", keys, args)`` / ``<x>._call(...)`` with a literal script name."""
+    """Every ``<x>.run(<y>.lua.name, keys, args)`` / ``<x>._run(...)``: a script named as an attribute."""
     sites: list[CallSite] = []
     for directory in CALLER_DIRS:
         for path in sorted(directory.rglob("*.py")):
@@ -77,19 +77,20 @@ def call_sites() -> list[CallSite]:
                         appended.add(node.func.value.id)
                 for node in ast.walk(func):
                     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                            and node.func.attr in ("call", "_call") and len(node.args) >= 2
-                            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                            and node.func.attr in ("run", "_run") and len(node.args) >= 2
+                            and isinstance(node.args[0], ast.Attribute)
+                            and isinstance(node.args[0].value, ast.Attribute) and node.args[0].value.attr == "lua"):
                         continue
                     where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    name = node.args[0].attr
                     keys_node = node.args[1]
                     length = _list_length(keys_node)
                     if length is not None:
-                        sites.append(CallSite(where, node.args[0].value, length, False))
+                        sites.append(CallSite(where, name, length, False))
                     elif isinstance(keys_node, ast.Name) and keys_node.id in assigned:
-                        sites.append(CallSite(where, node.args[0].value, assigned[keys_node.id],
-                                              keys_node.id in appended))
+                        sites.append(CallSite(where, name, assigned[keys_node.id], keys_node.id in appended))
                     else:
-                        pytest.fail(f"{where}: cannot count the KEYS passed to {node.args[0].value!r}")
+                        pytest.fail(f"{where}: cannot count the KEYS passed to {name!r}")
     return sites
 
 
@@ -97,6 +98,24 @@ def test_store_calls_are_found() -> None:
     scripts = {site.script for site in call_sites() if site.where.startswith("broker/store/queues.py")}
     assert {"publish", "claim", "ack", "nack", "extend", "stats", "purge", "redrive", "dlq_list", "create_queue",
             "update_queue", "delete_queue", "list_queues"} <= scripts
+
+
+def test_every_script_is_called() -> None:
+    assert set(load_all()) == {site.script for site in call_sites()}
+
+
+MODULES_WITH_RUN = {"uvicorn", "asyncio", "subprocess"}  # their run() takes a string that is not a script
+
+
+def test_no_script_is_called_by_a_string_name() -> None:
+    for directory in CALLER_DIRS:
+        for path in sorted(directory.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in ("call", "_call", "run", "_run", "evalsha") and node.args
+                        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+                        and not (isinstance(node.func.value, ast.Name) and node.func.value.id in MODULES_WITH_RUN)):
+                    pytest.fail(f"{path.relative_to(ROOT)}:{node.lineno} names a script by a string")
 
 
 @pytest.mark.parametrize("site", call_sites(), ids=lambda s: f"{s.script}@{s.where}")

@@ -15,6 +15,7 @@ from broker.embedded.supervisor import EmbeddedError, attach_or_start
 from broker.settings import PROJECT_RE, ConfigError, Settings
 from broker.store.connection import connect
 from broker.store.durability import check_durability, redact_url, wait_until_ready
+from broker.store.scripts import ScriptError, load_all
 
 T = TypeVar("T")
 
@@ -99,6 +100,15 @@ async def with_client(url: str, action: Callable[[Any], Awaitable[T]], ready_tim
         await client.aclose()
 
 
+def check_scripts() -> None:
+    """Refuse (exit 2) to start from an installation whose Lua scripts are missing or unreadable, which would
+    otherwise answer every queue call with 500."""
+    try:
+        load_all()
+    except (ScriptError, OSError) as exc:
+        raise CliError(f"cannot load the Lua scripts: {exc}", status=2) from None
+
+
 def check_external(settings: Settings) -> None:
     """Refuse (exit 2) an external Redis that can lose acknowledged messages, unless accepted."""
 
@@ -145,7 +155,10 @@ def store_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--redis-url",
         metavar="URL",
-        help="the Redis to use: redis://, rediss:// or unix:// (default: $BROKER_REDIS_URL; unset: the embedded store)",
+        help=(
+            "the Redis to use: redis://, rediss:// (TLS), unix://, or redis+cluster:// / rediss+cluster:// for a "
+            "Redis Cluster (default: $BROKER_REDIS_URL; unset: the embedded store)"
+        ),
     )
     group.add_argument(
         "--data-dir",

@@ -67,7 +67,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def add_parser(commands: Any, store: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``keys`` to the ``broker`` command's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
-    keys = commands.add_parser(
+    keys: argparse.ArgumentParser = commands.add_parser(
         "keys",
         help="create, list and revoke API keys",
         description=(

@@ -10,14 +10,14 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from broker.cli import keys, limits, serve, store, worker
+from broker.cli import completion, consume, dlq, keys, limits, publish, queue, serve, store, worker
 from broker.cli.common import ENVIRONMENT_HELP, run_parsed, store_options
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``broker`` command and its subcommands."""
     try:
-        own_version = version("broker")
+        own_version = version("broker-queue")  # the distribution name (pyproject.toml)
     except PackageNotFoundError:
         own_version = "unknown"
     store_options_parser = store_options()
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"broker {own_version}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    for command in (serve, worker, keys, limits, store):
+    for command in (serve, worker, keys, limits, store, queue, publish, consume, dlq, completion):
         command.add_parser(commands, store_options_parser)
     return parser
 

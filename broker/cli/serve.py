@@ -6,11 +6,22 @@ import argparse
 import importlib.util
 import os
 import socket
+import tempfile
 from typing import Any
 
 import uvicorn
 
-from broker.cli.common import ENVIRONMENT_HELP, CliError, check_external, graceful, run, say, settings_from, with_client
+from broker.cli.common import (
+    ENVIRONMENT_HELP,
+    CliError,
+    check_external,
+    check_scripts,
+    graceful,
+    run,
+    say,
+    settings_from,
+    with_client,
+)
 from broker.embedded.supervisor import EmbeddedStore, StoreInUse
 from broker.settings import Settings
 from broker.store.apikeys import create_initial_key
@@ -25,7 +36,8 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            reason = exc.strerror or exc
+            raise CliError(f"cannot listen on {host}:{port}: {reason} (choose another with --port)") from None
 
 
 def _first_key(settings: Settings, url: str) -> None:
@@ -42,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    check_scripts()
     _check_port(settings.host, settings.port)
     with graceful() as stack:
         if settings.redis_url:
@@ -60,6 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             where = store.describe()
         os.environ["BROKER_REDIS_URL"] = url  # read again by every uvicorn process (app_from_env)
         os.environ["BROKER_RUN_WORKERS"] = "1" if settings.run_workers else "0"
+        # Prometheus multiprocess mode: every process of this server counts into files of one fresh directory,
+        # so a scrape answered by any of them reports all (broker/telemetry/metrics.py).
+        metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="broker-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         _first_key(settings, url)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         say(f"store: {where}")
@@ -74,10 +91,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=settings.workers,
             loop=loop,
-            http=http,
+            http=f"broker.http.server:{'HttpToolsServer' if http == 'httptools' else 'H11Server'}",
             lifespan="on",
             log_level=settings.log_level,
-            access_log=settings.log_level == "debug",
+            log_config=None,  # each process configures logging itself (broker/telemetry/logs.py)
+            access_log=False,  # the service writes its own line per request
             timeout_graceful_shutdown=25,  # long polls last at most 20 s
         )
     return 0
@@ -86,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_parser(commands: Any, store: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``serve`` to the ``broker`` command's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
-    serve = commands.add_parser(
+    serve: argparse.ArgumentParser = commands.add_parser(
         "serve",
         parents=[store],
         help="run the HTTP API (and the background jobs)",

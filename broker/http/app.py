@@ -19,17 +19,20 @@ from broker import errors
 from broker.http.context import Context
 from broker.http.edge import BodyDeadline, RequestContext, handle_error
 from broker.http.fastpath import FastPath
-from broker.http.routes import dlq, health, messages, push, queues
+from broker.http.openapi import document_bytes
+from broker.http.routes import dlq, docs, health, messages, metrics, push, queues
 from broker.jobs.inprocess import start_background
 from broker.services import open_services
 from broker.settings import Settings
 from broker.store.apikeys import KeyRing
-from broker.store.instance import store_error
 from broker.store.ratelimit import LongPollSlots, RateLimiter
+from broker.telemetry.logs import configure as configure_logging
+from broker.telemetry.tracing import Tracing
 
 log = logging.getLogger("broker.http.app")
 
-ROUTES = [*health.routes, *queues.routes, *messages.routes, *dlq.routes, *push.routes]
+ROUTES = [*health.routes, *queues.routes, *messages.routes, *dlq.routes, *push.routes, *docs.routes,
+          *metrics.routes]
 
 
 class BrokerApp(Starlette):
@@ -38,6 +41,7 @@ class BrokerApp(Starlette):
 
     def __init__(self, *, fast_path: FastPath, **kwargs: Any):
         super().__init__(**kwargs)
+        self.router.redirect_slashes = False  # a near-miss path is a 404 in the error shape, never a redirect
         self.fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,13 +67,16 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
 
 
-def create_app(settings: Settings | None = None, *, redis: Any = None, clock: Any = None) -> BrokerApp:
-    """The application. ``redis`` and ``clock`` let tests share a client or drive time."""
+def create_app(
+    settings: Settings | None = None, *, redis: Any = None, clock: Any = None, tracing: Tracing | None = None
+) -> BrokerApp:
+    """The application. ``redis``, ``clock`` and ``tracing`` let tests share a client, drive time or record
+    spans."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with open_services(settings, redis=redis, clock=clock, guard=True) as services:
+        async with open_services(settings, redis=redis, clock=clock, guard=True, tracing=tracing) as services:
             # Reliability (broker/store/instance.py, broker/store/ratelimit.py): the store's identity is checked
             # on every new connection and every second; requests are admitted by rate limit and long-poll bound.
             keyring = KeyRing(services.redis, settings.api_keys, settings.auth_cache_seconds)
@@ -77,8 +84,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, clock: An
             ctx = Context(
                 settings=settings, redis=services.redis, store=services.store, keyring=keyring,
                 notifier=services.notifier, guard=services.guard, limiter=limiter,
-                long_polls=LongPollSlots(settings.max_long_polls),
-                body_deadline=BodyDeadline(settings.body_timeout_seconds),
+                long_polls=LongPollSlots(settings.max_long_polls, settings.long_polls_per_project),
+                body_deadline=BodyDeadline(settings.body_timeout_seconds), tracing=services.tracing,
             )
             if redis is None:
                 settle_garbage_collector()
@@ -90,19 +97,23 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, clock: An
                     await background.stop()
                 await limiter.close()
 
-    return BrokerApp(
+    app = BrokerApp(
         fast_path=FastPath(messages.BODY_ROUTES),
         routes=ROUTES,
         middleware=[Middleware(RequestContext)],
         exception_handlers={
             errors.BrokerError: handle_error,
             HTTPException: handle_error,
-            redis_errors.RedisError: store_error,  # a store error a method did not map: 503, not 500
+            redis_errors.RedisError: handle_error,  # a store failure a method did not map: by the one table
         },
         lifespan=lifespan,
     )
+    app.state.openapi = document_bytes(ROUTES)  # GET /openapi.json: built once, from the route table
+    return app
 
 
 def app_from_env() -> BrokerApp:
     """Factory for ``uvicorn --factory broker.http.app:app_from_env`` (each uvicorn worker process)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format, settings.access_log)
+    return create_app(settings)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from broker import errors
 from broker.http.edge import BodyDeadline, decode, read_body
 from broker.schemas import ConsumeRequest
 from broker.settings import DEFAULT_BODY_TIMEOUT_SECONDS, Settings
@@ -24,6 +25,7 @@ from broker.store.instance import InstanceGuard
 from broker.store.notify import Notifier
 from broker.store.queues import Store
 from broker.store.ratelimit import LongPollSlots, RateLimiter
+from broker.telemetry.tracing import Tracing
 
 T = TypeVar("T")
 
@@ -39,11 +41,14 @@ class Context:
     limiter: RateLimiter | None = None
     long_polls: LongPollSlots | None = None
     body_deadline: BodyDeadline = field(default_factory=lambda: BodyDeadline(DEFAULT_BODY_TIMEOUT_SECONDS))
+    tracing: Tracing | None = None
 
     async def project(self, request: Request) -> str:
         """Admit the request: the store must not have lost its data, the key must be valid, and the
         project must be within its rate limit. Returns the project."""
-        return await self.admit(request.headers.get("authorization"))
+        project = await self.admit(authorization_of(request.scope["headers"]))
+        request.scope["state"]["project"] = project  # for the request's log line
+        return project
 
     async def admit(self, authorization: str | None) -> str:
         """``project`` for the value of an Authorization header (the lean path has no Request)."""
@@ -57,12 +62,29 @@ class Context:
     async def body(self, request: Request, type_: type[T], limit: int | None = None) -> T:
         return self.parse(await read_body(request, limit or self.settings.max_body_bytes, self.body_deadline), type_)
 
-    def parse(self, body: bytes, type_: type[T]) -> T:
-        """Decode a request body; a consume that will wait also takes a long-poll slot."""
+    def parse(self, body: bytes, type_: type[T], project: str | None = None) -> T:
+        """Decode a request body; a consume of ``project`` that will wait also takes a long-poll slot."""
         value = decode(body, type_)
         if self.long_polls is not None and isinstance(value, ConsumeRequest) and value.wait_seconds > 0:
-            self.long_polls.admit()
+            self.long_polls.admit(project)
         return value
+
+
+def repeated_authorization() -> errors.Unauthorized:
+    """The answer to a request with more than one Authorization header, on every route: servers and proxies
+    disagree on which one counts (the first, the last, both joined), so none is taken."""
+    return errors.Unauthorized("more than one Authorization header; send exactly one")
+
+
+def authorization_of(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The value of the request's one Authorization header (None without one); refused when repeated."""
+    found: str | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if found is not None:
+                raise repeated_authorization()
+            found = value.decode("latin-1")
+    return found
 
 
 def ctx_of(request: Request) -> Context:

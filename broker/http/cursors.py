@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -20,6 +21,19 @@ def decode_cursor(cursor: str) -> str:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise errors.ValidationError("invalid cursor", field="cursor") from None
+
+
+#: A dead-letter cursor's score: milliseconds, as ASCII digits (``str.isdigit`` also takes "²" and other digits,
+#: and ``int`` refuses more than 4,300 digits: either would be a 500).
+_SCORE_RE = re.compile(r"[0-9]{1,20}")
+
+
+def decode_dlq_cursor(cursor: str) -> tuple[int, str]:
+    """A ``queue.dlq.list`` cursor: (dead-lettered ms, member) of the previous page's last item."""
+    score, sep, member = decode_cursor(cursor).partition(":")
+    if not sep or not _SCORE_RE.fullmatch(score) or "\0" not in member:
+        raise errors.ValidationError("invalid cursor", field="cursor")
+    return int(score), member
 
 
 def page_params(request: Request, default: int = 100, maximum: int = 1000) -> tuple[str | None, int]:

@@ -18,7 +18,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker import errors
-from broker.schemas import QUEUE_NAME_PATTERN, ErrorBody, ErrorResponse
+from broker.http.observe import finished, route_of, started
+from broker.schemas import PATTERN_RULES, QUEUE_NAME_PATTERN, QUEUE_NAME_RULE, ErrorBody, ErrorResponse
+from broker.store.failures import store_failure
 
 log = logging.getLogger("broker.http.edge")
 T = TypeVar("T")
@@ -46,6 +48,11 @@ class RequestIds:
 
 
 _request_ids = RequestIds()
+
+
+def new_request_id() -> str:
+    """A fresh request id (for answers given before a request is parsed: ``broker.http.server``)."""
+    return _request_ids.new()
 
 
 class JSON(Response):
@@ -76,19 +83,25 @@ _HTTP_ERRORS: dict[int, type[errors.BrokerError]] = {
 }
 
 
-async def handle_error(request: Request, exc: Exception) -> Response:
-    """The one handler: contract errors, Starlette's HTTP errors (404/405), and anything else (500)."""
-    rid = request_id(request)
-    if isinstance(exc, errors.BrokerError):
-        if exc.status >= 500:
-            log.warning("request %s: %s %s", rid, exc.code, exc.message)
-        return error_response(exc, rid)
+def contract_error(exc: Exception, rid: str) -> errors.BrokerError:
+    """The contract error a failed request answers with, logged once: contract errors as they are, Starlette's
+    HTTP errors (404/405/413) by status, store failures by the one table (broker/store/failures.py), anything
+    else 500 with its traceback in the log only."""
     if isinstance(exc, HTTPException):
         cls = _HTTP_ERRORS.get(exc.status_code, errors.ValidationError)
-        mapped = cls("no such route" if exc.status_code == 404 else None, headers=dict(exc.headers or {}))
-        return error_response(mapped, rid)
-    log.exception("request %s failed", rid)
-    return error_response(errors.InternalError(), rid)
+        return cls("no such route" if exc.status_code == 404 else None, headers=dict(exc.headers or {}))
+    mapped = store_failure(exc)
+    if mapped is not exc and isinstance(mapped, errors.InternalError):
+        log.error("request %s failed", rid, exc_info=exc)
+    elif mapped.status >= 500:
+        log.warning("request %s: %s %s", rid, mapped.code, mapped.message)
+    return mapped
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """The one handler of the Starlette routes (the lean path uses :func:`contract_error` too)."""
+    rid = request_id(request)
+    return error_response(contract_error(exc, rid), rid)
 
 
 def assign_request_id(scope: Scope) -> str:
@@ -122,14 +135,15 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        start = started()
         rid = assign_request_id(scope)
         header = (b"x-request-id", rid.encode())
-        started = False
+        status = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
                 message = {**message, "headers": [*headers, header]}
             await send(message)
@@ -137,10 +151,15 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("request %s failed", rid)
-            if not started:
+            log.exception("request %s failed", rid, extra={"request_id": rid})
+            if not status:
+                status = 500
                 response = error_response(errors.InternalError(), rid)
                 await response(scope, receive, send)
+        state = scope.get("state", {})
+        ctx = state.get("ctx")
+        finished(scope, rid, route_of(scope), status or 500, start, state.get("project"),
+                 getattr(ctx, "tracing", None))
 
 
 #: How often the body deadlines are checked (at most; more often for a shorter timeout).
@@ -186,8 +205,8 @@ class BodyDeadline:
         if not self._reading or self._loop is None:
             return
         cutoff = self._loop.time() - self.timeout
-        for task, started in self._reading.items():
-            if started <= cutoff and task not in self._late:
+        for task, began in self._reading.items():
+            if began <= cutoff and task not in self._late:
                 self._late.add(task)
                 task.cancel()
         self._sweeper = self._loop.call_later(min(BODY_SWEEP_SECONDS, self.timeout), self._sweep)
@@ -266,7 +285,8 @@ def decode(body: bytes, type_: type[T]) -> T:
     if not body.strip():
         body = b"{}"
     try:
-        return decoder.decode(body)
+        value: T = decoder.decode(body)
+        return value
     except msgspec.ValidationError as exc:
         text = str(exc)
         field = field_of(text)
@@ -274,6 +294,9 @@ def decode(body: bytes, type_: type[T]) -> T:
         if text.startswith("Object missing required field"):
             missing = text.split("`")[1]
             field = f"{field}.{missing}" if field else missing
+        if "matching regex" in message:
+            message = next((rule for pattern, rule in PATTERN_RULES.items() if repr(pattern)[1:-1] in message),
+                           message)
         raise errors.ValidationError(message, field=field) from None
     except msgspec.DecodeError as exc:
         raise errors.ValidationError(f"malformed JSON body: {exc}") from None
@@ -283,9 +306,9 @@ def decode(body: bytes, type_: type[T]) -> T:
 
 def path_queue(request: Request, body_queue: str | None = None) -> str:
     """The ``{queue}`` path parameter, validated; a ``queue`` in the body must equal it."""
-    name = request.path_params["queue"]
+    name: str = request.path_params["queue"]
     if not _QUEUE_RE.match(name):
-        raise errors.ValidationError("queue names match ^[A-Za-z0-9_-]{1,80}$", field="queue")
+        raise errors.ValidationError(QUEUE_NAME_RULE, field="queue")
     if body_queue is not None and body_queue != name:
         raise errors.ValidationError("queue in the body must equal the queue in the path", field="queue")
     return name

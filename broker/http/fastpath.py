@@ -21,8 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from broker import errors
-from broker.http.edge import JSON, error_response, read_body, receive_limited, take_request_id
+from broker.http.context import repeated_authorization
+from broker.http.edge import JSON, contract_error, error_response, read_body, receive_limited, take_request_id
+from broker.http.observe import finished, started
+from broker.http.operation import ApiRoute, Operation
 
 log = logging.getLogger("broker.http.edge")
 Handler = Callable[[Any, str, bytes], Awaitable[msgspec.Struct]]
@@ -34,6 +36,7 @@ class BodyRoute:
     path: str
     handler: Handler
     limit: int | None = None  # None: the settings' max_body_bytes
+    operation: Operation | None = None  # its OpenAPI facts (broker/http/operation.py)
 
     def starlette_route(self) -> Route:
         handler, limit = self.handler, self.limit
@@ -45,6 +48,8 @@ class BodyRoute:
             return JSON(await handler(ctx, project, body))
 
         endpoint.__name__ = handler.__name__
+        if self.operation is not None:
+            return ApiRoute(self.path, endpoint, methods=["POST"], operation=self.operation)
         return Route(self.path, endpoint, methods=["POST"])
 
 
@@ -60,9 +65,14 @@ class FastPath:
         return None
 
     async def serve(self, route: BodyRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        start = started()
+        ctx = scope["state"]["ctx"]
+        project: str | None = None
         authorization = length = incoming_id = None
+        repeated = False
         for name, value in scope["headers"]:
             if name == b"authorization":
+                repeated = authorization is not None
                 authorization = value.decode("latin-1")
             elif name == b"content-length":
                 length = value.decode("latin-1")
@@ -70,19 +80,16 @@ class FastPath:
                 incoming_id = value
         rid = take_request_id(scope, incoming_id)
         try:
-            ctx = scope["state"]["ctx"]
+            if repeated:
+                raise repeated_authorization()  # the one rule of both paths (broker.http.context)
             project = await ctx.admit(authorization)
             limit = route.limit or ctx.settings.max_body_bytes
             body = await ctx.body_deadline.within(receive_limited(receive, length, limit))
             content = _encode(await route.handler(ctx, project, body))
-        except errors.BrokerError as exc:
-            if exc.status >= 500:
-                log.warning("request %s: %s %s", rid, exc.code, exc.message)
-            await error_response(exc, rid)(scope, receive, send)
-            return
-        except Exception:
-            log.exception("request %s failed", rid)
-            await error_response(errors.InternalError(), rid)(scope, receive, send)
+        except Exception as exc:
+            error = contract_error(exc, rid)
+            await error_response(error, rid)(scope, receive, send)
+            finished(scope, rid, route.path, error.status, start, project, ctx.tracing)
             return
         await send(
             {
@@ -96,4 +103,5 @@ class FastPath:
             }
         )
         await send({"type": "http.response.body", "body": content})
+        finished(scope, rid, route.path, 200, start, project, ctx.tracing)
 

@@ -35,6 +35,7 @@ from broker.services import open_services
 from broker.settings import ConfigError, Settings
 from broker.store.connection import is_cluster_url
 from broker.store.keys import ARQ_QUEUE
+from broker.telemetry.logs import configure as configure_logging
 
 log = logging.getLogger("broker.workers")
 
@@ -79,6 +80,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         options=replace(options, maintenance=False),  # arq's cron runs it
         notifier=services.notifier,
         allow_private=settings.push_allow_private,
+        tracing=services.tracing,
     )
     await runner.start()
     stack.push_async_callback(runner.stop)
@@ -133,8 +135,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _configure_logging(settings: Settings) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format, settings.access_log)
 
 
 def _run_one(settings: Settings) -> None:
@@ -186,6 +187,7 @@ def _run_cluster(settings: Settings) -> int:
                 options=BackgroundOptions.from_settings(settings),
                 notifier=services.notifier,
                 allow_private=settings.push_allow_private,
+                tracing=services.tracing,
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ async def start_background(services: Services) -> BackgroundRunner:
         options=BackgroundOptions.from_settings(services.settings),
         notifier=services.notifier,
         allow_private=services.settings.push_allow_private,
+        tracing=services.tracing,
     )
     await runner.start()
     return runner

@@ -4,17 +4,9 @@ worker and API processes may sweep at once)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from broker.store.keys import PROJECTS, ProjectKeys
 from broker.store.queues import MAINTENANCE_LIMIT, Store
-
-QUEUE_PAGE = 500
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Maintenance:
@@ -35,30 +27,13 @@ class Maintenance:
     async def projects(self) -> list[str]:
         if self.only is not None:
             return list(self.only)
-        return sorted({_text(p) async for p in self.store.redis.sscan_iter(PROJECTS, count=1000)})
-
-    async def queues(self, project: str) -> AsyncIterator[str]:
-        """The project's queue names, in pages (the zset is scored 0, so lexicographic ranges page it)."""
-        key = ProjectKeys(project).queues
-        start = "-"
-        while True:
-            page = [_text(n) for n in await self.store.redis.zrangebylex(key, start, "+", 0, QUEUE_PAGE)]
-            for name in page:
-                yield name
-            if len(page) < QUEUE_PAGE:
-                return
-            start = "(" + page[-1]
+        return await self.store.projects()
 
     async def maintain_queue(self, project: str, queue: str) -> int:
         """Apply maintenance to one queue, repeating while a call was saturated (at most max_rounds)."""
-        pk = ProjectKeys(project)
         total = 0
         for _ in range(self.max_rounds):
-            moved = int(
-                await self.store.scripts.call(
-                    "maintain", [pk.queue(queue).cfg], [pk.tag, queue, self.store.clock(), self.limit]
-                )
-            )
+            moved = await self.store.maintain(project, queue, self.limit)
             total += moved
             if moved < self.limit:
                 break
@@ -68,6 +43,6 @@ class Maintenance:
         """One pass over every queue; the number of messages moved or deleted."""
         total = 0
         for project in await self.projects():
-            async for queue in self.queues(project):
+            async for queue in self.store.queue_names(project):
                 total += await self.maintain_queue(project, queue)
         return total

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from broker.schemas import MAX_CONSUME, PushMessage, QueueMessage
 from broker.store.notify import Notifier
 from broker.store.queues import Store
 from broker.store.subscriptions import ActiveSubscription, SubscriptionStore
+from broker.telemetry.metrics import observe_push
+from broker.telemetry.tracing import Tracing
 
 log = logging.getLogger("broker.push")
 _encode = msgspec.json.Encoder().encode
@@ -163,16 +166,21 @@ class QueuePusher:
 
     async def _attempt(self, sub: ActiveSubscription, message: QueueMessage) -> None:
         d = self.dispatcher
-        attempt = await d.sender.send(
-            sub.url, message.message_id, delivery_body(message), sub.secret or None, attempt_timeout_s(sub.visibility_s)
-        )
+        trace_headers: dict[str, str] = {}
+        with d.tracing.push(sub.project, sub.queue, message.message_id, trace_headers) as span:
+            began = time.perf_counter()
+            attempt = await d.sender.send(
+                sub.url, message.message_id, delivery_body(message), sub.secret or None,
+                attempt_timeout_s(sub.visibility_s), extra_headers=trace_headers,
+            )
+            observe_push(time.perf_counter() - began)
+            d.tracing.push_outcome(span, attempt.status, attempt.error)
         where = f"{sub.project}/{sub.queue} message {message.message_id} attempt {message.attempts}"
         try:
             if attempt.ok:
-                # Recorded first, so a message seen settled always has its subscription state up to date.
-                with contextlib.suppress(errors.BrokerError):
-                    await d.subs.record_success(sub, attempt.status or 200)
-                await d.store.ack(sub.project, sub.queue, [(message.message_id, message.receipt)])
+                settled = await d.subs.push_ack(sub, message.message_id, message.receipt, attempt.status or 200)
+                if not settled.acked:
+                    log.info("push %s: delivered, but the lease had ended; it will be delivered again", where)
                 return
             delay_ms = attempt.retry_after_ms
             if delay_ms is None:
@@ -206,7 +214,9 @@ class PushDispatcher:
         projects: Sequence[str] | None = None,
         refresh_interval: float = 1.0,
         poll_interval: float = 2.0,
+        tracing: Tracing | None = None,
     ):
+        self.tracing = tracing or Tracing()
         self.store = store
         self.subs = SubscriptionStore(store)
         self.sender = sender

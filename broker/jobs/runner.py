@@ -19,6 +19,7 @@ from broker.push.webhooks import WebhookSender
 from broker.settings import ConfigError, Settings
 from broker.store.notify import Notifier
 from broker.store.queues import Store
+from broker.telemetry.tracing import Tracing
 
 log = logging.getLogger("broker.workers")
 
@@ -73,7 +74,9 @@ class BackgroundRunner:
         allow_private: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
+        tracing: Tracing | None = None,
     ):
+        self.tracing = tracing
         self.store = store
         self.options = options or BackgroundOptions()
         self.notifier = notifier
@@ -94,6 +97,7 @@ class BackgroundRunner:
                 projects=self.options.projects,
                 refresh_interval=self.options.push_refresh_s,
                 poll_interval=self.options.push_poll_s,
+                tracing=self.tracing,
             )
             self.dispatcher.start()
 

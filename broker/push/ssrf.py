@@ -17,6 +17,11 @@ A push URL must be https and its host must resolve only to globally routable add
   one of exactly those addresses (:class:`GuardedBackend`), so a second resolution cannot return a
   different answer (DNS rebinding). TLS still uses the host name for SNI and certificate checks.
 
+A refused host *name* is answered with one message whatever the reason (no answer, a resolver error, a
+private answer), at subscribe time and in a delivery's ``last_error``: otherwise any key holder could ask the
+server's resolver about internal names and read the answers. The reason is logged (INFO, ``broker.push.ssrf``).
+A refused literal address is named, since the client wrote it.
+
 ``allow_private`` (``BROKER_PUSH_ALLOW_PRIVATE=1``) lifts the address rules and allows http, for
 local development and tests.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import ssl
 import typing
@@ -35,6 +41,9 @@ import certifi
 import httpcore
 import httpx
 
+from broker.push.httpx_adapter import replace_pool
+
+log = logging.getLogger("broker.push.ssrf")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``resolver(host, port)`` -> the addresses ``host`` resolves to (tests substitute their own).
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -46,7 +55,23 @@ class RefusedUrl(ValueError):
 
 
 class RefusedAddress(Exception):
-    """The host does not resolve, or resolves to an address that is not globally routable."""
+    """The host does not resolve, or resolves to an address that is not globally routable. The message says
+    nothing the URL did not: a refused host *name* gets one message whatever the resolver answered, so that
+    refusals cannot map the names the server's resolver knows; ``detail`` (logged) has the answer."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
+
+
+def refused_name(host: str, detail: str) -> RefusedAddress:
+    """The refusal of a host name, the same for every reason; the reason is logged."""
+    log.info("push target refused: %s", detail)
+    return RefusedAddress(
+        f"host {host!r} does not resolve to globally routable addresses only; push targets must be globally "
+        "routable",
+        detail,
+    )
 
 
 _V4_REFUSED: list[tuple[ipaddress.IPv4Network, str]] = [
@@ -212,21 +237,22 @@ class AddressGuard:
                 async with asyncio.timeout(self.timeout):
                     answers = await resolver(host, port)
             except (OSError, UnicodeError, TimeoutError) as exc:
-                raise RefusedAddress(f"host {host!r} does not resolve ({exc or type(exc).__name__})") from None
+                raise refused_name(host, f"host {host!r} does not resolve ({exc or type(exc).__name__})") from None
             found = []
             for answer in answers:
                 address = literal_address(answer)
                 if address is None:
-                    raise RefusedAddress(f"host {host!r} resolved to something that is not an address: {answer!r}")
+                    raise refused_name(host, f"host {host!r} resolved to something that is not an address: {answer!r}")
                 found.append(address)
             if not found:
-                raise RefusedAddress(f"host {host!r} does not resolve")
+                raise refused_name(host, f"host {host!r} does not resolve")
         if not self.allow_private:
             for address in found:
                 why = refusal_reason(address)
+                if why and literal is None:
+                    raise refused_name(host, f"{host} resolves to {address}, which is {why}")
                 if why:
-                    shown = f"{host} resolves to {address}" if literal is None else f"{address}"
-                    raise RefusedAddress(f"{shown}, which is {why}; push targets must be globally routable")
+                    raise RefusedAddress(f"{address} is {why}; push targets must be globally routable")
         return [str(address) for address in found]
 
 
@@ -308,7 +334,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     resolves to at that moment. Proxies from the environment are never used.
 
     httpx has no public parameter for the network backend, so the connection pool built by the parent
-    class is replaced by one that uses it."""
+    class is replaced by one that uses it (broker/push/httpx_adapter.py)."""
 
     def __init__(
         self,
@@ -318,7 +344,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     ):
         context = ssl_context or default_ssl_context()
         super().__init__(verify=context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
+        replace_pool(self, httpcore.AsyncConnectionPool(
             ssl_context=context,
             max_connections=None,
             max_keepalive_connections=0,
@@ -326,4 +352,4 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             http1=True,
             http2=False,
             network_backend=GuardedBackend(guard, inner),
-        )
+        ))

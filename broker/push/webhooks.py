@@ -155,13 +155,19 @@ class WebhookSender:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def send(self, url: str, message_id: str, body: bytes, secret: str | None, timeout_s: float) -> Attempt:
-        """POST ``body`` to ``url``, signed when there is a secret; never raises for a failed attempt."""
+    async def send(
+        self, url: str, message_id: str, body: bytes, secret: str | None, timeout_s: float,
+        extra_headers: dict[str, str] | None = None,
+    ) -> Attempt:
+        """POST ``body`` to ``url``, signed when there is a secret, with ``extra_headers`` (trace context);
+        never raises for a failed attempt."""
         try:
             target = parse_push_url(url, self.guard.allow_private)
         except RefusedUrl as exc:
             return Attempt(None, str(exc))
         headers = webhook_headers(message_id, body, secret)
+        if extra_headers:
+            headers.update(extra_headers)
         request = self.client.build_request(
             "POST", target, content=body, headers=headers, timeout=httpx.Timeout(timeout_s)
         )

@@ -8,11 +8,14 @@ reply ``CODE\\tfield\\tmessage`` maps to the contract error named by ``CODE`` (:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis import exceptions as redis_errors
 
 from broker import errors
+
+T = TypeVar("T")
 
 OUT_OF_MEMORY_MESSAGE = "the message store is out of memory; consume messages or add memory"
 LOST_MESSAGE = (
@@ -35,13 +38,13 @@ FAILURES: tuple[tuple[type[Exception], Callable[[], errors.BrokerError]], ...] =
     (redis_errors.OutOfMemoryError, _unavailable(OUT_OF_MEMORY_MESSAGE, "5")),
     (redis_errors.BusyLoadingError, _unavailable("the message store is loading its data; retry shortly")),
     (redis_errors.ReadOnlyError, _unavailable("the message store is read-only (a replica or a failover)")),
+    (redis_errors.MasterDownError, _unavailable("the message store has no primary")),
     (redis_errors.ClusterDownError, _unavailable("the message store's cluster is down")),
     (redis_errors.TryAgainError, _unavailable()),
-    (redis_errors.MasterDownError, _unavailable("the message store has no primary")),
     (redis_errors.ConnectionError, _unavailable()),
     (redis_errors.TimeoutError, _unavailable()),
     (TimeoutError, _unavailable()),
-    (ConnectionError, _unavailable()),
+    (OSError, _unavailable()),  # the socket itself (reset, refused, unreachable)
 )
 
 #: Replies of a generic ``ResponseError`` class that still mean "the store cannot serve now".
@@ -89,3 +92,11 @@ def store_failure(exc: BaseException) -> errors.BrokerError:
     if isinstance(exc, redis_errors.RedisError):  # the connection misbehaves (a garbled reply, a lost pool)
         return _unavailable()()
     return errors.InternalError()
+
+
+async def answered(awaitable: Awaitable[T]) -> T:
+    """Await a store command other than a script call; a Redis failure raises its contract error."""
+    try:
+        return await awaitable
+    except (redis_errors.RedisError, OSError) as exc:
+        raise store_failure(exc) from exc

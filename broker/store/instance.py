@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
-from starlette.requests import Request
-from starlette.responses import Response
 
 from broker import errors
+from broker.store.failures import LOST_MESSAGE, StoreLostError
 from broker.store.keys import INSTANCE
 
 log = logging.getLogger("broker.store.instance")
@@ -59,10 +59,6 @@ CONNECT_BACKOFF_SECONDS = 1.0
 LOST_LOG_EVERY_SECONDS = 60.0
 ORIGIN_START = "start"
 ORIGIN_ACCEPTED = "accept-reset"
-LOST_MESSAGE = (
-    "the message store lost its data (it came back empty or was replaced); an operator must acknowledge "
-    "with `broker store accept-reset` or restart the service"
-)
 
 
 class Marker(msgspec.Struct, frozen=True):
@@ -90,10 +86,6 @@ def decode_marker(raw: Any) -> Marker | None:
         return msgspec.json.decode(data, type=Marker)
     except msgspec.DecodeError:
         return Marker(id=data.decode(errors="replace"), created_ms=0)
-
-
-class StoreLostError(redis_errors.ConnectionError):
-    """Raised by the connect hook: this connection reaches a store that is not the one the process knew."""
 
 
 async def read_marker(redis: Any) -> Marker | None:
@@ -282,8 +274,6 @@ class InstanceGuard:
         pool = getattr(self.redis, "connection_pool", None)
         if pool is None or not hasattr(pool, "connection_kwargs"):
             return  # a cluster client: checked by the periodic task only
-        import redis.asyncio as aioredis
-
         kwargs = {k: v for k, v in pool.connection_kwargs.items() if k != "redis_connect_func"}
         check_pool = aioredis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **kwargs)
         self._check_client = aioredis.Redis.from_pool(check_pool)
@@ -310,24 +300,3 @@ class InstanceGuard:
         self._connect_failed_at = None
         if not self.evaluate(decode_marker(raw)):
             raise StoreLostError(LOST_MESSAGE)
-
-
-async def store_error(request: Request, exc: Exception) -> Response:
-    """Exception handler for Redis errors that escaped a store method: unreachable, loading, read-only or
-    out-of-memory stores are 503 UNAVAILABLE in the contract's shape; anything else is a 500."""
-    from broker.http.edge import handle_error
-
-    mapped: Exception = exc
-    if isinstance(exc, redis_errors.OutOfMemoryError):
-        mapped = errors.Unavailable(
-            "the message store is out of memory; consume messages or add memory", headers={"Retry-After": "5"}
-        )
-    elif isinstance(exc, StoreLostError):
-        mapped = errors.Unavailable(LOST_MESSAGE, headers={"Retry-After": "5"})
-    elif isinstance(
-        exc,
-        redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.ReadOnlyError
-        | redis_errors.TryAgainError | redis_errors.ClusterDownError,
-    ) or (isinstance(exc, redis_errors.ResponseError) and str(exc).startswith(("MISCONF", "LOADING", "MASTERDOWN"))):
-        mapped = errors.Unavailable(headers={"Retry-After": "1"})
-    return await handle_error(request, mapped)

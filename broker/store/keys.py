@@ -64,6 +64,9 @@ QUEUE_PARTS: dict[str, tuple[str, str]] = {
     "sub": ("hash", "push subscription of this queue"),
     "subst": ("hash", "push subscription delivery state"),
     "expiry": ("zset", "ids scored apart in avail (out of their band's retention order) -> retention deadline (ms)"),
+    "ctr": ("hash", "message counters for /metrics: published, delivered, acked, nacked, lease_expired, "
+            "dead_lettered, redriven, purged, push_success, push_failure, push_dead_lettered (one HINCRBY per "
+            "counter and call, lua/include/lifecycle.lua)"),
 }
 
 

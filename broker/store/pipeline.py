@@ -24,7 +24,8 @@ from typing import Any
 
 import hiredis
 from redis import exceptions as redis_errors
-from redis._parsers.base import BaseParser
+
+from broker.store.redis_adapter import abandon, parse_error_reply, streams
 
 
 def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
@@ -35,8 +36,7 @@ def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
 
 def reply_error(text: str) -> Exception:
     """An error reply as the generic client would raise it (NOSCRIPT, OOM, READONLY, LOADING... by class)."""
-    error: Exception = BaseParser.parse_error(text)
-    return error
+    return parse_error_reply(text)
 
 
 class ScriptPipe:
@@ -87,8 +87,8 @@ class ScriptPipe:
             connection = self._pool.make_connection()
             await connection.connect()
             self._connection = connection
-            self._writer = connection._writer
-            self._reader_task = asyncio.ensure_future(self._read(connection._reader, connection))
+            reader, self._writer = streams(connection)
+            self._reader_task = asyncio.ensure_future(self._read(reader, connection))
         except BaseException as exc:
             self._fail_outgoing(_as_connection_error(exc))
             if not isinstance(exc, Exception):
@@ -150,9 +150,7 @@ class ScriptPipe:
             if not future.done():
                 future.set_exception(exc)
         if connection is not None:
-            with contextlib.suppress(Exception):
-                connection._writer.close()  # no await: the stream closes with the loop's next turns
-            connection._reader = connection._writer = None
+            abandon(connection)
 
     def _fail_outgoing(self, exc: Exception) -> None:
         futures, self._outgoing, self._outgoing_futures = self._outgoing_futures, [], []

@@ -5,8 +5,9 @@ round trip). Routes and background jobs both call these methods.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -21,10 +22,13 @@ from broker.schemas import (
     QueueStats,
     rfc3339,
 )
+from broker.store.failures import answered
 from broker.store.keys import PROJECTS, ProjectKeys
-from broker.store.scripts import Scripts
+from broker.store.scripts import Script, Scripts
 
 MAINTENANCE_LIMIT = 1000
+QUEUE_PAGE = 500
+METRICS_PAGE = 200
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
@@ -53,10 +57,8 @@ def message_enqueued_ms(message_id: str) -> int:
     return int(message_id[:11], 16)
 
 
-def lease_receipt(message_id: str, lease: int) -> str:
-    """The receipt of lease number ``lease`` of a message, as ack, nack and extend check it (``lease_receipt``
-    in lua/include/message.lua)."""
-    return f"{message_id}.{lease}"
+#: Offered to claim as the queue's receipt key when it has none yet (lease_receipt in lua/include/message.lua).
+_RECEIPT_KEY = secrets.token_hex(16)
 
 
 def _text(value: Any) -> str:
@@ -88,16 +90,41 @@ class OutgoingMessage(msgspec.Struct, frozen=True, gc=False):
     idempotency_key: str | None = None
 
 
+class QueueMetrics(msgspec.Struct, frozen=True, gc=False):
+    """What /metrics reports of one queue: its depth by state, its oldest available message, and its message
+    counters (totals since the queue was created, kept in Redis by the scripts)."""
+
+    project: str
+    queue: str
+    available: int
+    in_flight: int
+    delayed: int
+    dead_letter: int
+    oldest_enqueued_ms: int | None
+    published: int
+    delivered: int
+    acked: int
+    nacked: int
+    lease_expired: int
+    dead_lettered: int
+    redriven: int
+    purged: int
+    push_success: int
+    push_failure: int
+    push_dead_lettered: int
+
+
 class Store:
     """Queue operations of one Redis; ``clock`` returns epoch ms (tests drive it)."""
 
     def __init__(self, redis: Any, scripts: Scripts | None = None, clock: Callable[[], int] = now_ms):
         self.redis = redis
         self.scripts = scripts or Scripts(redis)
+        self.lua = self.scripts.lua
         self.clock = clock
 
-    def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
-        return self.scripts.call(name, keys, args)
+    def _run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        return self.scripts.run(script, keys, args)
 
     async def ping(self) -> bool:
         try:
@@ -110,32 +137,31 @@ class Store:
         pk = ProjectKeys(project)
         qk = pk.queue(req.name)
         fp = fingerprint("queue.create", req) if req.idempotency_key else ""
-        reply = await self._call(
-            "create_queue",
+        # The global registry of projects (what the background jobs sweep) is in another Cluster slot than the
+        # project's keys, so it cannot be written by the same script. It is written first: it then always
+        # covers every project that has queues (a project in it without queues costs one empty lookup).
+        await answered(self.redis.sadd(PROJECTS, project))
+        reply = await self._run(
+            self.lua.create_queue,
             [qk.cfg, pk.queues, pk.idempotency("queue.create", req.idempotency_key)],
             [pk.tag, req.name, self.clock(), fp, req.type, req.dead_letter_queue or "", req.max_retries,
              req.message_retention_days, req.visibility_timeout_default, int(req.enable_priority)],
         )
-        created = bool(reply[0])
-        if created:
-            await self.redis.sadd(PROJECTS, project)
-        return _record(reply[1:]), created
+        return _record(reply[1:]), bool(reply[0])
 
     async def get_queue(self, project: str, name: str) -> QueueRecord:
         qk = ProjectKeys(project).queue(name)
-        try:
-            values = await self.redis.hmget(
-                qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility", "priority", "created_ms"
-            )
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
+        values = await answered(
+            self.redis.hmget(qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility", "priority",
+                             "created_ms")
+        )
         if values[0] is None:
             raise errors.QueueNotFound(f"queue '{name}' does not exist", field="queue")
         return _record([name, *values])
 
     async def list_queues(self, project: str, after: str, limit: int) -> tuple[list[QueueRecord], bool]:
         pk = ProjectKeys(project)
-        reply = await self._call("list_queues", [pk.queues], [pk.tag, after, limit])
+        reply = await self._run(self.lua.list_queues, [pk.queues], [pk.tag, after, limit])
         return [_record(r) for r in reply[1:]], bool(reply[0])
 
     async def update_queue(
@@ -145,21 +171,21 @@ class Store:
         args: list[Any] = [pk.tag, name, fp]
         for field, value in changes.items():
             args += [field, value]
-        reply = await self._call(
-            "update_queue", [pk.queue(name).cfg, pk.idempotency("queue.update", idempotency_key)], args
+        reply = await self._run(
+            self.lua.update_queue, [pk.queue(name).cfg, pk.idempotency("queue.update", idempotency_key)], args
         )
         return _record(reply)
 
     async def delete_queue(self, project: str, name: str) -> bool:
         pk = ProjectKeys(project)
         return bool(
-            await self._call("delete_queue", [pk.queue(name).cfg, pk.queues, pk.subscriptions], [pk.tag, name])
+            await self._run(self.lua.delete_queue, [pk.queue(name).cfg, pk.queues, pk.subscriptions], [pk.tag, name])
         )
 
     async def purge(self, project: str, name: str, idempotency_key: str | None, fp: str) -> int:
         pk = ProjectKeys(project)
-        reply = await self._call(
-            "purge",
+        reply = await self._run(
+            self.lua.purge,
             [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key)],
             [pk.tag, name, self.clock(), fp],
         )
@@ -168,8 +194,8 @@ class Store:
     async def stats(self, project: str, name: str) -> QueueStats:
         pk = ProjectKeys(project)
         now = self.clock()
-        available, in_flight, delayed, dlq, oldest = await self._call(
-            "stats", [pk.queue(name).cfg], [pk.tag, name, now, MAINTENANCE_LIMIT]
+        available, in_flight, delayed, dlq, oldest = await self._run(
+            self.lua.stats, [pk.queue(name).cfg], [pk.tag, name, now, MAINTENANCE_LIMIT]
         )
         return QueueStats(
             queue=name,
@@ -179,6 +205,52 @@ class Store:
             delayed=int(delayed),
             oldest_age_seconds=None if int(oldest) < 0 else max(0, (now - int(oldest)) // 1000),
         )
+
+    # --- maintenance --------------------------------------------------------------------------------
+    async def projects(self) -> list[str]:
+        """Every project that has (or had) queues: the registry the background jobs sweep."""
+        return sorted({_text(p) async for p in self.redis.sscan_iter(PROJECTS, count=1000)})
+
+    async def queue_names(self, project: str) -> AsyncIterator[str]:
+        """The project's queue names, in pages (the index is scored 0, so lexicographic ranges page it)."""
+        key = ProjectKeys(project).queues
+        start = "-"
+        while True:
+            page = [_text(n) for n in await answered(self.redis.zrangebylex(key, start, "+", 0, QUEUE_PAGE))]
+            for name in page:
+                yield name
+            if len(page) < QUEUE_PAGE:
+                return
+            start = "(" + page[-1]
+
+    async def maintain(self, project: str, queue: str, limit: int = MAINTENANCE_LIMIT) -> int:
+        """Bounded maintenance of one queue (maintain.lua): how many messages it moved or deleted."""
+        pk = ProjectKeys(project)
+        return int(await self._run(self.lua.maintain, [pk.queue(queue).cfg], [pk.tag, queue, self.clock(), limit]))
+
+    async def queue_metrics(self, project: str, page: int = METRICS_PAGE) -> list[QueueMetrics]:
+        """Depth, oldest message and counters of every queue of ``project`` (queue_metrics.lua, read-only),
+        ``page`` queues per call."""
+        pk = ProjectKeys(project)
+        found: list[QueueMetrics] = []
+        after = ""
+        now = self.clock()
+        while True:
+            reply = await self._run(self.lua.queue_metrics, [pk.queues], [pk.tag, now, after, page])
+            for row in reply[1:]:
+                available, in_flight, delayed, dead, oldest, *counters = (int(v) for v in row[1:])
+                (published, delivered, acked, nacked, expired, dead_lettered, redriven, purged, push_success,
+                 push_failure, push_dead_lettered) = counters
+                found.append(QueueMetrics(
+                    project=project, queue=_text(row[0]), available=available, in_flight=in_flight,
+                    delayed=delayed, dead_letter=dead, oldest_enqueued_ms=None if oldest < 0 else oldest,
+                    published=published, delivered=delivered, acked=acked, nacked=nacked, lease_expired=expired,
+                    dead_lettered=dead_lettered, redriven=redriven, purged=purged, push_success=push_success,
+                    push_failure=push_failure, push_dead_lettered=push_dead_lettered,
+                ))
+            if not int(reply[0]) or len(reply) == 1:
+                return found
+            after = found[-1].queue
 
     # --- messages ---------------------------------------------------------------------------------
     async def publish(
@@ -220,7 +292,7 @@ class Store:
         for m in messages:
             if m.fingerprint:  # only messages with a fingerprint have a record among the KEYS, in order
                 keys.append(pk.idempotency("queue.publish", m.idempotency_key))
-        reply = await self._call("publish", keys, args)
+        reply = await self._run(self.lua.publish, keys, args)
         return [_text(i) for i in reply]
 
     async def claim(
@@ -228,17 +300,17 @@ class Store:
     ) -> tuple[list[QueueMessage], int]:
         """Lease up to ``max_messages``; also returns when something may next become available (ms, -1)."""
         pk = ProjectKeys(project)
-        reply = await self._call(
-            "claim",
+        reply = await self._run(
+            self.lua.claim,
             [pk.queue(queue).cfg],
             [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
-             MAINTENANCE_LIMIT],
+             MAINTENANCE_LIMIT, _RECEIPT_KEY],
         )
-        # {next_wake_ms, lease_deadline_ms, [id, payload, priority, group, attempts, lease]...}
+        # {next_wake_ms, lease_deadline_ms, [id, payload, priority, group, attempts, receipt]...}
         messages = []
         lease_expires_at = rfc3339(int(reply[1])) if len(reply) > 1 else ""
         for i in range(2, len(reply), 6):
-            mid, payload, priority, group, attempts, lease = reply[i : i + 6]
+            mid, payload, priority, group, attempts, receipt = reply[i : i + 6]
             message_id = _text(mid)
             messages.append(
                 QueueMessage(
@@ -248,7 +320,7 @@ class Store:
                     group_id=_text(group) or None,
                     attempts=int(attempts),
                     enqueued_at=rfc3339(message_enqueued_ms(message_id)),
-                    receipt=lease_receipt(message_id, int(lease)),
+                    receipt=_text(receipt),
                     lease_expires_at=lease_expires_at,
                 )
             )
@@ -269,8 +341,8 @@ class Store:
         args: list[Any] = [pk.tag, queue, self.clock(), fp, field]
         for message_id, receipt in items:
             args += [message_id, receipt or ""]
-        reply = await self._call(
-            "ack", [pk.queue(queue).cfg, pk.idempotency(capability, idempotency_key)], args
+        reply = await self._run(
+            self.lua.ack, [pk.queue(queue).cfg, pk.idempotency(capability, idempotency_key)], args
         )
         return [_text(i) for i in reply]
 
@@ -290,8 +362,8 @@ class Store:
     ) -> bool:
         """End a lease as failed; returns whether the message was requeued (False: dead-lettered)."""
         pk = ProjectKeys(project)
-        reply = await self._call(
-            "nack",
+        reply = await self._run(
+            self.lua.nack,
             [pk.queue(queue).cfg, pk.idempotency("queue.nack", idempotency_key)],
             [pk.tag, queue, self.clock(), fp, message_id, receipt or "", int(requeue), delay_ms, reason, error],
         )
@@ -301,8 +373,8 @@ class Store:
         self, project: str, queue: str, message_id: str, receipt: str | None, visibility_ms: int
     ) -> tuple[str, int]:
         pk = ProjectKeys(project)
-        reply = await self._call(
-            "extend",
+        reply = await self._run(
+            self.lua.extend,
             [pk.queue(queue).cfg],
             [pk.tag, queue, self.clock(), message_id, receipt or "", visibility_ms],
         )
@@ -314,8 +386,8 @@ class Store:
     ) -> tuple[list[DeadLetter], tuple[int, str] | None]:
         pk = ProjectKeys(project)
         score, member = after if after else ("", "")
-        reply = await self._call(
-            "dlq_list", [pk.queue(queue).cfg], [pk.tag, queue, self.clock(), score, member, limit]
+        reply = await self._run(
+            self.lua.dlq_list, [pk.queue(queue).cfg], [pk.tag, queue, self.clock(), score, member, limit]
         )
         more, last_score, last_member = int(reply[0]), reply[1], reply[2]
         items = []
@@ -350,8 +422,8 @@ class Store:
         fp: str,
     ) -> int:
         pk = ProjectKeys(project)
-        reply = await self._call(
-            "redrive",
+        reply = await self._run(
+            self.lua.redrive,
             [pk.queue(queue).cfg, pk.idempotency("queue.dlq.redrive", idempotency_key)],
             [pk.tag, queue, self.clock(), fp, message_id or "", "-inf" if since_ms is None else since_ms,
              "" if max_messages is None else max_messages],

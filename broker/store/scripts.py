@@ -10,8 +10,10 @@ flushed server) loads the script and retries once. Error replies of the form
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.resources
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,8 +25,11 @@ from redis import exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
 
 from broker import errors
+from broker.store.failures import store_failure
 from broker.store.keys import lua_keys_include
 from broker.store.pipeline import ScriptPipe
+
+log = logging.getLogger("broker.store.scripts")
 
 #: The scripts, package data of ``broker.store`` (carried by the wheel).
 LUA_DIR = Path(str(importlib.resources.files("broker.store").joinpath("lua")))
@@ -52,7 +57,7 @@ def _read_include(name: str) -> str:
         return GENERATED_INCLUDES[name]()
     path = LUA_DIR / "include" / f"{name}.lua"
     if not path.exists():
-        raise ScriptError(f"unknown include {name!r}")
+        raise ScriptError(f"unknown include {name!r}: {path} is missing")
     return path.read_text()
 
 
@@ -187,28 +192,54 @@ def load_script(path: Path) -> Script:
     )
 
 
+@dataclass(frozen=True)
+class Library:
+    """Every script of ``lua/``, one field each, named after its file: callers name a script as an attribute
+    (``scripts.lua.publish``), never by a string, and a script without a field (or a field without its file)
+    stops start-up with one line."""
+
+    ack: Script
+    claim: Script
+    create_queue: Script
+    delete_queue: Script
+    dlq_list: Script
+    extend: Script
+    list_queues: Script
+    list_subscriptions: Script
+    maintain: Script
+    nack: Script
+    publish: Script
+    purge: Script
+    queue_metrics: Script
+    push_ack: Script
+    push_fail: Script
+    redrive: Script
+    set_rate_limit: Script
+    stats: Script
+    subscribe: Script
+    take_tokens: Script
+    unsubscribe: Script
+    update_queue: Script
+
+    @classmethod
+    def load(cls, directory: Path = LUA_DIR) -> Library:
+        names = [f.name for f in dataclasses.fields(cls)]
+        present = {p.stem for p in directory.glob("*.lua")}
+        missing = [f"{n}.lua" for n in names if n not in present]
+        if missing:
+            raise ScriptError(f"the installation is incomplete: {', '.join(missing)} missing from {directory}")
+        unknown = sorted(present - set(names))
+        if unknown:
+            raise ScriptError(f"{', '.join(unknown)}: scripts with no field in broker.store.scripts.Library")
+        return cls(**{n: load_script(directory / f"{n}.lua") for n in names})
+
+    def all(self) -> list[Script]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
 def load_all(directory: Path = LUA_DIR) -> dict[str, Script]:
-    return {p.stem: load_script(p) for p in sorted(directory.glob("*.lua"))}
-
-
-def error_from_reply(exc: redis_errors.ResponseError) -> Exception:
-    """Map a script's ``CODE\\tfield\\tmessage`` error reply to a contract error; others pass through."""
-    text = str(exc)
-    code, sep, rest = text.partition("\t")
-    cls = errors.ERRORS_BY_CODE.get(code)
-    if not sep or cls is None:
-        # Redis wraps errors raised inside scripts: "... user_script:12: CODE\tfield\tmsg ...".
-        for candidate, klass in errors.ERRORS_BY_CODE.items():
-            marker = candidate + "\t"
-            if marker in text:
-                code, rest = candidate, text.split(marker, 1)[1]
-                cls = klass
-                break
-        else:
-            return exc
-    field, _, message = rest.partition("\t")
-    message = message.split(" script:", 1)[0].strip()
-    return cls(message or None, field=field or None)
+    """Every script by name (checks and tools); raises ScriptError when one is missing or malformed."""
+    return {script.name: script for script in Library.load(directory).all()}
 
 
 def _pipe_for(redis: Any) -> ScriptPipe | None:
@@ -223,12 +254,13 @@ def _pipe_for(redis: Any) -> ScriptPipe | None:
 
 
 class Scripts:
-    """Calls scripts by SHA on one Redis client: over one pipelined connection (:mod:`broker.store.pipeline`) that
-    carries the calls of all concurrent requests, or, on a Redis Cluster, each call to its own node."""
+    """Calls scripts by SHA on one Redis client: over one pipelined connection (:mod:`broker.store.pipeline`)
+    that carries the calls of all concurrent requests, or, on a Redis Cluster, each call to its own node.
+    Failures become contract errors through :func:`broker.store.failures.store_failure`."""
 
-    def __init__(self, redis: Any, scripts: dict[str, Script] | None = None, *, coalesce: bool = True):
+    def __init__(self, redis: Any, library: Library | None = None, *, coalesce: bool = True):
         self.redis = redis
-        self.scripts = scripts if scripts is not None else load_all()
+        self.lua = library if library is not None else Library.load()
         self.pipe = _pipe_for(redis) if coalesce else None
 
     def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
@@ -244,29 +276,21 @@ class Scripts:
 
     async def load(self) -> None:
         """Load every script (start-up; a later NOSCRIPT reloads on demand)."""
-        for script in self.scripts.values():
+        for script in self.lua.all():
             await self.redis.script_load(script.source)
 
-    async def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        script = self.scripts[name]
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """One call of ``script``: its reply, or the contract error of its failure."""
         if len(keys) != script.num_keys and not (script.variadic and len(keys) >= script.num_keys):
-            raise errors.InternalError(f"script {name} takes {script.num_keys} keys, got {len(keys)}")
+            raise errors.InternalError(f"script {script.name} takes {script.num_keys} keys, got {len(keys)}")
         try:
             try:
                 return await self._evalsha(script, keys, args)
             except redis_errors.NoScriptError:
                 await self.redis.script_load(script.source)
                 return await self._evalsha(script, keys, args)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError) as exc:
-            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
-        except redis_errors.OutOfMemoryError as exc:
-            raise errors.Unavailable(
-                "the message store is out of memory; consume messages or add memory", headers={"Retry-After": "5"}
-            ) from exc
-        except (redis_errors.ReadOnlyError, redis_errors.TryAgainError, redis_errors.ClusterDownError) as exc:
-            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
-        except redis_errors.ResponseError as exc:
-            mapped = error_from_reply(exc)
-            if mapped is exc:
-                raise
+        except (redis_errors.RedisError, OSError) as exc:
+            mapped = store_failure(exc)
+            if isinstance(mapped, errors.InternalError):
+                log.error("script %s failed: %s", script.name, exc)
             raise mapped from None

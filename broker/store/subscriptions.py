@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from redis import exceptions as redis_errors
+from typing import Any, NamedTuple
 
 from broker import errors
 from broker.schemas import PushSubscription, PushSubscriptionInfo, rfc3339
+from broker.store.failures import answered
 from broker.store.keys import PROJECTS, ProjectKeys
 from broker.store.queues import Store
 
@@ -54,6 +53,11 @@ class SubscribeArgs:
     max_concurrency: int
 
 
+class PushAcked(NamedTuple):
+    acked: bool  # the message was deleted (False: the push lease had ended)
+    recorded: bool  # the attempt is in the delivery state (False: the subscription was replaced or removed)
+
+
 class SubscriptionStore:
     """Push subscription operations; ``store`` provides the Redis client, scripts and clock."""
 
@@ -76,8 +80,8 @@ class SubscriptionStore:
         fp: str = "",
     ) -> PushSubscription:
         pk = ProjectKeys(project)
-        reply = await self.scripts.call(
-            "subscribe",
+        reply = await self.scripts.run(
+            self.scripts.lua.subscribe,
             [
                 pk.queue(queue).cfg,
                 pk.idempotency("queue.push_subscribe", idempotency_key),
@@ -92,22 +96,19 @@ class SubscriptionStore:
     async def unsubscribe(self, project: str, queue: str) -> str:
         """Remove the subscription; its id."""
         pk = ProjectKeys(project)
-        reply = await self.scripts.call(
-            "unsubscribe", [pk.queue(queue).cfg, subscriptions_index(project)], [pk.tag, queue]
+        reply = await self.scripts.run(
+            self.scripts.lua.unsubscribe, [pk.queue(queue).cfg, subscriptions_index(project)], [pk.tag, queue]
         )
         return _text(reply)
 
     async def get(self, project: str, queue: str) -> PushSubscriptionInfo:
         """The subscription (without its secret) and its delivery state."""
         qk = ProjectKeys(project).queue(queue)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.exists(qk.cfg)
-                pipe.hgetall(qk.sub)
-                pipe.hgetall(qk.subst)
-                exists, sub_raw, state_raw = await pipe.execute()
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(qk.cfg)
+            pipe.hgetall(qk.sub)
+            pipe.hgetall(qk.subst)
+            exists, sub_raw, state_raw = await answered(pipe.execute())
         if not exists:
             raise errors.QueueNotFound(f"queue '{queue}' does not exist", field="queue")
         sub = {_text(k): _text(v) for k, v in sub_raw.items()}
@@ -136,7 +137,7 @@ class SubscriptionStore:
 
     async def projects(self) -> list[str]:
         """Every project that has queues."""
-        return sorted(_text(p) for p in await self.redis.smembers(PROJECTS))
+        return sorted(_text(p) for p in await answered(self.redis.smembers(PROJECTS)))
 
     async def active(self, projects: Iterable[str]) -> list[ActiveSubscription]:
         """The subscriptions of ``projects`` (disabled ones included, flagged)."""
@@ -144,13 +145,13 @@ class SubscriptionStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for project in names:
                 pipe.scard(subscriptions_index(project))
-            counts = await pipe.execute()
+            counts = await answered(pipe.execute())
         found: list[ActiveSubscription] = []
         for project, count in zip(names, counts, strict=True):
             if not count:
                 continue
-            reply = await self.scripts.call(
-                "list_subscriptions", [subscriptions_index(project)], [ProjectKeys(project).tag]
+            reply = await self.scripts.run(
+                self.scripts.lua.list_subscriptions, [subscriptions_index(project)], [ProjectKeys(project).tag]
             )
             for i in range(0, len(reply), 8):
                 queue, generation, url, secret, visibility, concurrency, disabled, fifo = reply[i : i + 8]
@@ -169,13 +170,16 @@ class SubscriptionStore:
                 )
         return found
 
-    async def record_success(self, sub: ActiveSubscription, status: int) -> bool:
-        """Record a 2xx attempt in the delivery state (the message is acked with Store.ack)."""
+    async def push_ack(self, sub: ActiveSubscription, message_id: str, receipt: str, status: int) -> PushAcked:
+        """Settle a 2xx attempt in one step: record it in the delivery state (when ``sub`` is still the queue's
+        subscription) and delete the message if the push lease is still held (push_ack.lua)."""
         pk = ProjectKeys(sub.project)
-        reply = await self.scripts.call(
-            "subscription_state", [pk.queue(sub.queue).cfg], [pk.tag, sub.queue, self._now(), sub.generation, status]
+        acked, recorded = await self.scripts.run(
+            self.scripts.lua.push_ack,
+            [pk.queue(sub.queue).cfg],
+            [pk.tag, sub.queue, self._now(), message_id, receipt, status, sub.generation],
         )
-        return bool(int(reply))
+        return PushAcked(acked=bool(int(acked)), recorded=bool(int(recorded)))
 
     async def fail(
         self,
@@ -190,8 +194,8 @@ class SubscriptionStore:
         """End a failed attempt: retry after ``delay_ms``, dead-letter (push_failed) when the retries
         are used up, or on 410 Gone disable the subscription. Returns "requeued" or "dead_lettered"."""
         pk = ProjectKeys(sub.project)
-        reply: Sequence[Any] = await self.scripts.call(
-            "push_fail",
+        reply: Sequence[Any] = await self.scripts.run(
+            self.scripts.lua.push_fail,
             [pk.queue(sub.queue).cfg],
             [pk.tag, sub.queue, self._now(), message_id, receipt, delay_ms, status or 0, error, sub.generation,
              "1" if status == 410 else "0"],

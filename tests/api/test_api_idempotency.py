@@ -185,12 +185,20 @@ async def kill_one_more(api: Any) -> None:
 
 
 async def test_keys_are_scoped_to_the_capability(api: Any, make_queue: MakeQueue) -> None:
+    """One key on operations of different kinds: each is performed and answered as itself, not as a replay of
+    another's answer (nor refused as a reuse of the key)."""
     await make_queue("jobs")
     mid = (await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 1, "idempotency_key": "k"}))
     await api.ok("POST", "/v1/queue/consume", {"queue": "jobs"})
-    await api.ok("POST", "/v1/queue/ack", {"queue": "jobs", "message_id": mid["message_id"], "idempotency_key": "k"})
-    await api.ok("POST", "/v1/queue/purge/jobs", {"idempotency_key": "k"})
-    await api.ok("POST", "/v1/queue/create", {"name": "k", "idempotency_key": "k"})
+    acked = await api.ok("POST", "/v1/queue/ack", {"queue": "jobs", "message_id": mid["message_id"],
+                                                   "idempotency_key": "k"})
+    assert acked == {"message_id": mid["message_id"], "acked": True}
+    await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 2})
+    assert (await api.ok("POST", "/v1/queue/purge/jobs", {"idempotency_key": "k"}))["purged"] == 1
+    created = await api.ok("POST", "/v1/queue/create", {"name": "k", "idempotency_key": "k"})
+    assert created["queue"] == "k"
+    stats = await api.ok("GET", "/v1/queue/stats/jobs")
+    assert (stats["available"], stats["in_flight"]) == (0, 0)
 
 
 async def test_keys_are_scoped_to_the_project(two_tenants: tuple[Any, Any]) -> None:

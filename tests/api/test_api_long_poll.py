@@ -9,8 +9,19 @@ from typing import Any
 
 import pytest
 from apikit import assert_error
+from support import eventually
+
+from broker.store.keys import ProjectKeys
 
 WAKE_BOUND = 1.0  # seconds; generous: the wake-up is a pub/sub message, normally milliseconds
+
+
+async def waiting(api: Any, count: int = 1, queue: str = "jobs") -> bool:
+    """``count`` consumes of ``queue`` wait for a notification: registered with the app's notifier, which listens
+    on the project's channel (Redis counts its subscription), so a publish now reaches them."""
+    registered = len(api.ctx.notifier._waiters.get((api.project, queue), ()))
+    [(_channel, listeners)] = await api.ctx.redis.pubsub_numsub(ProjectKeys(api.project).notify)
+    return registered >= count and listeners >= 1
 
 
 @pytest.fixture
@@ -23,7 +34,7 @@ async def live(app_factory: Any, project: str) -> Any:
 
 async def test_wakes_when_a_message_is_published(live: Any) -> None:
     waiter = asyncio.create_task(live.ok("POST", "/v1/queue/consume", {"queue": "jobs", "wait_seconds": 10}))
-    await asyncio.sleep(0.3)  # the consumer is now waiting
+    await eventually(lambda: waiting(live), what="the consume waiting")
     assert not waiter.done()
     published_at = time.monotonic()
     mid = (await live.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 1}))["message_id"]
@@ -71,7 +82,7 @@ async def test_wakes_when_a_lease_ends(live: Any) -> None:
 async def test_one_message_wakes_one_of_many_waiters(live: Any) -> None:
     waiters = [asyncio.create_task(live.ok("POST", "/v1/queue/consume", {"queue": "jobs", "wait_seconds": 1.5}))
                for _ in range(5)]
-    await asyncio.sleep(0.3)
+    await eventually(lambda: waiting(live, 5), what="five consumes waiting")
     await live.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 1})
     replies = await asyncio.gather(*waiters)
     assert sorted(len(r["messages"]) for r in replies) == [0, 0, 0, 0, 1]

@@ -11,11 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from apikit import assert_error
+from support import project_snapshot
 
 from broker.http.app import ROUTES
-from broker.store.keys import project_tag
 
-UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/readyz")}
+UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"), ("GET", "/docs"),
+                   ("GET", "/docs/assets/swagger-ui.css"), ("GET", "/docs/assets/swagger-ui-bundle.js"),
+                   ("GET", "/docs/assets/docs.js"), ("GET", "/metrics")}
 QUEUE = "shared"
 PUSH_URL = "https://93.184.215.14/hook"  # a literal, globally routable address: no DNS lookup needed
 
@@ -155,13 +157,6 @@ async def build_world(api: Any, with_subscription: bool) -> World:
     return World(leased=leased["message_id"], receipt=leased["receipt"], available=ids[2], dead=dead["message_id"])
 
 
-async def snapshot(redis_client: Any, project: str) -> dict[str, Any]:
-    """Every key of a project and its content (DUMP), to prove nothing of it changed."""
-    pattern = project_tag(project).replace("{", "\\{").replace("}", "\\}") + ":*"
-    keys = sorted([k async for k in redis_client.scan_iter(match=pattern, count=1000)])
-    return {k: await redis_client.dump(k) for k in keys}
-
-
 @pytest.fixture
 def route_world(two_tenants: tuple[Any, Any]) -> Callable[[tuple[str, str]], Any]:
     async def build(route: tuple[str, str]) -> World:
@@ -177,14 +172,14 @@ async def test_route_requires_a_valid_key(route: tuple[str, str], two_tenants: t
     a, _ = two_tenants
     sample = SAMPLES[route]
     world = await route_world(route)
-    before = await snapshot(redis_client, a.project)
+    before = await project_snapshot(redis_client, a.project)
     for headers in ({}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Bearer "},
                     {"Authorization": f"Basic {a.key}"}, {"Authorization": a.key},
                     {"Authorization": "Bearer not-a-key"}, {"Authorization": f"Bearer {a.key}x"},
                     {"Authorization": "Bearer " + "k" * 600}):
         response = await send(a, *route, sample, world, headers=headers)
         assert_error(response, 401, "UNAUTHORIZED")
-    assert await snapshot(redis_client, a.project) == before
+    assert await project_snapshot(redis_client, a.project) == before
 
 
 @pytest.mark.parametrize("route", app_routes(), ids=lambda r: f"{r[0]} {r[1]}")
@@ -193,13 +188,13 @@ async def test_route_never_reaches_another_project(route: tuple[str, str], two_t
     a, b = two_tenants
     sample = SAMPLES[route]
     world = await route_world(route)
-    before = await snapshot(redis_client, a.project)
+    before = await project_snapshot(redis_client, a.project)
     sample.without_queue(await send(b, *route, sample, world, headers=b.headers))
-    assert await snapshot(redis_client, a.project) == before
+    assert await project_snapshot(redis_client, a.project) == before
     await b.client.request("DELETE", f"/v1/queue/delete/{QUEUE}", headers=b.headers)
     await b.ok("POST", "/v1/queue/create", {"name": QUEUE})
     sample.with_own_queue(await send(b, *route, sample, world, headers=b.headers))
-    assert await snapshot(redis_client, a.project) == before
+    assert await project_snapshot(redis_client, a.project) == before
     # A's queue is still A's: its record and its counts are untouched.
     assert (await a.ok("GET", f"/v1/queue/get/{QUEUE}"))["max_retries"] == 0
     stats = await a.ok("GET", f"/v1/queue/stats/{QUEUE}")

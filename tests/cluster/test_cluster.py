@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from support import eventually, free_port, project_pattern, redis_ready, stop_process, wait_until
 
 from broker.http.app import create_app
 from broker.settings import Settings
 from broker.store.connection import connect
 from broker.store.durability import check_durability
-from broker.store.keys import project_tag
-from tests.conftest import free_port
+from broker.store.keys import ProjectKeys
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
@@ -51,37 +51,45 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
         )
     try:
         for port in ports:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    redis.Redis(host="127.0.0.1", port=port).ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            wait_until(lambda port=port: redis_ready(port), 10, what=f"cluster node on port {port} starting")
         subprocess.run(
             ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0",
              "--cluster-yes"],
             check=True, stdout=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 15
-        while any(redis.Redis(host="127.0.0.1", port=p).cluster("info")["cluster_state"] != "ok" for p in ports):
-            if time.monotonic() > deadline:
-                raise RuntimeError("cluster did not become ready")
-            time.sleep(0.1)
+        wait_until(lambda: all(_state(p) == "ok" for p in ports), 15, interval=0.1, what="the cluster forming")
         yield ports
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+            stop_process(proc, 10)
+
+
+def _state(port: int) -> str:
+    with redis.Redis(host="127.0.0.1", port=port) as node:
+        return str(node.cluster("info")["cluster_state"])
+
+
+async def spread_projects(client: Any, count: int) -> list[str]:
+    """``count`` new project names, the first ones on different primaries (as many as there are), so that the
+    tests cover every node whatever names uuid4 gives."""
+    await client.initialize()
+    nodes = len(client.get_primaries())
+    projects: list[str] = []
+    used: set[int] = set()
+    while len(projects) < count:
+        project = f"c{len(projects)}-{uuid.uuid4().hex[:8]}"
+        port = client.get_node_from_key(ProjectKeys(project).queues).port
+        if len(used) < min(count, nodes) and port in used:
+            continue  # another node is still missing one
+        used.add(port)
+        projects.append(project)
+    return projects
 
 
 @pytest.fixture
 async def apis(cluster: list[int]) -> AsyncIterator[list[Any]]:
     client = connect(f"redis+cluster://127.0.0.1:{cluster[0]}")
-    projects = [f"c{i}-{uuid.uuid4().hex[:8]}" for i in range(4)]
+    projects = await spread_projects(client, 4)
     keys = tuple((p, f"key-{p}") for p in projects)
     app = create_app(Settings(redis_url="redis+cluster://unused", api_keys=keys, run_workers=False), redis=client)
     async with app.router.lifespan_context(app) as state:
@@ -123,10 +131,10 @@ async def test_lifecycle_on_every_node(apis: list[Any], cluster: list[int]) -> N
         again = await _ok(http, headers, "POST", "/v1/queue/consume", {"queue": "jobs"})
         assert again["messages"][0]["message_id"] == first["message_id"]
 
-    # Every key of a project sits in one slot; the projects are spread over more than one node.
+    # Every key of a project sits in one slot; the projects (spread_projects) are on every node.
     nodes_used = set()
     for _http, _headers, project in apis:
-        pattern = project_tag(project).replace("{", "\\{").replace("}", "\\}") + ":*"
+        pattern = project_pattern(project)
         slots = set()
         for port in cluster:
             node = redis.Redis(host="127.0.0.1", port=port)
@@ -135,15 +143,26 @@ async def test_lifecycle_on_every_node(apis: list[Any], cluster: list[int]) -> N
                 nodes_used.add(port)
             slots |= {node.execute_command("CLUSTER KEYSLOT", k) for k in keys}
         assert len(slots) == 1, (project, slots)
-    assert len(nodes_used) > 1
+    assert nodes_used == set(cluster)
 
 
-async def test_long_poll_wakes_on_cluster(apis: list[Any]) -> None:
-    http, headers, _ = apis[0]
+def _listeners(ports: list[int], channel: str) -> int:
+    """Subscribers of ``channel`` on every node (each node counts the clients connected to it)."""
+    total = 0
+    for port in ports:
+        with redis.Redis(host="127.0.0.1", port=port) as node:
+            [(_channel, count)] = node.pubsub_numsub(channel)
+            total += int(count)
+    return total
+
+
+async def test_long_poll_wakes_on_cluster(apis: list[Any], cluster: list[int]) -> None:
+    http, headers, project = apis[0]
     await _ok(http, headers, "POST", "/v1/queue/create", {"name": "waiting"})
 
     async def publish_later() -> float:
-        await asyncio.sleep(0.3)
+        # Once the waiting consume has subscribed (before that, the publish could not be what wakes it).
+        await eventually(lambda: _listeners(cluster, ProjectKeys(project).notify), 5, what="the consume waiting")
         await _ok(http, headers, "POST", "/v1/queue/publish", {"queue": "waiting", "payload": 1})
         return time.monotonic()
 

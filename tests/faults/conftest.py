@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultkit import Fleet, pids_alive
+from support.fleet import Fleet, pids_alive
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/queue/dlq/redrive/{queue}"): {},
     ("POST", "/v1/queue/purge/{queue}"): {},
 }
-UNAUTHENTICATED = {"/healthz", "/readyz"}
+UNAUTHENTICATED = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/swagger-ui.css",
+                   "/docs/assets/swagger-ui-bundle.js", "/docs/assets/docs.js", "/metrics"}
 
 
 def _fill(value: Any, queue: str) -> Any:

@@ -35,8 +35,8 @@ import redis
 from broker.embedded.supervisor import owner_url
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "ops"))
-from opskit import broker_command, clean_env, free_port  # noqa: E402
+sys.path.insert(0, str(HERE.parent))  # tests/, for the helpers the test folders share (run as a script)
+from support import broker_command, clean_env, free_port, wait_until_serving  # noqa: E402
 
 
 def rss_mib(pid: int | None) -> float:
@@ -101,16 +101,11 @@ class Soak:
                 broker_command("serve", "--port", str(self.port), "--data-dir", str(self.data_dir)),
                 env=env, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"broker serve exited: {(self.workdir / 'serve.err').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        try:
+            wait_until_serving(self.proc, f"http://127.0.0.1:{self.port}", 60,
+                               lambda: (self.workdir / "serve.err").read_text()[-2000:], path="/readyz")
+        except AssertionError as exc:
+            raise SystemExit(f"broker serve did not start: {exc}") from None
         url = owner_url(self.data_dir)
         self.redis = redis.Redis.from_url(url or "", socket_timeout=5)
 

@@ -15,6 +15,7 @@ publishers stop, the queue is drained, and the checker runs over the whole histo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from faultkit import ApiServer, Fleet, RedisNode
 from loadgen import Delivery, History, Verdict, Workload, check
+from support import eventually
+from support.fleet import ApiServer, Fleet, RedisNode
 
 KINDS = ("redis_kill", "api_kill", "consumer_kill", "redis_stop", "redis_restart_longpoll")
 HERE = Path(__file__).resolve().parent
@@ -145,15 +147,16 @@ class Run:
         """Seconds until /readyz answers 200."""
         started = time.monotonic()
         async with httpx.AsyncClient(base_url=self.server.url, timeout=5) as http:
-            while time.monotonic() - started < timeout:
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        return time.monotonic() - started
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
-        self.problems.append(f"not ready {timeout} s after a fault")
-        return timeout
+
+            async def ready() -> bool:
+                return (await http.get("/readyz")).status_code == 200
+
+            try:
+                await eventually(ready, timeout, interval=0.05, ignoring=(httpx.HTTPError,))
+            except AssertionError:
+                self.problems.append(f"not ready {timeout} s after a fault")
+                return timeout
+        return time.monotonic() - started
 
     # --- faults -----------------------------------------------------------------------------------
     async def redis_kill(self) -> tuple[float, str]:
@@ -177,8 +180,8 @@ class Run:
         began = time.monotonic()
         proc = self.fleet.spawn(sys.executable, str(HERE / "victim.py"), self.server.url, self.key, "work", str(out),
                                 str(self.config.visibility), log=self.fleet.workdir / f"victim-{self.victims}.log")
-        while not out.read_text().strip() and time.monotonic() - began < 30 and proc.poll() is None:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(AssertionError):  # leasing nothing is recorded as a problem below
+            await eventually(lambda: out.read_text().strip() or proc.poll() is not None, 30, interval=0.05)
         proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(proc.wait, 10)
         lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]

@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from faultkit import Fleet, free_port
+from support import eventually, free_port
+from support.fleet import Fleet
 
 from broker.store.connection import connect
 from broker.store.keys import ProjectKeys
@@ -47,11 +48,22 @@ async def test_a_wait_on_a_frozen_store_ends_on_time(fleet: Fleet) -> None:
         await client.aclose()
 
 
-async def assert_publish_wakes(notifier: Notifier, publisher: Any, wait: float, settle: float, why: str) -> None:
-    """A waiter of queue "q" of project "p" (waiting up to ``wait`` s) wakes soon after a publish on its channel
-    (sent once it has had ``settle`` s to subscribe), well before its own timeout."""
+#: The notifier's safety poll in these tests: shorter than the default, so that a wait can outlast it quickly.
+SAFETY_POLL_S = 1.0
+
+
+async def listening(publisher: Any) -> bool:
+    """The store counts a subscriber on project "p"'s channel: what is published there now reaches the notifier."""
+    [(_channel, count)] = await publisher.pubsub_numsub(ProjectKeys("p").notify)
+    return bool(count)
+
+
+async def assert_publish_wakes(notifier: Notifier, publisher: Any, wait: float, why: str) -> None:
+    """A waiter of queue "q" of project "p" (waiting up to ``wait`` s) wakes soon after a publish on its channel,
+    well before its own timeout and the safety poll."""
     waiter = asyncio.create_task(notifier.wait("p", "q", wait))
-    await asyncio.sleep(settle)
+    await asyncio.sleep(0)  # the waiter registers itself before it first awaits anything
+    await eventually(lambda: listening(publisher), 5, what="the notifier subscribing")
     await publisher.publish(ProjectKeys("p").notify, "q")
     started = time.monotonic()
     await waiter
@@ -62,13 +74,14 @@ async def test_waiters_wake_when_the_store_comes_back_and_hear_publishes_again(f
     node = fleet.redis(name="store")
     client = connect(node.url)
     publisher = aioredis.Redis(port=node.port)
-    notifier = Notifier(client)
+    notifier = Notifier(client, safety_poll_seconds=SAFETY_POLL_S)
     try:
-        await assert_publish_wakes(notifier, publisher, 1.0, 0.2, "a publish did not wake the waiter")
+        await assert_publish_wakes(notifier, publisher, 1.0, "a publish did not wake the waiter")
 
         await asyncio.to_thread(node.kill, signal.SIGKILL)
         long_wait = asyncio.create_task(notifier.wait("p", "q", 15.0))
-        await asyncio.sleep(1.0)
+        await eventually(lambda: not notifier.connected, 5, what="the notifier noticing the store is away")
+        await asyncio.sleep(SAFETY_POLL_S + 0.5)  # longer than the safety poll: it must not wake the waiter now
         assert not notifier.connected and not long_wait.done()  # no safety-poll wake-up while the store is away
         await asyncio.to_thread(node.start)
         back = time.monotonic()
@@ -76,7 +89,7 @@ async def test_waiters_wake_when_the_store_comes_back_and_hear_publishes_again(f
         assert time.monotonic() - back < 4, "the waiter did not wake when the store came back"
         assert notifier.connected
 
-        await assert_publish_wakes(notifier, publisher, 5.0, 0.3, "publishes are not heard after the restart")
+        await assert_publish_wakes(notifier, publisher, 5.0, "publishes are not heard after the restart")
     finally:
         await notifier.close()
         await client.aclose()

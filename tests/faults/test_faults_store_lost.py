@@ -12,29 +12,18 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from faultkit import ApiServer, Fleet, RedisNode, clean_env
 from loadgen import shape_problem
-from redis import exceptions as redis_errors
-from starlette.applications import Starlette
-from starlette.routing import Route
+from support import clean_env, eventually, wait_until
+from support.fleet import ApiServer, Fleet, RedisNode
 
 from broker import errors
 from broker.store.connection import connect
-from broker.store.instance import (
-    LOST_MESSAGE,
-    ORIGIN_ACCEPTED,
-    InstanceGuard,
-    Marker,
-    StoreLostError,
-    accept_reset,
-    read_marker,
-    store_error,
-)
+from broker.store.failures import StoreLostError
+from broker.store.instance import ORIGIN_ACCEPTED, InstanceGuard, Marker, accept_reset, read_marker
 from broker.store.keys import INSTANCE
 
 
@@ -51,15 +40,6 @@ def served(fleet: Fleet) -> Iterator[tuple[RedisNode, ApiServer, httpx.Client]]:
 def store_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "broker.cli.store", "store", *args, "--redis-url", url],
                           env=clean_env(), capture_output=True, text=True, timeout=60)
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def is_lost(response: httpx.Response) -> bool:
@@ -81,8 +61,7 @@ def test_a_store_that_came_back_empty_is_refused_until_an_operator_accepts_it(
         assert http.post("/v1/queue/publish", json={"queue": "work", "payload": n}).status_code == 200
 
     lose_the_data(node)
-    detected = wait_for(lambda: is_lost(http.get("/readyz")), 5, "/readyz reporting the loss")
-    assert detected < 3.5, detected
+    wait_until(lambda: is_lost(http.get("/readyz")), 3.5, what="/readyz reporting the loss")
     for method, path, body in [("POST", "/v1/queue/publish", {"queue": "work", "payload": 1}),
                                ("POST", "/v1/queue/consume", {"queue": "work"}),
                                ("POST", "/v1/queue/create", {"name": "work"}),
@@ -101,8 +80,7 @@ def test_a_store_that_came_back_empty_is_refused_until_an_operator_accepts_it(
     accepted = store_cli(node.url, "accept-reset")
     assert accepted.returncode == 0, accepted.stderr
     assert "store identity was none" in accepted.stderr
-    resumed = wait_for(lambda: http.get("/readyz").status_code == 200, 5, "serving after accept-reset")
-    assert resumed < 3
+    wait_until(lambda: http.get("/readyz").status_code == 200, 3, what="serving after accept-reset")
     missing = http.post("/v1/queue/publish", json={"queue": "work", "payload": 1})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "QUEUE_NOT_FOUND"
     assert http.post("/v1/queue/create", json={"name": "work"}).status_code == 200
@@ -121,16 +99,16 @@ def test_data_that_comes_back_is_served_again_without_acknowledgement(
     backup = node.directory.parent / "backup"
     shutil.copytree(node.directory / "appendonlydir", backup)
     node.start()
-    wait_for(lambda: http.get("/readyz").status_code == 200, 5, "ready after a clean restart")
+    wait_until(lambda: http.get("/readyz").status_code == 200, 5, what="ready after a clean restart")
 
     lose_the_data(node)
-    wait_for(lambda: is_lost(http.get("/readyz")), 5, "the loss detected")
+    wait_until(lambda: is_lost(http.get("/readyz")), 5, what="the loss detected")
 
     node.kill(signal.SIGKILL)
     node.wipe()
     shutil.copytree(backup, node.directory / "appendonlydir")
     node.start()
-    wait_for(lambda: http.get("/readyz").status_code == 200, 5, "ready once the data is back")
+    wait_until(lambda: http.get("/readyz").status_code == 200, 5, what="ready once the data is back")
     consumed = http.post("/v1/queue/consume", json={"queue": "work"}).json()["messages"]
     assert [m["message_id"] for m in consumed] == [kept]
 
@@ -141,7 +119,7 @@ def test_restarting_the_api_process_accepts_the_store_as_it_is(
     node, server, http = served
     assert http.post("/v1/queue/create", json={"name": "work"}).status_code == 200
     lose_the_data(node)
-    wait_for(lambda: is_lost(http.get("/readyz")), 5, "the loss detected")
+    wait_until(lambda: is_lost(http.get("/readyz")), 5, what="the loss detected")
     assert server.stop() == 0
     server.start()
     assert http.get("/readyz").status_code == 200
@@ -199,57 +177,19 @@ async def test_the_gate_closes_after_failed_checks_and_opens_when_the_store_answ
         await guard.start()
         guard.admit()
         await asyncio.to_thread(node.kill, signal.SIGKILL)
-        for _ in range(100):
+
+        def closed() -> str | None:
             try:
                 guard.admit()
             except errors.Unavailable as exc:
-                assert "does not answer" in exc.message
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the gate never closed")
+                return exc.message
+            return None
+
+        assert "does not answer" in await eventually(closed, 5, what="the gate closing")
         await asyncio.to_thread(node.start)
-        for _ in range(100):
-            if guard.failures == 0:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: guard.failures == 0, 5, what="a check passing again")
         guard.admit()
         assert await client.ping()
     finally:
         await guard.stop()
         await client.aclose()
-
-
-@pytest.mark.parametrize(
-    ("exc", "message"),
-    [
-        (redis_errors.ConnectionError("refused"), "unavailable"),
-        (redis_errors.TimeoutError("slow"), "unavailable"),
-        (redis_errors.BusyLoadingError("LOADING"), "unavailable"),
-        (redis_errors.OutOfMemoryError("OOM"), "out of memory"),
-        (redis_errors.ResponseError("MISCONF cannot persist"), "unavailable"),
-        (StoreLostError(LOST_MESSAGE), "lost its data"),
-    ],
-)
-async def test_store_errors_that_escape_a_route_are_503(exc: Exception, message: str) -> None:
-    async def boom(request: Any) -> Any:
-        raise exc
-
-    app = Starlette(routes=[Route("/", boom)], exception_handlers={redis_errors.RedisError: store_error})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-        response = await http.get("/")
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "UNAVAILABLE"
-    assert message in response.json()["error"]["message"].lower()
-    assert response.headers["retry-after"]
-
-
-async def test_other_redis_errors_stay_500() -> None:
-    async def boom(request: Any) -> Any:
-        raise redis_errors.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
-
-    app = Starlette(routes=[Route("/", boom)], exception_handlers={redis_errors.RedisError: store_error})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-        response = await http.get("/")
-    assert response.status_code == 500 and response.json()["error"]["code"] == "INTERNAL"
-    assert "WRONGTYPE" not in response.text

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from faultkit import FULL, Fleet
+from faultkit import FULL
 from suite import SuiteConfig, run_suite
+from support.fleet import Fleet
 
 REDUCED = SuiteConfig(min_cycles=5, min_ops=0, calm_seconds=2.0)
 FULL_SIZE = SuiteConfig(min_cycles=int(os.environ.get("BROKER_FAULTS_CYCLES", "25")),

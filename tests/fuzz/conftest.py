@@ -3,7 +3,6 @@ queues and messages in every state, driven through a raw ASGI driver (fuzzkit.ca
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -11,11 +10,10 @@ from typing import Any
 
 import pytest
 from fuzzkit import Answer, call
+from support import REDIS_URL
 
 from broker.http.app import create_app
 from broker.settings import Settings
-
-REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @dataclass

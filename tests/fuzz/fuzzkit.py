@@ -1,6 +1,6 @@
 """Helpers of the fuzz tests: a raw ASGI driver (every byte of the request under the test's control:
-invalid UTF-8, lying Content-Length, chunked bodies), the checks every answer must pass, and a snapshot of
-everything a project owns in Redis (to prove that a refused request changed nothing)."""
+invalid UTF-8, lying Content-Length, chunked bodies) and the checks every answer must pass. (The snapshot of
+what a project owns in Redis, to prove that a refused request changed nothing, is ``support.project_snapshot``.)"""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-
-from broker.store.keys import PROJECTS, RATE_LIMITS, project_tag
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -106,16 +104,3 @@ def contract_problems(answer: Answer) -> list[str]:
         if answer.status == 429 and "retry-after" not in answer.headers:
             problems.append("429 without Retry-After")
     return problems
-
-
-async def snapshot(redis: Any, project: str) -> dict[str, Any]:
-    """Every key of ``project`` with its full content and whether it expires, plus the project's membership of
-    the shared sets a request could write (projects with queues, projects with rate limits)."""
-    pattern = project_tag(project).replace("{", "\\{").replace("}", "\\}") + ":*"
-    keys = sorted([k async for k in redis.scan_iter(match=pattern, count=1000)])
-    content: dict[str, Any] = {}
-    for key in keys:
-        content[key.decode()] = (await redis.dump(key), await redis.pttl(key) > 0)
-    content["<project listed>"] = await redis.sismember(PROJECTS, project)
-    content["<project limited>"] = await redis.sismember(RATE_LIMITS, project)
-    return content

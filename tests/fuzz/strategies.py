@@ -141,16 +141,17 @@ Request = tuple[str, bytes, bytes, list[Any], bytes | dict[str, Any]]
 
 
 @st.composite
-def requests(draw: st.DrawFn) -> Request:
-    """(method, raw path, query string, headers, body)."""
-    if draw(st.integers(0, 9)) == 0:
+def requests(draw: st.DrawFn, route: tuple[str, str] | None = None) -> Request:
+    """(method, raw path, query string, headers, body): to ``route`` (a (method, path template) of TEMPLATES) when
+    it is given, else to any route of TEMPLATES, or (one in ten) to a path or method that is none."""
+    if route is None and draw(st.integers(0, 9)) == 0:
         method = draw(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO"]))
         raw_path = draw(st.sampled_from([b"/", b"/v1", b"/v1/queue", b"/v1/queue/", b"/v1/queue/get/",
                                          b"/v1/queue/get/q1/extra", b"/v1/queue/%ff", b"/v1/queue/get/%00",
                                          b"/v1/queue/publish/", b"//v1/queue/list", b"/v1/queue/../queue/list"]))
         template = ""
     else:
-        method, template = draw(st.sampled_from(TEMPLATES))
+        method, template = route or draw(st.sampled_from(TEMPLATES))
         raw_path = template.encode()
         if b"{queue}" in raw_path:
             name = draw(st.one_of(queue_names.map(lambda n: quote(n, safe="", errors="surrogatepass").encode()),

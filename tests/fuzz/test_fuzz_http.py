@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import tracemalloc
 import uuid
 from collections.abc import Iterator
@@ -14,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzkit import Answer, call, contract_problems, snapshot
+from fuzzkit import Answer, call, contract_problems
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import TEMPLATES, bodies, resolve
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "faults"))
-from faultkit import ApiServer, Fleet
+from support import project_snapshot
+from support.fleet import ApiServer, Fleet
 
 MiB = 1024 * 1024
 
@@ -57,12 +55,12 @@ def _stream(total: int, piece: int = 64 * 1024) -> Iterator[bytes]:
 
 @pytest.mark.parametrize("declared", [None, 50 * MiB, 10])
 async def test_a_50_mib_body_is_refused_while_reading_with_bounded_memory(world: Any, declared: int | None) -> None:
-    before = await snapshot(world.redis, world.project)
+    before = await project_snapshot(world.redis, world.project)
     answer, peak = await _peak(_post(world, "/v1/queue/publish_batch", _stream(50 * MiB), declared))
     assert answer.status == 413 and not contract_problems(answer), answer.body
     assert answer.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB while refusing a 50 MiB body"
-    assert await snapshot(world.redis, world.project) == before
+    assert await project_snapshot(world.redis, world.project) == before
 
 
 async def test_a_huge_declared_length_is_refused_before_reading(world: Any) -> None:

@@ -11,19 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from redis import exceptions as redis_errors
 from scriptkit import MakeQueue, message
 
 from broker import errors
 from broker.store.keys import ProjectKeys, project_tag
-from broker.store.scripts import Scripts, load_all
+from broker.store.scripts import Library, Scripts, load_all
 
 NOT_A_NUMBER = ["abc", "1.5", "nan", "inf", "-inf", "1e400", "0x", "9007199254740993000"]
 NOT_NOW = [*NOT_A_NUMBER, ""]
 NEGATIVE = ["-1"]
 
 # Scripts of other features (push delivery, rate limits), tested with them; every other script needs a row.
-OTHER_FEATURES = {"maintain", "subscribe", "unsubscribe", "list_subscriptions", "subscription_state", "push_fail",
+OTHER_FEATURES = {"maintain", "subscribe", "unsubscribe", "list_subscriptions", "push_ack", "push_fail",
                   "set_rate_limit", "take_tokens"}
 
 
@@ -49,7 +48,7 @@ Call = Callable[[World], tuple[list[str], list[Any]]]
 VALID: dict[str, Call] = {
     "publish": lambda w: ([w.cfg(), w.pk.seq, w.tag],
                           [w.tag, "jobs", w.now, "", "messages", 1, "dp", b'{"a":1}', 1000, 3]),
-    "claim": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, 10, "", 1000]),
+    "claim": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, 10, "", 1000, "0" * 32]),
     "ack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", "message_id", w.leased, ""]),
     "nack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", w.leased, "", "1", 0, "nack", ""]),
     "extend": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, w.leased, "", 1000]),
@@ -61,6 +60,7 @@ VALID: dict[str, Call] = {
                                [w.tag, "new", w.now, "", "standard", "", 5, 4, 30, 0]),
     "update_queue": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", "", "max_retries", 3, "visibility", 10]),
     "list_queues": lambda w: ([w.pk.queues], [w.tag, "", 10]),
+    "queue_metrics": lambda w: ([w.pk.queues], [w.tag, w.now, "", 10]),
     "delete_queue": lambda w: ([w.cfg("new"), w.pk.queues, w.pk.subscriptions], [w.tag, "new"]),
 }
 
@@ -99,7 +99,15 @@ TABLE: list[tuple[str, int, list[str]]] = [
     ("update_queue", 5, [*NOT_NOW, *NEGATIVE]),
     ("update_queue", 7, [*NOT_NOW, *NEGATIVE]),
     ("list_queues", 3, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("queue_metrics", 2, NOT_NOW),
+    ("queue_metrics", 4, [*NOT_NOW, *NEGATIVE, "0"]),
 ]
+
+#: The bad values that are a client's mistake the API also refuses (400); every other one is a caller's bug (500).
+CLIENT_MISTAKES: dict[tuple[str, int, str], type[errors.BrokerError]] = {
+    ("publish", 9, "345600000"): errors.ValidationError,
+    ("create_queue", 6, "new"): errors.ValidationError,
+}
 
 
 @pytest.fixture
@@ -146,7 +154,7 @@ def test_the_table_covers_every_lifecycle_script() -> None:
 @pytest.mark.parametrize("script", sorted(VALID))
 async def test_the_valid_call_succeeds(script: str, world: World, store: Any) -> None:
     keys, args = VALID[script](world)
-    await store.scripts.call(script, keys, args)
+    await store.scripts.run(getattr(store.lua, script), keys, args)
 
 
 @pytest.mark.parametrize(("script", "index", "bad_values"), TABLE, ids=[f"{s}-ARGV{i}" for s, i, _ in TABLE])
@@ -158,41 +166,43 @@ async def test_bad_argument_is_an_error_and_changes_nothing(
     for bad in bad_values:
         args = list(valid)
         args[index - 1] = bad
-        with pytest.raises((errors.BrokerError, redis_errors.ResponseError)):
-            await store.scripts.call(script, keys, args)
+        expected = CLIENT_MISTAKES.get((script, index, bad), errors.InternalError)
+        with pytest.raises(errors.BrokerError) as raised:  # never a raw Redis error
+            await store.scripts.run(getattr(store.lua, script), keys, args)
+        assert type(raised.value) is expected, (script, index, bad, raised.value)
         assert await snapshot(redis_client, project) == before, f"{script} ARGV[{index}]={bad!r} changed the store"
 
 
-@pytest.mark.parametrize("script", sorted(set(VALID) - {"list_queues"}))
+@pytest.mark.parametrize("script", sorted(set(VALID) - {"list_queues", "queue_metrics"}))
 async def test_keys_must_match_the_named_queue(script: str, world: World, store: Any, redis_client: Any,
                                                 project: str) -> None:
     before = await snapshot(redis_client, project)
     keys, args = VALID[script](world)
     args[1] = "f"  # KEYS[1] names another queue
     with pytest.raises(errors.InternalError):
-        await store.scripts.call(script, keys, args)
+        await store.scripts.run(getattr(store.lua, script), keys, args)
     assert await snapshot(redis_client, project) == before
 
 
 async def test_wrong_number_of_keys_is_refused_before_the_call(world: World, store: Any) -> None:
     keys, args = VALID["stats"](world)
     with pytest.raises(errors.InternalError):
-        await store.scripts.call("stats", [*keys, world.tag], args)
+        await store.scripts.run(store.lua.stats, [*keys, world.tag], args)
 
 
 async def test_noscript_reloads_and_retries(redis_client: Any, store: Any, world: World) -> None:
     # A variant of the stats script that no other client of this shared server loads.
-    stats = load_all()["stats"]
-    source = f"{stats.source}\n-- {uuid.uuid4().hex}\n"
-    variant = dataclasses.replace(stats, source=source, sha=hashlib.sha1(source.encode()).hexdigest())
-    scripts = Scripts(redis_client, {"stats": variant})
+    library = Library.load()
+    source = f"{library.stats.source}\n-- {uuid.uuid4().hex}\n"
+    variant = dataclasses.replace(library.stats, source=source, sha=hashlib.sha1(source.encode()).hexdigest())
+    scripts = Scripts(redis_client, dataclasses.replace(library, stats=variant))
     keys, args = VALID["stats"](world)
-    first = await scripts.call("stats", keys, args)  # never loaded: NOSCRIPT, load, retry
+    first = await scripts.run(variant, keys, args)  # never loaded: NOSCRIPT, load, retry
     assert [int(v) for v in first[:4]] == [2, 1, 1, 1]  # available, in flight, delayed, dlq
     assert await redis_client.script_exists(variant.sha) == [True]
     await redis_client.script_flush()
     assert await redis_client.script_exists(variant.sha) == [False]
-    assert await scripts.call("stats", keys, args) == first
+    assert await scripts.run(variant, keys, args) == first
     assert await redis_client.script_exists(variant.sha) == [True]
     await scripts.close()
     # The store's own scripts come back the same way.

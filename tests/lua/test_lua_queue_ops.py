@@ -6,17 +6,16 @@ from typing import Any
 
 import pytest
 from scriptkit import MakeQueue, Queue, message
+from support import project_keys
 
 from broker import errors
 from broker.schemas import CreateQueueRequest
-from broker.store.keys import project_tag
 
 DAY = 86400
 
 
 async def queue_keys_in_redis(redis_client: Any, q: Queue) -> list[str]:
-    pattern = f"{project_tag(q.project)}:q:{q.name}:*".replace("{", "\\{").replace("}", "\\}")
-    return [k.decode() async for k in redis_client.scan_iter(match=pattern, count=1000)]
+    return await project_keys(redis_client, q.project, f"q:{q.name}:*")
 
 
 # --- create / update / list -----------------------------------------------------------------------

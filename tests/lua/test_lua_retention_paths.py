@@ -2,37 +2,29 @@
 capping delays and leases, messages held apart from their band's retention order."""
 from __future__ import annotations
 
-import uuid
+from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
+from support import Clock
 
 from broker import errors
 from broker.schemas import CreateQueueRequest
-from broker.store.keys import ProjectKeys, project_tag
+from broker.store.keys import ProjectKeys
 from broker.store.queues import OutgoingMessage, Store
-from tests.conftest import REDIS_URL
 
 DAY = 86_400_000
 
 
-class Clock:
-    def __init__(self): self.ms = 1_800_000_000_000
-    def __call__(self): return self.ms
+@pytest.fixture
+def clock() -> Clock:
+    """A fixed start, so every date in these tests is the same on every run."""
+    return Clock(1_800_000_000_000)
 
 
 @pytest.fixture
-async def env():
-    r = aioredis.Redis.from_url(REDIS_URL)
-    clock = Clock()
-    store = Store(r, clock=clock)
-    project = "scr-" + uuid.uuid4().hex[:10]
-    yield store, clock, project, r
-    pattern = project_tag(project).replace("{", "\\{").replace("}", "\\}") + ":*"
-    async for k in r.scan_iter(match=pattern):
-        await r.unlink(k)
-    await r.srem("v1:projects", project)
-    await r.aclose()
+def env(store: Store, clock: Clock, project: str, redis_client: Any) -> tuple[Store, Clock, str, Any]:
+    """(The store, its clock, the test's project and the test Redis come from the suite's root conftest.)"""
+    return store, clock, project, redis_client
 
 
 async def pub(store, project, q, n=1, **kw):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -27,19 +26,19 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from support import REDIS_URL, delete_project
 
 from broker import errors
 from broker.schemas import CreateQueueRequest
-from broker.store.keys import ProjectKeys, project_tag
+from broker.store.keys import ProjectKeys
 from broker.store.queues import OutgoingMessage, Store, fifo_line_message_id
-from broker.store.scripts import Scripts, load_all
+from broker.store.scripts import Library, Scripts
 
-REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DAY_MS = 86_400_000
 MAX_RETRIES = 1
 VISIBILITY_MS = 10_000
 QUEUE = "jobs"
-SCRIPTS = load_all()  # read once for every example
+SCRIPTS = Library.load()  # read once for every example
 T = TypeVar("T")
 
 SETTINGS = settings(
@@ -72,7 +71,8 @@ class Message:
     state: str = "waiting"  # waiting | inflight | dead | gone
     due: int = 0
     deadline: int = 0
-    attempts: int = 0
+    attempts: int = 0  # deliveries in the current retry budget
+    deliveries: int = 0  # deliveries ever (a dead letter's attempts)
     dead_at: int = 0
     receipts: list[str] = field(default_factory=list)
     ret: int = DAY_MS
@@ -170,10 +170,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         async def cleanup() -> None:
-            pattern = project_tag(self.project).replace("{", "\\{").replace("}", "\\}") + ":*"
-            async for key in self.redis.scan_iter(match=pattern, count=1000):
-                await self.redis.unlink(key)
-            await self.redis.srem("v1:projects", self.project)
+            await delete_project(self.redis, self.project)
             await self.store.scripts.close()
             await self.redis.aclose()
 
@@ -248,6 +245,7 @@ class QueueMachine(RuleBasedStateMachine):
         deadline = self.now + (VISIBILITY_MS if visibility_ms is None else visibility_ms)
         for got, m in zip(messages, expected, strict=True):
             m.attempts += 1
+            m.deliveries += 1
             m.state, m.deadline = "inflight", deadline
             m.receipts.append(got.receipt)
             assert (got.attempts, got.priority, got.group_id or "") == (m.attempts, m.priority, m.group)
@@ -370,7 +368,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert stats.oldest_age_seconds == (None if oldest is None else (self.now - oldest) // 1000)
         items, _ = self.run(self.store.dlq_list(self.project, QUEUE, None, 1000))
         assert [d.message_id for d in items] == [m.id for m in model.dead_letters()]
-        assert [d.attempts for d in items] == [m.attempts for m in model.dead_letters()]
+        assert [d.attempts for d in items] == [m.deliveries for m in model.dead_letters()]
         self.run(self.check_structures())
 
     async def check_structures(self) -> None:

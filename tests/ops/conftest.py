@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opskit import Processes, clean_env
+from opskit import Processes
+from support import clean_env
 
 
 @pytest.fixture

@@ -3,61 +3,20 @@ on temporary directories and free ports, and stop whatever was started."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
+from support import alive, broker_command, clean_env, free_port, redis_ready, stop_process, wait_until
+from support.processes import BROKER_BIN, wait_until_serving
 
-#: The console script installed next to the interpreter running the tests.
-BROKER_BIN = Path(sys.executable).parent / "broker"
+# The process helpers shared with other folders live in tests/support; re-exported for ``from opskit import``.
+__all__ = ["BROKER_BIN", "KEY_LINE", "Processes", "Server", "alive", "broker_command", "clean_env", "free_port",
+           "wait_until"]
+
 KEY_LINE = re.compile(r'Created API key for project "default" \(shown once\): (bk_[A-Za-z0-9_-]+)')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def broker_command(*args: str) -> list[str]:
-    if BROKER_BIN.exists():
-        return [str(BROKER_BIN), *args]
-    return [sys.executable, "-m", "broker.cli.main", *args]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without any BROKER_* variable, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
-    env.update(extra)
-    return env
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 @dataclass
@@ -123,17 +82,8 @@ class Processes:
             )
         self.started.append(proc)
         server = Server(proc, port, out_path, err_path)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"broker serve exited with {proc.returncode}\n{server.output()}")
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"broker serve did not answer within {ready_timeout} s\n{server.output()}")
+        wait_until_serving(proc, server.url, ready_timeout, server.output)
+        return server
 
     def redis_server(self, *args: str, config: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
         """Start a throw-away redis-server on a free loopback port with ``args`` (after ``config``, which
@@ -153,29 +103,11 @@ class Processes:
             stderr=subprocess.DEVNULL,
         )
         self.started.append(proc)
-        import redis
-
-        client = redis.Redis(port=port, socket_connect_timeout=0.5)
-        try:
-            if not wait_until(lambda: _pings(client), 10):
-                raise AssertionError("the test redis-server did not start")
-        finally:
-            client.close()
+        wait_until(lambda: redis_ready(port) or proc.poll() is not None, 10, what="the test redis-server starting")
+        if proc.poll() is not None:
+            raise AssertionError(f"the test redis-server exited with {proc.returncode}")
         return proc, port
 
     def stop_all(self) -> None:
         for proc in reversed(self.started):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def _pings(client: Any) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
+            stop_process(proc)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opskit import Processes, broker_command, clean_env, wait_until
+from opskit import Processes
+from support import broker_command, clean_env, wait_until
 
 import broker.cli.worker
 from broker.cli.main import main
@@ -136,7 +137,8 @@ def test_worker_runs_on_an_external_redis_and_stops_on_sigterm(procs: Processes,
             stderr=subprocess.STDOUT,
         )
     procs.started.append(worker)
-    assert wait_until(lambda: "Starting worker" in out.read_text() or worker.poll() is not None, 20), out.read_text()
+    wait_until(lambda: "Starting worker" in out.read_text() or worker.poll() is not None, 20,
+               what=lambda: f"the worker starting\n{out.read_text()}")
     assert worker.poll() is None, out.read_text()
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(20) == 0, out.read_text()

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from opskit import Processes, clean_env
+from opskit import Processes
+from support import clean_env
+from support.fleet import DURABLE
 
 from broker.store.durability import check_durability, redact_url
-
-DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction")
 
 
 def test_serve_refuses_a_redis_without_aof(procs: Processes, tmp_path: Any) -> None:

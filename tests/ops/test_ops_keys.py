@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 import msgspec
 import redis
-from opskit import Processes, clean_env
+from opskit import Processes
+from support import clean_env, wait_until
 
 from broker.store.apikeys import StoredKey, digest
 from broker.store.keys import AUTH_KEYS
@@ -34,10 +34,7 @@ def test_keys_round_trip(procs: Processes, env: dict[str, str], data_dir: Path) 
         assert http.get("/v1/queue/list").status_code == 200
         revoked = procs.run("keys", "revoke", key[:11] + "...", env=env)  # as shown by `keys list`
         assert revoked.returncode == 0, revoked.stderr
-        revoked_at = time.monotonic()
-        while http.get("/v1/queue/list").status_code != 401:
-            assert time.monotonic() - revoked_at < 1.5, "a revoked key was still accepted after 1.5 s"
-            time.sleep(0.05)
+        wait_until(lambda: http.get("/v1/queue/list").status_code == 401, 1.5, what="the revoked key refused")
         body = http.get("/v1/queue/list").json()
         assert body["error"]["code"] == "UNAUTHORIZED"
 

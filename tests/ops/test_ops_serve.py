@@ -7,7 +7,8 @@ import signal
 from pathlib import Path
 
 import httpx
-from opskit import Processes, alive, free_port, wait_until
+from opskit import Processes
+from support import alive, free_port, wait_until
 
 
 def _redis_pid(data_dir: Path) -> int:
@@ -52,7 +53,8 @@ def test_two_server_processes_share_the_embedded_store(procs: Processes, env: di
     env = {**env, "BROKER_API_KEYS": "team:team-key-0123456789"}
     server = procs.serve("--workers", "2", "--no-workers", env=env)
     assert "2 process(es)" in server.stderr()
-    assert wait_until(lambda: server.stderr().count("Application startup complete") == 2, 15), server.output()
+    wait_until(lambda: server.stderr().count("Application startup complete") == 2, 15,
+               what=lambda: f"both processes started\n{server.output()}")
     assert "background jobs off" in server.stderr()
     assert server.created_key() is None, "BROKER_API_KEYS counts as an existing key"
     headers = {"Authorization": "Bearer team-key-0123456789"}
@@ -79,15 +81,10 @@ def test_a_crashed_embedded_store_is_restarted(procs: Processes, env: dict[str, 
     server = procs.serve(env=env)
     crashed = _redis_pid(data_dir)
     os.kill(crashed, signal.SIGKILL)
-    assert wait_until(lambda: not alive(crashed), 5)
-
-    def ready_again() -> bool:
-        try:
-            return httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    assert wait_until(ready_again, 15), server.output()
-    assert wait_until(lambda: "embedded redis-server restarted" in server.stderr(), 5), server.output()
+    wait_until(lambda: not alive(crashed), 5, what="the killed redis-server gone")
+    wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200, 15,
+               ignoring=(httpx.TransportError,), what=lambda: f"ready again\n{server.output()}")
+    wait_until(lambda: "embedded redis-server restarted" in server.stderr(), 5,
+               what=lambda: f"the restart logged\n{server.output()}")
     assert _redis_pid(data_dir) != crashed
     assert server.stop() == 0

@@ -1,67 +1,31 @@
-"""Fixtures for push tests: a test CA and server certificate made with the openssl CLI at test time, a
-local HTTPS receiver whose answers each test scripts, and a factory of background runners limited to
-the test's project (so they never touch anything else on a shared Redis)."""
+"""Fixtures for push tests: a test CA and server certificate (``trustme``), a local HTTPS receiver whose answers
+each test scripts, and a factory of background runners limited to the test's project (so they never touch
+anything else on a shared Redis)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support import TLSFiles, eventually, make_tls
 
-from broker.jobs import arq_worker as main
 from broker.jobs.runner import BackgroundOptions, BackgroundRunner
 from broker.store.queues import Store
 from broker.store.subscriptions import SubscribeArgs, SubscriptionStore
 
 #: Names the server certificate is valid for.
-CERT_NAMES = ("localhost", "hooks.test")
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    ca: Path
-    cert: Path
-    key: Path
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(self.cert), str(self.key))
-        return context
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+CERT_NAMES = ("localhost", "hooks.test", "127.0.0.1")
 
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make the test certificates")
-    d = tmp_path_factory.mktemp("tls")
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=push test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    _openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost", cwd=d)
-    san = ",".join([*(f"DNS:{n}" for n in CERT_NAMES), "IP:127.0.0.1"])
-    (d / "leaf.ext").write_text(
-        f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
-    )
-    _openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext", cwd=d)
-    return TLSFiles(ca=d / "ca.pem", cert=d / "leaf.pem", key=d / "leaf.key")
+    return make_tls(tmp_path_factory.mktemp("tls"), CERT_NAMES)
 
 
 @dataclass
@@ -111,15 +75,14 @@ class Receiver:
 
     async def wait_for(self, count: int, timeout: float = 5.0, path: str | None = None) -> list[Received]:
         """Wait until ``count`` requests (to ``path``, if given) arrived; returns them."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
+
+        def arrived() -> list[Received] | None:
             got = [r for r in self.requests if path is None or r.path == path]
-            if len(got) >= count:
-                return got
-            if loop.time() > deadline:
-                raise AssertionError(f"expected {count} requests, got {len(got)}: {self.paths()}")
-            await asyncio.sleep(0.01)
+            return got if len(got) >= count else None
+
+        found: list[Received] = await eventually(arrived, timeout, interval=0.01,
+                                                 what=lambda: f"{count} requests (got {self.paths()})")
+        return found
 
     async def _answer(self, request: Received) -> Reply:
         if self.statuses:
@@ -182,10 +145,12 @@ async def start_runner(
     """Start a push runner limited to the test's project (fast polling, trusting the test CA)."""
     runners: list[BackgroundRunner] = []
 
-    async def start(*, allow_private: bool = True, resolver: Any = None, **options: Any) -> BackgroundRunner:
+    async def start(*, allow_private: bool = True, resolver: Any = None, tracing: Any = None,
+                    **options: Any) -> BackgroundRunner:
         opts = BackgroundOptions(**{**FAST.__dict__, "projects": (project,), **options})
         runner = BackgroundRunner(
-            store, options=opts, allow_private=allow_private, ssl_context=tls_files.client_context(), resolver=resolver
+            store, options=opts, allow_private=allow_private, ssl_context=tls_files.client_context(), resolver=resolver,
+            tracing=tracing,
         )
         await runner.start()
         runners.append(runner)
@@ -208,14 +173,3 @@ def sub_args(url: str, **kw: Any) -> SubscribeArgs:
 def make_sub() -> Callable[..., SubscribeArgs]:
     return sub_args
 
-
-@pytest.fixture
-async def scoped_arq_queue(project: str, redis_client: Any) -> AsyncIterator[str]:
-    """The arq queue of worker processes limited to the test's project, removed after the test with
-    the job records it names (the same fixture as in tests/workers)."""
-    queue = main.queue_name(BackgroundOptions(projects=(project,)))
-    yield queue
-    for job_id in await redis_client.zrange(queue, 0, -1):
-        job = job_id.decode()
-        await redis_client.unlink(*(f"arq:{kind}:{job}" for kind in ("job", "in-progress", "retry", "result")))
-    await redis_client.unlink(queue, f"{queue}:health-check")

@@ -6,10 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from standardwebhooks import Webhook
+from support import eventually
 
 from broker.push.webhooks import BACKOFF_FIRST_MS
 from broker.store.keys import ProjectKeys
+from broker.telemetry.tracing import Tracing
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -37,19 +40,6 @@ async def publish(api: Any, queue: str, payload: Any) -> str:
 async def stats(api: Any, queue: str = "jobs") -> dict[str, Any]:
     result: dict[str, Any] = await api.ok("GET", f"/v1/queue/stats/{queue}")
     return result
-
-
-async def eventually(check: Any, timeout: float = 5.0) -> Any:
-    """Poll ``check()`` (async) until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        await asyncio.sleep(0.02)
 
 
 async def due_ms(redis_client: Any, project: str, queue: str, message_id: str) -> int | None:
@@ -171,7 +161,8 @@ async def test_gone_disables_subscription_and_requeues(papi, receiver, start_run
     await eventually(retired)
     await publish(papi, "jobs", 2)
     clock.advance(60)
-    await asyncio.sleep(0.3)
+    await runner.dispatcher.refresh()  # what the runner does every refresh interval: no pusher for it
+    assert not runner.dispatcher.pushers
     assert len(receiver.requests) == 1  # no deliveries while disabled
     # The message is still there for pull consumers; the 410 attempt did not count.
     consume = {"queue": "jobs", "max_messages": 10, "visibility_timeout": 0}
@@ -222,7 +213,7 @@ async def test_dead_letters_with_push_failed_after_max_retries(papi, receiver, s
     assert dead["source_queue"] == "jobs" and dead["last_error"].startswith("HTTP 500")
     assert dead["attempts"] == 3
     clock.advance(700)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: _settled(papi), what="nothing left to deliver")  # no retry left, none in flight
     assert len(receiver.requests) == 3
 
 
@@ -282,7 +273,8 @@ async def test_concurrency_limit_per_subscription(papi, receiver, start_runner):
         await publish(papi, "jobs", n)
     await start_runner()
     await receiver.wait_for(3)
-    await asyncio.sleep(0.2)
+    s = await stats(papi)
+    assert (s["in_flight"], s["available"]) == (3, 4)  # three leased (and being delivered), no more claimed
     assert len(receiver.requests) == 3 and receiver.max_in_progress == 3
     release.set()
     await receiver.wait_for(7)
@@ -319,10 +311,11 @@ async def test_two_runners_deliver_each_message_once(papi, receiver, start_runne
     await make_queue(papi)
     await subscribe(papi, "jobs", receiver.url())
     ids = [await publish(papi, "jobs", n) for n in range(30)]
-    await asyncio.gather(start_runner(), start_runner())
+    runners = await asyncio.gather(start_runner(), start_runner())
     await receiver.wait_for(30)
     await eventually(lambda: _settled(papi))
-    await asyncio.sleep(0.2)
+    for runner in runners:
+        await runner.stop()  # nothing is sent after this: a duplicate would be among the requests now
     assert sorted(r.headers["webhook-id"] for r in receiver.requests) == sorted(ids)
 
 
@@ -340,7 +333,8 @@ async def test_unsubscribe_stops_deliveries(papi, receiver, start_runner, clock)
 
     await eventually(retired)
     await publish(papi, "jobs", 2)
-    await asyncio.sleep(0.3)
+    await runner.dispatcher.refresh()  # what the runner does every refresh interval: no pusher for it
+    assert not runner.dispatcher.pushers
     assert len(receiver.requests) == 1
     assert (await stats(papi))["available"] == 1
 
@@ -401,7 +395,14 @@ async def test_fifo_groups_are_pushed_in_order_one_at_a_time(papi, receiver, sta
         await papi.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": {"n": n}, "group_id": group})
     await start_runner()
     await receiver.wait_for(3)  # g1 (fails), h1, h2; g2 waits behind g1's retry
-    await asyncio.sleep(0.2)
+
+    async def waiting_for_the_retry() -> bool:
+        s = await stats(papi)
+        return (s["in_flight"], s["delayed"]) == (0, 1) and receiver.in_progress == 0
+
+    await eventually(waiting_for_the_retry)
+    consumed = await papi.ok("POST", "/v1/queue/consume", {"queue": "jobs", "max_messages": 10})
+    assert consumed["messages"] == []  # g2 and g3 wait behind g1's retry: nothing for the pusher to take either
     order = [(r.json()["group_id"], r.json()["payload"]["n"]) for r in receiver.requests]
     assert [n for g, n in order if g == "g"] == [1]
     clock.advance(5)
@@ -409,3 +410,22 @@ async def test_fifo_groups_are_pushed_in_order_one_at_a_time(papi, receiver, sta
     order = [(r.json()["group_id"], r.json()["payload"]["n"]) for r in receiver.requests]
     assert [n for g, n in order if g == "g"] == [1, 1, 2, 3] and [n for g, n in order if g == "h"] == [1, 2]
     assert overlaps == []
+
+
+async def test_a_delivery_is_a_producer_span_and_carries_its_traceparent(papi, receiver, start_runner):
+    exporter = InMemorySpanExporter()
+    await make_queue(papi)
+    await subscribe(papi, "jobs", receiver.url(), secret=SECRET)
+    message_id = await publish(papi, "jobs", {"order": 8})
+    await start_runner(tracing=Tracing.with_exporter(exporter, batch=False))
+    [request] = await receiver.wait_for(1)
+    await eventually(lambda: len(exporter.get_finished_spans()) == 1)
+    [span] = exporter.get_finished_spans()
+    assert span.name == "send jobs" and span.kind.name == "PRODUCER"
+    assert span.attributes["messaging.message.id"] == message_id
+    assert span.attributes["messaging.destination.name"] == "jobs"
+    assert span.attributes["http.response.status_code"] == 200
+    version, trace_id, span_id, flags = request.headers["traceparent"].split("-")
+    assert version == "00" and int(flags, 16) & 1  # sampled
+    assert trace_id == format(span.context.trace_id, "032x") and span_id == format(span.context.span_id, "016x")
+    Webhook(SECRET).verify(request.body, request.headers)  # the signature does not cover the trace headers

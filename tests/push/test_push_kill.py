@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Any
 
+from support import REDIS_URL, eventually
+
 WORKER = """
 import sys
 from dataclasses import replace
@@ -19,7 +21,6 @@ settings = Settings.from_env()
 extra = {"background_projects": [sys.argv[1]], "push_poll_seconds": 0.05, "push_refresh_seconds": 0.05}
 sys.exit(run_worker(replace(settings, extra=extra)))
 """
-REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LEASE_S = 2
 
 
@@ -63,9 +64,10 @@ async def test_kill_9_mid_delivery_then_redelivery(app_factory, project, receive
     hold.set()
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == message_id
     assert [first.json()["attempts"], second.json()["attempts"]] == [1, 2]
-    for _ in range(250):
+
+    async def settled() -> Any:
         stats = await api.ok("GET", "/v1/queue/stats/jobs")
-        if stats["in_flight"] == stats["available"] == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert (stats["in_flight"], stats["available"], stats["dlq"]) == (0, 0, 0)
+        return stats if stats["in_flight"] == stats["available"] == 0 else None
+
+    stats = await eventually(settled)
+    assert stats["dlq"] == 0

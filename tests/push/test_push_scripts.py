@@ -34,8 +34,12 @@ async def test_attempt_of_a_replaced_subscription_does_not_touch_the_new_one(sto
     info = await subs.get(project, "q")
     assert info.subscription_id == "sub_1"  # replacing keeps the id
     assert (info.disabled, info.consecutive_failures, info.last_status) == (False, 0, None)
-    assert not await subs.record_success(old, 200)
-    assert await subs.record_success(new, 200)
+    [again], _ = await store.claim(project, "q", 1, 30_000)
+    assert await subs.push_ack(old, again.message_id, again.receipt, 200) == (True, False)  # settled, not recorded
+    await store.publish(project, "q", [OutgoingMessage(payload=b"2")], batch=False)
+    [third], _ = await store.claim(project, "q", 1, 30_000)
+    assert await subs.push_ack(new, third.message_id, third.receipt, 200) == (True, True)
+    assert (await subs.get(project, "q")).last_status == 200
 
 
 async def test_failure_after_unsubscribe_uses_the_queue_settings(store, subs, project, leased, redis_client):

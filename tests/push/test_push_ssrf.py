@@ -120,18 +120,37 @@ async def test_http_is_refused_without_allow_private(strict_api, monkeypatch):
     assert ok["url"] == "https://hooks.example/hook"
 
 
-async def test_a_name_with_any_private_answer_is_refused(strict_api, monkeypatch):
+#: The one answer to a refused host name: it says nothing of what the server's resolver answered.
+NAME_REFUSED = "host {!r} does not resolve to globally routable addresses only; push targets must be globally routable"
+
+
+async def test_a_name_with_any_private_answer_is_refused_without_naming_the_answer(strict_api, monkeypatch, caplog):
     monkeypatch.setattr(ssrf, "system_resolver", StubResolver(["93.184.215.14", "10.0.0.7"]))
-    message = await refused_at_subscribe(strict_api, "https://hooks.example/hook")
-    assert "10.0.0.7" in message and "private" in message
+    with caplog.at_level("INFO", logger="broker.push.ssrf"):
+        message = await refused_at_subscribe(strict_api, "https://hooks.example/hook")
+    assert message == f"url refused: {NAME_REFUSED.format('hooks.example')}"
+    assert "10.0.0.7" not in message and "private" not in message
+    assert "hooks.example resolves to 10.0.0.7, which is private" in caplog.text  # the detail is logged
 
 
-async def test_a_name_that_does_not_resolve_is_refused(strict_api, monkeypatch):
+async def test_a_name_that_does_not_resolve_is_refused_alike(strict_api, monkeypatch, caplog):
+    """Whether a name has no answer, fails in the resolver, or resolves to loopback, the client reads the same
+    message: a key holder cannot map the names the server's resolver knows."""
+
     async def nxdomain(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(ssrf, "system_resolver", nxdomain)
-    assert "does not resolve" in await refused_at_subscribe(strict_api, "https://nowhere.example/")
+    with caplog.at_level("INFO", logger="broker.push.ssrf"):
+        missing = await refused_at_subscribe(strict_api, "https://internal.example/")
+    monkeypatch.setattr(ssrf, "system_resolver", StubResolver(["127.0.0.1"]))
+    loopback = await refused_at_subscribe(strict_api, "https://internal.example/")
+    monkeypatch.setattr(ssrf, "system_resolver", StubResolver([]))
+    empty = await refused_at_subscribe(strict_api, "https://internal.example/")
+    assert missing == loopback == empty == f"url refused: {NAME_REFUSED.format('internal.example')}"
+    assert "Name or service not known" in caplog.text
+    real = await refused_at_subscribe(strict_api, "https://localhost/hook")  # the system resolver: loopback
+    assert real == f"url refused: {NAME_REFUSED.format('localhost')}" and "127.0.0.1" not in real
 
 
 # --- delivery time ----------------------------------------------------------------------------------
@@ -198,7 +217,8 @@ async def test_dns_rebinding_after_subscribe(app_factory, project, receiver, sta
     await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 1})
     await start_runner(allow_private=False, resolver=resolver)
     state = await _wait_for_failure(api)
-    assert state["last_status"] is None and "127.0.0.1" in state["last_error"]
+    assert state["last_status"] is None and state["last_error"].startswith("refused address")
+    assert "127.0.0.1" not in state["last_error"]  # the resolver's answer is logged, not shown
     assert receiver.requests == []
     stats = await api.ok("GET", "/v1/queue/stats/jobs")
     assert stats["delayed"] == 1  # retried later, like a connection error

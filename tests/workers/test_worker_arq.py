@@ -7,11 +7,11 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Any
 
 import pytest
 from arq.connections import RedisSettings
 from arq.jobs import deserialize_job, serialize_job
+from support import REDIS_URL, eventually
 
 from broker.jobs import arq_worker as main
 from broker.schemas import CreateQueueRequest
@@ -19,7 +19,6 @@ from broker.settings import ConfigError, Settings
 from broker.store.keys import ProjectKeys
 from broker.store.queues import OutgoingMessage
 
-REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKER = """
 import sys
 from dataclasses import replace
@@ -70,15 +69,6 @@ def test_arq_cli_settings_come_from_the_environment(monkeypatch):
     assert cls.redis_settings.port == 6399 and cls.redis_settings.database == 1
 
 
-async def wait_until(check: Any, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met")
-        await asyncio.sleep(0.05)
-
-
 async def test_worker_process_maintains_queues_nobody_consumes(store, project, redis_client, tmp_path,
                                                                scoped_arq_queue):
     await store.create_queue(project, CreateQueueRequest(name="q"))
@@ -96,10 +86,7 @@ async def test_worker_process_maintains_queues_nobody_consumes(store, project, r
         async def both_available() -> bool:
             return await redis_client.zcard(qk.avail) == 2
 
-        try:
-            await wait_until(both_available, 15)
-        except AssertionError:
-            raise AssertionError(log_path.read_text()) from None
+        await eventually(both_available, 15, interval=0.05, what=lambda: f"both available\n{log_path.read_text()}")
         assert await redis_client.zcard(qk.inflight) == await redis_client.zcard(qk.delayed) == 0
         assert {leased, delayed} == {m.decode() for m in await redis_client.zrange(qk.avail, 0, -1)}
         worker.send_signal(signal.SIGTERM)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+from support import eventually
+
 from broker.jobs.inprocess import start_background
 from broker.jobs.runner import BackgroundOptions
+from broker.schemas import CreateQueueRequest
+from broker.services import open_services
 from broker.settings import Settings
 from broker.store.keys import ProjectKeys
+from broker.store.queues import OutgoingMessage
 
 
 async def test_serve_maintains_in_process(app_factory, project, clock, redis_client):
@@ -19,23 +24,39 @@ async def test_serve_maintains_in_process(app_factory, project, clock, redis_cli
     await api.ok("POST", "/v1/queue/consume", {"queue": "q", "visibility_timeout": 10})
     qk = ProjectKeys(project).queue("q")
     clock.advance(10)
-    for _ in range(200):  # no request touches the queue: only the background job can move it
-        if await redis_client.zcard(qk.avail) == 1:
-            break
-        await asyncio.sleep(0.01)
-    assert (await redis_client.zcard(qk.avail), await redis_client.zcard(qk.inflight)) == (1, 0)
+
+    async def requeued() -> bool:  # no request touches the queue: only the background job can move it
+        return (await redis_client.zcard(qk.avail), await redis_client.zcard(qk.inflight)) == (1, 0)
+
+    await eventually(requeued, what="the ended lease back in available")
 
 
-async def test_start_and_stop(store, project):
-    class Ctx:
-        settings = Settings(extra={"background_projects": [project], "maintenance_interval_seconds": 0.05})
-        notifier = None
+async def test_start_and_stop(redis_client, project, clock):
+    """The runner that ``start_background`` builds from the services does its jobs while it runs (an ended lease
+    and a due delay, with nobody consuming, are made available), and ``stop`` ends every task it started."""
+    settings = Settings(extra={"background_projects": [project], "maintenance_interval_seconds": 0.05})
+    async with open_services(settings, redis=redis_client, clock=clock) as services:
+        store = services.store
+        await store.create_queue(project, CreateQueueRequest(name="q"))
+        leased, delayed = await store.publish(
+            project, "q", [OutgoingMessage(payload=b"1"), OutgoingMessage(payload=b"2", delay_ms=5_000)], batch=True
+        )
+        await store.claim(project, "q", 1, 5_000)
+        qk = ProjectKeys(project).queue("q")
+        runner = await start_background(services)
+        try:
+            assert runner.options.projects == (project,) and runner.dispatcher is not None
+            clock.advance(5)  # the lease has ended and the delay is due
 
-    Ctx.store = store  # type: ignore[attr-defined]
-    runner = await start_background(Ctx)  # type: ignore[arg-type]
-    assert runner.options.projects == (project,) and runner.dispatcher is not None
-    await asyncio.sleep(0.1)
-    await asyncio.wait_for(runner.stop(), 5)
+            async def both_available() -> bool:
+                return await redis_client.zcard(qk.avail) == 2
+
+            await eventually(both_available, what="the runner's maintenance making both messages available")
+            assert {m.decode() for m in await redis_client.zrange(qk.avail, 0, -1)} == {leased, delayed}
+        finally:
+            await asyncio.wait_for(runner.stop(), 5)
+    running = [t.get_name() for t in asyncio.all_tasks() if not t.done() and t is not asyncio.current_task()]
+    assert not {"maintenance", "push-dispatcher"} & set(running), running
 
 
 def test_options_from_settings():

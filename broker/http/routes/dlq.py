@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from broker import errors
+from broker import errors, schemas
 from broker.http.context import ctx_of
-from broker.http.cursors import decode_cursor, encode_cursor, page_params, parse_time_ms
+from broker.http.cursors import decode_dlq_cursor, encode_cursor, page_params, parse_time_ms
 from broker.http.edge import JSON, path_queue
+from broker.http.operation import ApiRoute, Operation, page_query
 from broker.schemas import DeadLetterList, QueueOnlyRequest, Redriven, RedriveRequest
 from broker.store.queues import fingerprint
 
@@ -20,12 +20,7 @@ async def dlq_list(request: Request) -> Response:
     body = await ctx.body(request, QueueOnlyRequest)
     name = path_queue(request, body.queue)
     cursor, limit = page_params(request)
-    after = None
-    if cursor is not None:
-        score, sep, member = decode_cursor(cursor).partition(":")
-        if not sep or not score.isdigit() or "\0" not in member:
-            raise errors.ValidationError("invalid cursor", field="cursor")
-        after = (int(score), member)
+    after = None if cursor is None else decode_dlq_cursor(cursor)
     items, last = await ctx.store.dlq_list(project, name, after, limit)
     next_cursor = encode_cursor(f"{last[0]}:{last[1]}") if last else None
     return JSON(DeadLetterList(items=items, next_cursor=next_cursor))
@@ -51,6 +46,14 @@ async def dlq_redrive(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/queue/dlq/list/{queue}", dlq_list, methods=["GET"]),
-    Route("/v1/queue/dlq/redrive/{queue}", dlq_redrive, methods=["POST"]),
+    ApiRoute("/v1/queue/dlq/list/{queue}", dlq_list, methods=["GET"], operation=Operation(
+        "queue.dlq.list", "A queue's dead letters, wherever they sit, oldest first", tag="dead letters",
+        request=schemas.QueueOnlyRequest, response=schemas.DeadLetterList, params=page_query(),
+        errors=(errors.QueueNotFound,),
+    )),
+    ApiRoute("/v1/queue/dlq/redrive/{queue}", dlq_redrive, methods=["POST"], operation=Operation(
+        "queue.dlq.redrive", "Move dead letters back to the queue, with a fresh retry budget", tag="dead letters",
+        request=schemas.RedriveRequest, response=schemas.Redriven,
+        errors=(errors.QueueNotFound, errors.MessageNotFound, errors.LeaseExpired, errors.IdempotencyKeyReused),
+    )),
 ]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from broker import errors
 from broker.http.context import ctx_of
 from broker.http.edge import JSON
+from broker.http.operation import ApiRoute, Operation
 from broker.schemas import Health
 
 
@@ -28,6 +28,11 @@ async def readyz(request: Request) -> Response:
 
 
 routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
+    ApiRoute("/healthz", healthz, methods=["GET"], operation=Operation(
+        "healthz", "200 while the process runs", tag="health", response=Health, auth=False,
+    )),
+    ApiRoute("/readyz", readyz, methods=["GET"], operation=Operation(
+        "readyz", "200 when the store answers (and is the store this process knows)", tag="health",
+        response=Health, auth=False, errors=(errors.Unavailable,),
+    )),
 ]

@@ -13,7 +13,9 @@ import msgspec
 
 from broker import errors
 from broker.http.context import Context
+from broker.http.edge import field_of
 from broker.http.fastpath import BodyRoute
+from broker.http.operation import Link, Operation, queue_links
 from broker.schemas import (
     MAX_BATCH_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -39,13 +41,27 @@ _encode_payload = msgspec.json.Encoder().encode
 _decode_payload = msgspec.json.Decoder().decode
 
 
-def compact_payload(payload: msgspec.Raw) -> bytes:
-    """The stored text of a payload: as sent when it is compact JSON without escapes (the decoder has
-    checked its syntax), else decoded and encoded compactly. Either way a compact JSON text."""
+def compact_payload(payload: msgspec.Raw, field: str = "payload") -> bytes:
+    """The stored text of a payload: as sent when it is compact JSON without escapes, else decoded and encoded
+    compactly. Either way a compact JSON text every strict reader accepts: the request decoder only checks a
+    payload's syntax, so the payload is decoded here, and one with invalid UTF-8 or a number beyond a 64-bit
+    float (``1e400``) is refused with 400 naming ``field`` instead of being stored and handed to every consumer."""
     text = bytes(payload)
+    try:
+        value = _decode_payload(text)
+    except msgspec.DecodeError as exc:  # and msgspec.ValidationError, its subclass: a number out of range
+        inner = (field_of(str(exc)) or "").split("[...]")[0]  # an object's member shows as [...]: cut there
+        where = f"{field}{'' if not inner or inner.startswith('[') else '.'}{inner}"
+        if isinstance(exc, msgspec.ValidationError):
+            message = "payload has a number out of range (numbers must fit a 64-bit float)"
+        else:
+            message = f"payload is not valid JSON: {str(exc).partition(' - at `')[0]}"
+        raise errors.ValidationError(message, field=where) from None
+    except RecursionError:
+        raise errors.ValidationError("payload is nested too deeply", field=field) from None
     # Whitespace between tokens, or an escape in a string: encoded again (five byte scans beat a regex).
     if b" " in text or b"\\" in text or b"\n" in text or b"\r" in text or b"\t" in text:
-        return _encode_payload(_decode_payload(text))
+        return _encode_payload(value)
     return text
 
 
@@ -54,7 +70,7 @@ def _outgoing(
     idempotency_key: str | None, field: str,
 ) -> OutgoingMessage:
     """Validate and encode one message; its fingerprint covers everything but the key itself."""
-    encoded = compact_payload(payload)
+    encoded = compact_payload(payload, f"{field}payload")
     if encoded == b"null":
         raise errors.ValidationError("payload is required and must not be null", field=f"{field}payload")
     if len(encoded) > MAX_PAYLOAD_BYTES:
@@ -108,7 +124,7 @@ async def publish_batch(ctx: Context, project: str, body: bytes) -> PublishedBat
 
 
 async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
-    req = ctx.parse(body, ConsumeRequest)
+    req = ctx.parse(body, ConsumeRequest, project)
     visibility_ms = None if req.visibility_timeout is None else round(req.visibility_timeout * 1000)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.wait_seconds
@@ -178,13 +194,51 @@ async def extend(ctx: Context, project: str, body: bytes) -> Extended:
     return Extended(message_id=req.message_id, receipt=receipt, lease_expires_at=rfc3339(deadline))
 
 
+_ON_A_QUEUE = (errors.QueueNotFound,)
+_ON_A_LEASE = (errors.QueueNotFound, errors.MessageNotFound, errors.LeaseExpired)
+_REUSED = (errors.IdempotencyKeyReused,)
+_TO_CONSUME = queue_links("$request.body#/queue", "queue.consume", in_body=True)
+_FIRST_LEASE = (("queue", "$request.body#/queue"), ("message_id", "$response.body#/messages/0/message_id"),
+                ("receipt", "$response.body#/messages/0/receipt"))
+_ON_THE_LEASE = tuple(Link(op, "The first message delivered, under its lease.", request_body=_FIRST_LEASE)
+                      for op in ("queue.ack", "queue.nack", "queue.extend"))
+
 BODY_ROUTES = [
-    BodyRoute("/v1/queue/publish", publish),
-    BodyRoute("/v1/queue/publish_batch", publish_batch, limit=MAX_BATCH_BYTES),
-    BodyRoute("/v1/queue/consume", consume),
-    BodyRoute("/v1/queue/ack", ack),
-    BodyRoute("/v1/queue/ack_batch", ack_batch),
-    BodyRoute("/v1/queue/nack", nack),
-    BodyRoute("/v1/queue/extend", extend),
+    BodyRoute("/v1/queue/publish", publish, operation=Operation(
+        "queue.publish", "Publish a message", tag="messages",
+        request=PublishRequest, response=Published, errors=(*_ON_A_QUEUE, *_REUSED),
+        description="`payload` is any JSON value but null, at most 256 KiB as compact JSON (else 413); "
+        "`delay_seconds` must be shorter than the queue's retention period.",
+        links=_TO_CONSUME,
+    )),
+    BodyRoute("/v1/queue/publish_batch", publish_batch, limit=MAX_BATCH_BYTES, operation=Operation(
+        "queue.publish_batch", "Publish up to 1000 messages, all or nothing", tag="messages",
+        request=PublishBatchRequest, response=PublishedBatch, errors=(*_ON_A_QUEUE, *_REUSED),
+        description="One invalid message is a 400 naming `messages[i].field`, and nothing is stored. "
+        "The body is at most 4 MiB.",
+        links=_TO_CONSUME,
+    )),
+    BodyRoute("/v1/queue/consume", consume, operation=Operation(
+        "queue.consume", "Lease up to `max_messages` available messages (long-polls with `wait_seconds`)",
+        tag="messages", request=ConsumeRequest, response=Consumed, errors=_ON_A_QUEUE,
+        description="429 also when the process already serves its maximum of waiting long polls.",
+        links=_ON_THE_LEASE,
+    )),
+    BodyRoute("/v1/queue/ack", ack, operation=Operation(
+        "queue.ack", "Delete a leased message", tag="messages",
+        request=AckRequest, response=Acked, errors=(*_ON_A_LEASE, *_REUSED),
+    )),
+    BodyRoute("/v1/queue/ack_batch", ack_batch, operation=Operation(
+        "queue.ack_batch", "Delete up to 100 leased messages, all or nothing", extension=True,
+        request=AckBatchRequest, response=AckedBatch, errors=(*_ON_A_LEASE, *_REUSED),
+    )),
+    BodyRoute("/v1/queue/nack", nack, operation=Operation(
+        "queue.nack", "Give a leased message back (retry it, or dead-letter it)", tag="messages",
+        request=NackRequest, response=Nacked, errors=(*_ON_A_LEASE, *_REUSED),
+    )),
+    BodyRoute("/v1/queue/extend", extend, operation=Operation(
+        "queue.extend", "Move a lease's end to `visibility_timeout` seconds from now (a heartbeat)", extension=True,
+        request=ExtendRequest, response=Extended, errors=_ON_A_LEASE,
+    )),
 ]
 routes = [route.starlette_route() for route in BODY_ROUTES]

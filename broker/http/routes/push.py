@@ -6,11 +6,11 @@ import uuid
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from broker import errors
+from broker import errors, schemas
 from broker.http.context import ctx_of
 from broker.http.edge import JSON, path_queue
+from broker.http.operation import ApiRoute, Operation, queue_links
 from broker.push.ssrf import AddressGuard, RefusedUrl, check_url
 from broker.push.webhooks import InvalidSecret, secret_key
 from broker.schemas import (
@@ -82,7 +82,22 @@ async def delete_subscription(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/queue/push_subscribe/{queue}", push_subscribe, methods=["POST"]),
-    Route("/v1/queue/push_subscription/{queue}", get_subscription, methods=["GET"]),
-    Route("/v1/queue/push_subscription/{queue}", delete_subscription, methods=["DELETE"]),
+    ApiRoute("/v1/queue/push_subscribe/{queue}", push_subscribe, methods=["POST"], operation=Operation(
+        "queue.push_subscribe", "Deliver the queue's messages to a webhook (replaces its subscription)", tag="push",
+        request=PushSubscribeRequest, response=schemas.PushSubscription,
+        errors=(errors.QueueNotFound, errors.IdempotencyKeyReused),
+        description="`url` (alias `forward_to`) must be https and resolve only to globally routable addresses, "
+        "else 400 with `field: \"url\"`.",
+        links=queue_links("$response.body#/queue", "queue.push_subscription.get", "queue.push_subscription.delete"),
+    )),
+    ApiRoute("/v1/queue/push_subscription/{queue}", get_subscription, methods=["GET"], operation=Operation(
+        "queue.push_subscription.get", "The queue's push subscription, without its secret, and its delivery state",
+        extension=True, request=QueueOnlyRequest, response=schemas.PushSubscriptionInfo,
+        errors=(errors.QueueNotFound, errors.SubscriptionNotFound),
+    )),
+    ApiRoute("/v1/queue/push_subscription/{queue}", delete_subscription, methods=["DELETE"], operation=Operation(
+        "queue.push_subscription.delete", "Remove the queue's push subscription", extension=True,
+        request=QueueOnlyRequest, response=PushUnsubscribed,
+        errors=(errors.QueueNotFound, errors.SubscriptionNotFound),
+    )),
 ]

@@ -8,12 +8,12 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from broker import errors
+from broker import errors, schemas
 from broker.http.context import ctx_of
 from broker.http.cursors import decode_cursor, encode_cursor, page_params
 from broker.http.edge import JSON, path_queue
+from broker.http.operation import ApiRoute, Operation, page_query, queue_links
 from broker.schemas import (
     QUEUE_NAME_PATTERN,
     CreateQueueRequest,
@@ -116,12 +116,45 @@ async def queue_stats(request: Request) -> Response:
     return JSON(await ctx.store.stats(project, path_queue(request, req.queue)))
 
 
+_QUEUE_FAILS = (errors.QueueNotFound,)
+_REUSED = (errors.IdempotencyKeyReused,)
+
 routes = [
-    Route("/v1/queue/create", create_queue, methods=["POST"]),
-    Route("/v1/queue/get/{queue}", get_queue, methods=["GET"]),
-    Route("/v1/queue/list", list_queues, methods=["GET"]),
-    Route("/v1/queue/update/{queue}", update_queue, methods=["PATCH"]),
-    Route("/v1/queue/delete/{queue}", delete_queue, methods=["DELETE"]),
-    Route("/v1/queue/purge/{queue}", purge_queue, methods=["POST"]),
-    Route("/v1/queue/stats/{queue}", queue_stats, methods=["GET"]),
+    ApiRoute("/v1/queue/create", create_queue, methods=["POST"], operation=Operation(
+        "queue.create", "Create a queue (an existing one with the same configuration is returned)", tag="queues",
+        request=schemas.CreateQueueRequest, response=schemas.QueueRecord,
+        errors=(errors.QueueNotFound, errors.QueueAlreadyExists, *_REUSED),
+        description="404 when `dead_letter_queue` does not exist; 409 when the queue exists with another "
+        "configuration (omitted fields compared as their defaults).",
+        links=(
+            *queue_links("$response.body#/queue", "queue.get", "queue.stats", "queue.update", "queue.purge",
+                         "queue.delete", "queue.dlq.list", "queue.dlq.redrive", "queue.push_subscribe"),
+            *queue_links("$response.body#/queue", "queue.publish", "queue.publish_batch", "queue.consume",
+                         in_body=True),
+        ),
+    )),
+    ApiRoute("/v1/queue/get/{queue}", get_queue, methods=["GET"], operation=Operation(
+        "queue.get", "A queue's configuration", tag="queues",
+        request=schemas.QueueOnlyRequest, response=schemas.QueueRecord, errors=_QUEUE_FAILS,
+    )),
+    ApiRoute("/v1/queue/list", list_queues, methods=["GET"], operation=Operation(
+        "queue.list", "The project's queues, in name order, a page at a time", tag="queues",
+        response=schemas.QueueList, params=page_query(),
+    )),
+    ApiRoute("/v1/queue/update/{queue}", update_queue, methods=["PATCH"], operation=Operation(
+        "queue.update", "Change a queue's configuration (not its type)", tag="queues",
+        request=schemas.UpdateQueueRequest, response=schemas.QueueRecord, errors=(*_QUEUE_FAILS, *_REUSED),
+    )),
+    ApiRoute("/v1/queue/delete/{queue}", delete_queue, methods=["DELETE"], operation=Operation(
+        "queue.delete", "Delete a queue with its messages (idempotent: `deleted` is false when there was none)",
+        tag="queues", request=schemas.QueueOnlyRequest, response=schemas.QueueDeleted, errors=(errors.QueueInUse,),
+    )),
+    ApiRoute("/v1/queue/purge/{queue}", purge_queue, methods=["POST"], operation=Operation(
+        "queue.purge", "Delete a queue's available, delayed and in-flight messages", tag="queues",
+        request=schemas.QueueOnlyRequest, response=schemas.QueuePurged, errors=(*_QUEUE_FAILS, *_REUSED),
+    )),
+    ApiRoute("/v1/queue/stats/{queue}", queue_stats, methods=["GET"], operation=Operation(
+        "queue.stats", "A queue's message counts", tag="queues",
+        request=schemas.QueueOnlyRequest, response=schemas.QueueStats, errors=_QUEUE_FAILS,
+    )),
 ]

@@ -19,7 +19,7 @@ local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
-local fifo = require_fifo_flag(qk)
+local fifo, rkey = require_ack_cfg(qk)
 
 -- The distinct ids, in order, each with the receipt given with its first mention.
 local ids, receipts, seen, n = {}, {}, {}, 0
@@ -42,7 +42,7 @@ local raws = read_many("HMGET", qk.msgs, ids, n)
 local leases = read_many("ZMSCORE", qk.inflight, ids, n)
 local states = {}
 for i = 1, n do
-  states[i] = check_lease(ids[i], raws[i], leases[i], receipts[i], now, ARGV[5])
+  states[i] = check_lease(ids[i], raws[i], leases[i], receipts[i], now, ARGV[5], rkey)
 end
 call_many("ZREM", qk.inflight, ids, n)
 call_many("HDEL", qk.msgs, ids, n)
@@ -70,5 +70,7 @@ if acked_in_group then
   end
   notify(qk)
 end
+tally(qk, "acked", n)
+flush_tallies()
 idem_store(KEYS[2], ARGV[4], ids)
 return ids

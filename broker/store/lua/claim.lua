@@ -10,10 +10,11 @@
 -- ARGV[4]  max messages, 1..100
 -- ARGV[5]  visibility timeout, ms; "" = the queue's default
 -- ARGV[6]  maintenance limit per structure
--- Returns: {next_wake_ms, lease_deadline_ms, [id, payload, priority, group|"", attempts, lease]...}
+-- ARGV[7]  a random receipt key (at least 32 hex digits), kept as the queue's key if it has none yet
+-- Returns: {next_wake_ms, lease_deadline_ms, [id, payload, priority, group|"", attempts, receipt]...}
 --   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters;
 --   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
---   hex digits) and its receipt is lease_receipt(id, lease): the caller builds them.
+--   hex digits); its receipt is lease_receipt(rkey, id, lease).
 -- Errors: QUEUE_NOT_FOUND.
 --@include lifecycle
 
@@ -23,7 +24,13 @@ local max = to_int(ARGV[4], "max", 1)
 local cfg = require_cfg(qk)
 local visibility_ms = cfg.visibility_ms
 if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
+if not cfg.rkey and #ARGV[7] < 32 then fail("INTERNAL", "argument receipt key is too short") end
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
+if not cfg.rkey then
+  cfg.rkey = ARGV[7]
+  redis.call("HSET", qk.cfg, "rkey", cfg.rkey)
+end
+local rkey = cfg.rkey
 
 local deadline = now + visibility_ms
 local reply, nr = {-1, deadline}, 2
@@ -48,7 +55,7 @@ local function deliver(id, raw, offset, s)
   reply[nr + 3] = s[2]
   reply[nr + 4] = s[4] or ""
   reply[nr + 5] = attempts
-  reply[nr + 6] = lease
+  reply[nr + 6] = lease_receipt(rkey, id, lease)
   nr = nr + 6
 end
 
@@ -139,7 +146,9 @@ end
 if nv > 0 then
   call_many("HSET", qk.msgs, values, nv)
   call_many("ZADD", qk.inflight, held, nh)
+  tally(qk, "delivered", nv / 2)
 end
+flush_tallies()
 
 -- When to look again: the next delayed message or the next lease deadline.
 local wake = -1

@@ -9,7 +9,7 @@
 -- ARGV[5]  cursor member
 -- ARGV[6]  page size
 -- Returns: {more 0|1, last_score, last_member,
---           [id, payload, priority, group|"", attempts, enqueued_ms, dead_ms, reason, source, error|""]...}
+--           [id, payload, priority, group|"", deliveries, enqueued_ms, dead_ms, reason, source, error|""]...}
 -- Errors: QUEUE_NOT_FOUND.
 --@include lifecycle
 
@@ -18,6 +18,7 @@ local now = to_int(ARGV[3], "now")
 local cfg = require_cfg(qk)
 local limit = to_int(ARGV[6], "limit", 1)
 maintain_with_dlq(qk, cfg, now, 1000)
+flush_tallies()
 local after_score, after_member = tonumber(ARGV[4]), ARGV[5]
 
 local reply = {0, "", ""}
@@ -46,7 +47,7 @@ while true do
         reply[n + 2] = m[F_PAYLOAD]
         reply[n + 3] = m[F_PRIORITY]
         reply[n + 4] = group_of(m)
-        reply[n + 5] = m[F_ATTEMPTS]
+        reply[n + 5] = m[F_LEASE] or 0 -- deliveries ever: the failed deliveries that led here stay visible
         reply[n + 6] = m[F_ENQUEUED]
         reply[n + 7] = m[F_DEAD]
         reply[n + 8] = m[F_REASON]

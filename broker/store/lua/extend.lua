@@ -14,10 +14,10 @@
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
-require_cfg(qk)
+local cfg = require_cfg(qk)
 local id = ARGV[4]
 local visibility_ms = to_int(ARGV[6], "visibility", 0)
-local m = leased_message(qk, id, ARGV[5], now, "message_id")
+local m = leased_message(qk, cfg, id, ARGV[5], now, "message_id")
 local deadline = now + visibility_ms
 hold(qk, id, m, deadline)
-return {id, receipt_of(id, m), deadline}
+return {id, receipt_of(cfg.rkey, id, m), deadline}

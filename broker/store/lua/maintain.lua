@@ -16,4 +16,6 @@ local now = to_int(ARGV[3], "now")
 local limit = to_int(ARGV[4], "limit", 1)
 local cfg = load_cfg(qk)
 if not cfg then return 0 end
-return maintain(qk, cfg, now, limit)
+local moved = maintain(qk, cfg, now, limit)
+flush_tallies()
+return moved

@@ -26,11 +26,13 @@ if cached then return cached end
 local cfg = require_cfg(qk)
 local id = ARGV[5]
 local delay = to_int(ARGV[8], "delay", 0)
-local m = leased_message(qk, id, ARGV[6], now, "message_id")
+local m = leased_message(qk, cfg, id, ARGV[6], now, "message_id")
 if ARGV[10] ~= "" then m[F_ERROR] = ARGV[10] end
 
 leave_inflight(qk, cfg, id, m)
 local requeued = fail_delivery(qk, cfg, id, m, now, now + delay, ARGV[7] == "1", ARGV[9])
+tally(qk, "nacked", 1)
+flush_tallies()
 local reply = {id, requeued and 1 or 0}
 idem_store(KEYS[2], ARGV[4], reply)
 return reply

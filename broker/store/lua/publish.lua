@@ -200,5 +200,7 @@ if copy_of then
   for i, first in pairs(copy_of) do ids[i] = ids[first] end
 end
 if na > 0 then notify(qk) end
+if nv > 0 then tally(qk, "published", nv / 2) end
+flush_tallies()
 idem_store(KEYS[3], request_fp, ids)
 return ids

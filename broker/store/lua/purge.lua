@@ -36,6 +36,8 @@ for _, part in ipairs({"avail", "delayed", "inflight"}) do
 end
 -- "expiry" indexes available messages only (include/lifecycle.lua): all purged.
 redis.call("UNLINK", qk.gq, qk.groups, qk.gbusy, qk.foreign, qk.expiry)
+tally(qk, "purged", purged)
+flush_tallies()
 local reply = {purged}
 idem_store(KEYS[2], ARGV[4], reply)
 return reply

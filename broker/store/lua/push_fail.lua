@@ -32,7 +32,7 @@ local delay = to_int(ARGV[6], "delay", 0)
 local status = to_int(ARGV[7], "status")
 local generation = to_int(ARGV[9], "generation")
 local gone = ARGV[10] == "1"
-local m = leased_message(qk, id, ARGV[5], now, "message_id")
+local m = leased_message(qk, cfg, id, ARGV[5], now, "message_id")
 
 -- The retry budget and dead-letter target of the subscription (the queue's once it is gone).
 local sub = load_sub(qk)
@@ -53,4 +53,6 @@ else
   requeued = fail_delivery(qk, pcfg, id, m, now, now + delay, true)
 end
 record_attempt(qk, sub, generation, now, status, ARGV[8], false, gone)
+tally(qk, requeued and "push_failure" or "push_dead_lettered", 1)
+flush_tallies()
 return {id, requeued and "requeued" or "dead_lettered"}

@@ -13,7 +13,8 @@
 -- ARGV[7]  max messages, "" for no limit
 -- Returns: {redriven}
 -- Errors: QUEUE_NOT_FOUND, MESSAGE_NOT_FOUND (the id is not a dead letter of this queue),
---         IDEMPOTENCY_KEY_REUSED.
+--         LEASE_EXPIRED (the id is leased from the dead-letter queue: in flight there, not redrivable
+--         until that lease ends), IDEMPOTENCY_KEY_REUSED.
 --@include lifecycle
 --@include idem
 
@@ -41,7 +42,12 @@ local function redrive(member, strict)
   if where == qk.name then
     redis.call("ZREM", qk.dead, id)
   else
-    if redis.call("ZSCORE", wk.inflight, id) then return "skipped" end
+    if redis.call("ZSCORE", wk.inflight, id) then
+      if strict then
+        fail("LEASE_EXPIRED", "message '" .. id .. "' is in flight in dead-letter queue '" .. where .. "'", "message_id")
+      end
+      return "skipped"
+    end
     local wcfg = load_cfg(wk)
     leave_waiting(wk, wcfg, id, m)
     redis.call("SREM", wk.foreign, id)
@@ -93,7 +99,11 @@ else
     end
   end
 end
-if redriven > 0 then notify(qk) end
+if redriven > 0 then
+  notify(qk)
+  tally(qk, "redriven", redriven)
+end
+flush_tallies()
 local reply = {redriven}
 idem_store(KEYS[2], ARGV[4], reply)
 return reply

@@ -4,7 +4,7 @@
 -- The checks on message `id` given its stored value `raw` and its inflight score `score` (false when it
 -- has none): raises MESSAGE_NOT_FOUND (unknown here, or past retention) / LEASE_EXPIRED (not leased, or
 -- leased under another receipt). Returns its stored array (cmsgpack.unpack_one of `raw`), as read.
-local function check_lease(id, raw, score, receipt, now, field)
+local function check_lease(id, raw, score, receipt, now, field, rkey)
   local s = nil
   if raw then
     local _, state = cmsgpack.unpack_one(raw)
@@ -20,15 +20,15 @@ local function check_lease(id, raw, score, receipt, now, field)
   if not held then -- the score is the lease deadline, as retention is still ahead
     fail("LEASE_EXPIRED", "message '" .. id .. "' is not leased", field)
   end
-  if receipt ~= "" and receipt ~= lease_receipt(id, s[6] or 0) then
+  if receipt ~= "" and (not rkey or receipt ~= lease_receipt(rkey, id, s[6] or 0)) then
     fail("LEASE_EXPIRED", "receipt does not name the current lease of message '" .. id .. "'", "receipt")
   end
   return s
 end
 
--- The checks for one message, read here. Returns the message.
-local function leased_message(qk, id, receipt, now, field)
+-- The checks for one message, read here (`cfg` as load_cfg has it). Returns the message.
+local function leased_message(qk, cfg, id, receipt, now, field)
   local raw = redis.call("HGET", qk.msgs, id)
-  check_lease(id, raw, raw and redis.call("ZSCORE", qk.inflight, id), receipt, now, field)
+  check_lease(id, raw, raw and redis.call("ZSCORE", qk.inflight, id), receipt, now, field, cfg.rkey)
   return msg_decode(id, raw)
 end

@@ -18,6 +18,30 @@
 --             clocks disagree) is scored APART lower instead, a region below 0 in the same order, and is
 --             indexed in "expiry" by its deadline. "expiry" holds nothing else.
 
+-- Counters of each queue for /metrics (its "ctr" hash): published, delivered, acked, nacked, lease_expired,
+-- dead_lettered, redriven, purged, and the push attempts by outcome: push_success, push_failure (to be
+-- retried), push_dead_lettered. A script adds up what it moves with tally() and writes the sums at its
+-- end with flush_tallies(): one HINCRBY per counter and queue that moved, whatever the number of messages.
+-- They live with the queue (deleted with it) and are exact across every process and restart.
+local tallies = {}
+
+local function tally(qk, field, n)
+  if n == 0 then return end
+  local counts = tallies[qk.ctr]
+  if not counts then
+    counts = {}
+    tallies[qk.ctr] = counts
+    tallies[#tallies + 1] = qk.ctr
+  end
+  counts[field] = (counts[field] or 0) + n
+end
+
+local function flush_tallies()
+  for _, key in ipairs(tallies) do
+    for field, n in pairs(tallies[key]) do redis.call("HINCRBY", key, field, string.format("%d", n)) end
+  end
+end
+
 local function notify(qk)
   redis.call("PUBLISH", notify_channel(qk.tag), qk.name)
 end
@@ -163,6 +187,7 @@ end
 
 -- Move a message, already out of every waiting and in-flight structure, to the dead letters of qk.
 local function dead_letter(qk, cfg, id, m, reason, now)
+  tally(qk, "dead_lettered", 1)
   unindex_foreign(qk, id, m[F_SOURCE])
   m[F_DEAD] = now
   m[F_REASON] = reason
@@ -270,6 +295,7 @@ local function maintain(qk, cfg, now, limit)
     elseif retention_deadline(m) <= now then
       remove_message(qk, cfg, id, m)
     else -- the score is the lease deadline: the retry is due from then
+      tally(qk, "lease_expired", 1)
       leave_inflight(qk, cfg, id, m)
       fail_delivery(qk, cfg, id, m, now, deadline, true)
     end
@@ -304,4 +330,34 @@ local function maintain_with_dlq(qk, cfg, now, limit)
     if dcfg then moved = moved + maintain(dk, dcfg, now, limit) end
   end
   return moved
+end
+
+-- When the oldest available message of qk was enqueued (ms), or -1: the lowest sequence within each band
+-- (9 - priority; FIFO: one band), over both regions of avail, by the enqueued time its id holds.
+local function oldest_available(qk, cfg)
+  local fronts = {} -- band -> {id, score within its region}
+  local regions = {0}
+  if redis.call("EXISTS", qk.expiry) == 1 then regions[2] = -APART end -- "expiry" indexes the ones apart
+  local last_band = cfg.fifo and 0 or 9
+  for _, region in ipairs(regions) do
+    local from = region
+    while true do
+      local head = redis.call("ZRANGEBYSCORE", qk.avail, from, "(" .. (region + APART), "WITHSCORES", "LIMIT", "0",
+        "1")
+      if #head == 0 then break end
+      local score = tonumber(head[2]) - region
+      local band = math.floor(score / PRIORITY_STEP)
+      if not fronts[band] or score < fronts[band][2] then fronts[band] = {head[1], score} end
+      if band >= last_band then break end
+      from = region + (band + 1) * PRIORITY_STEP
+    end
+  end
+  local oldest = -1
+  for _, front in pairs(fronts) do
+    if redis.call("HEXISTS", qk.msgs, front[1]) == 1 then
+      local enqueued = enqueued_of(front[1])
+      if oldest < 0 or enqueued < oldest then oldest = enqueued end
+    end
+  end
+  return oldest
 end

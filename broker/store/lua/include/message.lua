@@ -164,12 +164,15 @@ local function fifo_member_id(member)
   return string.sub(member, -11) .. string.format("%08x", seq % 4294967296)
 end
 
--- The receipt of lease number `lease` of message `id`: ack, nack and extend check it (for claim's reply
--- the store builds the same from the lease number, lease_receipt in broker/store/queues.py).
-local function lease_receipt(id, lease)
-  return id .. "." .. string.format("%d", lease)
+-- The receipt of lease number `lease` of message `id`: the lease number and a MAC of the message id and
+-- the lease under the queue's receipt key (cfg field "rkey", random, set by the first claim), so that only
+-- a holder of that lease can present it. ack, nack and extend check it; a queue with no key yet has issued
+-- no receipt, and accepts none.
+local function lease_receipt(rkey, id, lease)
+  local n = string.format("%d", lease)
+  return n .. "." .. string.sub(redis.sha1hex(rkey .. "\0" .. id .. "\0" .. n), 1, 24)
 end
 
-local function receipt_of(id, m)
-  return lease_receipt(id, m[F_LEASE])
+local function receipt_of(rkey, id, m)
+  return lease_receipt(rkey, id, m[F_LEASE])
 end

@@ -14,13 +14,13 @@ end
 -- for a queue created without them).
 local function load_cfg(qk)
   local v = redis.call("HMGET", qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility",
-    "priority", "created_ms", "retention_min_days", "retention_max_days")
+    "priority", "created_ms", "retention_min_days", "retention_max_days", "rkey")
   if not v[1] then return nil end
   return {
     type = v[1], fifo = (v[1] == "fifo"), dlq = v[2] or "", max_retries = tonumber(v[3]),
     retention_days = tonumber(v[4]), retention_ms = tonumber(v[4]) * 86400000,
     visibility_ms = tonumber(v[5]) * 1000, priority = (v[6] == "1"), created_ms = tonumber(v[7]),
-    min_days = tonumber(v[8] or "1"), max_days = tonumber(v[9] or "inf"),
+    min_days = tonumber(v[8] or "1"), max_days = tonumber(v[9] or "inf"), rkey = v[10],
   }
 end
 
@@ -42,11 +42,12 @@ local function require_publish_cfg(qk)
     max_days = max_days}
 end
 
--- Whether the queue is FIFO, all that ack reads of the configuration; or QUEUE_NOT_FOUND.
-local function require_fifo_flag(qk)
-  local queue_type = redis.call("HGET", qk.cfg, "type")
-  if not queue_type then fail("QUEUE_NOT_FOUND", "queue '" .. qk.name .. "' does not exist", "queue") end
-  return queue_type == "fifo"
+-- Whether the queue is FIFO and its receipt key (false when none), all that ack reads of the
+-- configuration; or QUEUE_NOT_FOUND.
+local function require_ack_cfg(qk)
+  local v = redis.call("HMGET", qk.cfg, "type", "rkey")
+  if not v[1] then fail("QUEUE_NOT_FOUND", "queue '" .. qk.name .. "' does not exist", "queue") end
+  return v[1] == "fifo", v[2]
 end
 
 -- The configuration as a flat reply: name, type, dlq, max_retries, retention_days, visibility, priority, created_ms.
