@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -190,6 +191,10 @@ def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return fail(str(exc), 1)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`broker consume ... | head`): stop quietly
+        with contextlib.suppress(OSError):  # nothing more may reach it, not even at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
     return status
 
 

@@ -73,10 +73,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             where = store.describe()
         os.environ["BROKER_REDIS_URL"] = url  # read again by every uvicorn process (app_from_env)
         os.environ["BROKER_RUN_WORKERS"] = "1" if settings.run_workers else "0"
-        # Prometheus multiprocess mode: every process of this server counts into files of one fresh directory,
-        # so a scrape answered by any of them reports all (broker/telemetry/metrics.py).
-        metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="broker-metrics-"))
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        if settings.workers > 1:
+            # Prometheus multiprocess mode: every process of this server counts into files of one fresh
+            # directory, so a scrape answered by any of them reports all (broker/telemetry/metrics.py). One
+            # process serves in this one, which has imported prometheus-client already: it counts in memory.
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="broker-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         _first_key(settings, url)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         say(f"store: {where}")

@@ -69,6 +69,10 @@ METRIC_NAMES: tuple[str, ...] = (
     QUEUE_MESSAGES, QUEUE_OLDEST, PUSH_DELIVERIES, STORE_UP,
 )
 
+#: Multiprocess mode, decided when this module is imported, as prometheus-client decides where its values go
+#: (memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``, or this process's memory).
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0)
 
 _requests = Counter(HTTP_REQUESTS.removesuffix("_total"), "HTTP requests answered, by route template, method and "
@@ -133,7 +137,7 @@ def exposition(store_text: bytes) -> bytes:
     """The whole text exposition: the process metrics (of every process of the server in multiprocess mode),
     this process's process_* and python_* collectors, then the store metrics (:func:`render_store`)."""
     registry: CollectorRegistry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if MULTIPROCESS:
         registry = CollectorRegistry(auto_describe=False)
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         ProcessCollector(registry=registry)

@@ -242,3 +242,15 @@ def test_help_and_shell_completion(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["create", "--concurrency"]
     assert "#compdef broker" in ok("completion", "zsh", env=env)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(server: Server, queue: str, client: Client) -> None:
+    client.publish(queue, payload=0)
+    with subprocess.Popen(broker_command("consume", queue, "--follow", "--json", "--wait", "1"), env=server.env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert json.loads(proc.stdout.readline())["payload"] == 0
+        proc.stdout.close()  # as `| head -1` does; what it prints next has no reader
+        client.publish_batch(queue, messages=[{"payload": n} for n in range(1, 4)])
+        assert proc.wait(30) == 141
+        assert proc.stderr.read() == b""
