@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,6 +23,18 @@ from broker.client.models import DeadLetter, QueueRecord
 from broker.client.retry import RetryPolicy
 
 T = TypeVar("T")
+
+
+async def _every(fetch: Callable[[str | None], Awaitable[Any]]) -> AsyncIterator[Any]:
+    """The items of every page, asking for the next one with the cursor of the last."""
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        for item in page.items:
+            yield item
+        if not page.next_cursor:
+            return
+        cursor = page.next_cursor
 
 
 class AsyncClient:
@@ -86,14 +98,8 @@ class AsyncClient:
 
     async def iter_queues(self, *, limit: int | None = None) -> AsyncIterator[QueueRecord]:
         """Every queue of the project in name order, page by page (``limit`` per page)."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_queues(cursor=cursor, limit=limit)
-            for item in page.items:
-                yield item
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        async for item in _every(lambda cursor: self.list_queues(cursor=cursor, limit=limit)):
+            yield item
 
     # --- messages ---------------------------------------------------------------------------------
     publish = AsyncOperation(calls.publish)
@@ -110,14 +116,8 @@ class AsyncClient:
 
     async def iter_dlq(self, queue: str, *, limit: int | None = None) -> AsyncIterator[DeadLetter]:
         """Every dead letter of ``queue``, oldest first, page by page."""
-        cursor: str | None = None
-        while True:
-            page = await self.dlq_list(queue, cursor=cursor, limit=limit)
-            for item in page.items:
-                yield item
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        async for item in _every(lambda cursor: self.dlq_list(queue, cursor=cursor, limit=limit)):
+            yield item
 
     # --- push -------------------------------------------------------------------------------------
     push_subscribe = AsyncOperation(calls.push_subscribe)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,6 +23,17 @@ from broker.client.models import DeadLetter, QueueRecord
 from broker.client.retry import RetryPolicy
 
 T = TypeVar("T")
+
+
+def _every(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    """The items of every page, asking for the next one with the cursor of the last."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if not page.next_cursor:
+            return
+        cursor = page.next_cursor
 
 
 class Client:
@@ -91,13 +102,7 @@ class Client:
 
     def iter_queues(self, *, limit: int | None = None) -> Iterator[QueueRecord]:
         """Every queue of the project in name order, page by page (``limit`` per page)."""
-        cursor: str | None = None
-        while True:
-            page = self.list_queues(cursor=cursor, limit=limit)
-            yield from page.items
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        return _every(lambda cursor: self.list_queues(cursor=cursor, limit=limit))
 
     # --- messages ---------------------------------------------------------------------------------
     publish = SyncOperation(calls.publish)
@@ -114,13 +119,7 @@ class Client:
 
     def iter_dlq(self, queue: str, *, limit: int | None = None) -> Iterator[DeadLetter]:
         """Every dead letter of ``queue``, oldest first, page by page."""
-        cursor: str | None = None
-        while True:
-            page = self.dlq_list(queue, cursor=cursor, limit=limit)
-            yield from page.items
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        return _every(lambda cursor: self.dlq_list(queue, cursor=cursor, limit=limit))
 
     # --- push -------------------------------------------------------------------------------------
     push_subscribe = SyncOperation(calls.push_subscribe)
