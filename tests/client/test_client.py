@@ -208,3 +208,19 @@ def test_unavailable_and_unreachable_servers_are_waited_for(tmp_path: Path) -> N
 
 def _serve_on(fleet: Fleet, redis_url: str, keys: str, port: int) -> ApiServer:
     return ApiServer(fleet.workdir, redis_url, keys, port=port).start()
+
+
+def test_the_client_knows_every_error_code_of_the_server_with_its_status() -> None:
+    """broker.client.errors mirrors broker.errors without importing it: the same codes, the same statuses, and
+    the same family (a QUEUE_NOT_FOUND is a NotFound on both sides)."""
+    from broker import errors as server
+    from broker.client import errors as client
+
+    assert set(client.ERRORS_BY_CODE) == set(server.ERRORS_BY_CODE)
+    for code, server_cls in server.ERRORS_BY_CODE.items():
+        client_cls = client.ERRORS_BY_CODE[code]
+        assert client_cls.default_status == server_cls.status, code
+        assert client_cls.__name__ == server_cls.__name__, code
+        server_family = [c.__name__ for c in server_cls.__mro__ if issubclass(c, server.BrokerError)]
+        client_family = [c.__name__ for c in client_cls.__mro__ if issubclass(c, client.BrokerError)]
+        assert client_family == server_family, code
