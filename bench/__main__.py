@@ -34,6 +34,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, metavar="N",
                         help="measure again, up to N times, when other processes used the CPU meanwhile, keeping "
                         "the least disturbed attempt (default 2, quick 0)")
+    parser.add_argument("--no-observability", action="store_true",
+                        help="skip the costs of the counters, the request log and GET /metrics")
+    parser.add_argument("--no-cli-publish", action="store_true", help="skip broker publish --file")
+    parser.add_argument("--rounds", type=int, metavar="N",
+                        help="interleaved rounds of the with/without comparisons (default 4, quick 1)")
+    parser.add_argument("--scrape-queues", type=int, metavar="N",
+                        help="queues in the store GET /metrics reads (default 10,000, quick 1,000)")
+    parser.add_argument("--cli-lines", type=int, metavar="N",
+                        help="lines of the file broker publish --file sends (default 1,000,000, quick 50,000)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
 
@@ -41,13 +50,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
     """Config fields: the mode's defaults, then the flags given."""
     if args.quick:
-        values: dict[str, Any] = {"quick": True, "seconds": 2, "growth": False, "memory_messages": 20_000}
+        values: dict[str, Any] = {"quick": True, "seconds": 2, "growth": False, "memory_messages": 20_000,
+                                  "ab_rounds": 1, "scrape_queues": 1_000, "scrape_with_messages": 100,
+                                  "scrape_runs": 3, "cli_lines": 50_000}
     else:
         values = {"quiet_wait": 60, "retries": 2}
     overrides = {
         "seconds": args.seconds, "backlog": args.backlog, "workers": args.workers,
         "growth": False if args.no_growth else None, "peers": args.peers, "profile": args.profile or None,
         "quiet_wait": args.quiet_wait, "retries": args.retries,
+        "observability": False if args.no_observability else None,
+        "cli_publish": False if args.no_cli_publish else None, "ab_rounds": args.rounds,
+        "scrape_queues": args.scrape_queues, "cli_lines": args.cli_lines,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return values

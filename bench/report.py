@@ -14,6 +14,15 @@ TARGETS = {
     "growth_min": (">=", 0.9, "1M backlog / empty, the lowest of publish, consume, ack (priorities off and on)"),
     "memory_overhead": ("<=", 250.0, "Redis memory per message minus payload (bytes), the higher of prio off/on"),
 }
+#: The targets of the "Observability and CLI" table (bench/observability.py, bench/cli_publish.py).
+OBSERVABILITY_TARGETS = {
+    "counters_ratio": (">=", 0.97, "single publish with the message counters / without them (req/s)"),
+    "scrape_seconds": ("<=", 1.0, "GET /metrics of a store with 10,000 queues, median (s)"),
+    "cli_vs_batch": (">=", 0.5, "broker publish --file msgs/s / publish_batch msgs/s"),
+    "cli_rss_ratio": ("<=", 1.5, "broker publish --file peak RSS, the whole file / a tenth of it"),
+}
+#: The store size the scrape target is about (a quick run measures a smaller one: no verdict).
+SCRAPE_TARGET_QUEUES = 10_000
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -86,12 +95,32 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     out["growth_min"] = min(growth_values) if growth_values else None
     overheads = [m.get("overhead_bytes") for m in results.get("memory", {}).values() if m.get("overhead_bytes")]
     out["memory_overhead"] = max(overheads) if overheads else None
+    out.update(observability_ratios(results))
     return out
+
+
+def observability_ratios(results: dict[str, Any]) -> dict[str, Any]:
+    """The ratios of the "Observability and CLI" table; the with/without ones come from the run (medians of
+    the per-round ratios)."""
+    obs, cli = results.get("observability", {}), results.get("cli_publish_file", {})
+    scrape = obs.get("scrape", {})
+    http_median = _get(scrape, "http", "median_s")
+    return {
+        "counters_ratio": _get(obs, "counters", "ratio"),
+        "counters_redis_usec_ratio": _get(obs, "counters", "redis_usec_ratio"),
+        "counters_redis_alone_usec_ratio": _get(obs, "counters", "redis_alone_usec_ratio"),
+        "log_console_ratio": _get(obs, "request_log", "ratio", "console"),
+        "log_json_ratio": _get(obs, "request_log", "ratio", "json"),
+        "scrape_seconds": http_median if (scrape.get("queues") or 0) >= SCRAPE_TARGET_QUEUES else None,
+        "scrape_vs_reads": _ratio(http_median, _get(scrape, "store_reads", "median_s")),
+        "cli_vs_batch": _ratio(_get(cli, "full", "msg_rate"), _get(results, "ours", "publish_batch", "msg_rate")),
+        "cli_rss_ratio": _ratio(_get(cli, "full", "peak_rss_kib"), _get(cli, "tenth", "peak_rss_kib")),
+    }
 
 
 def targets(computed: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for key, (op, threshold, label) in TARGETS.items():
+    for key, (op, threshold, label) in {**TARGETS, **OBSERVABILITY_TARGETS}.items():
         value = computed.get(key)
         met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
         rows.append({"key": key, "label": label, "value": value, "target": f"{op} {threshold:g}", "met": met})
@@ -191,6 +220,8 @@ def markdown(results: dict[str, Any]) -> str:
                          f"| {m['payload_bytes']} | {m['overhead_bytes']:.0f} |")
     lines += ["", "### Ratios and targets", "", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
     for row in targets(computed):
+        if row["key"] not in TARGETS:
+            continue
         met = "—" if row["met"] is None else ("yes" if row["met"] else "**no**")
         lines.append(f"| {row['label']} | {number(row['value'])} | {row['target']} | {met} |")
     for key, label in (("publish_vs_bullmq_add", "single publish req/s / BullMQ add jobs/s"),
@@ -200,11 +231,103 @@ def markdown(results: dict[str, Any]) -> str:
                        ("publish_vs_redis", "single publish req/s / Redis-alone publish script calls/s")):
         if computed.get(key) is not None:
             lines.append(f"| {label} | {number(computed[key])} | | |")
+    lines += observability_lines(results, computed)
     lines += profile_lines(results)
     notes: list[str] = results.get("notes") or []
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+def usec(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.2f} µs"
+
+
+def seconds(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.3f} s"
+
+
+def mib(kib: Any) -> str:
+    return "—" if kib is None else f"{float(kib) / 1024:.0f} MiB"
+
+
+def observability_lines(results: dict[str, Any], computed: dict[str, Any]) -> list[str]:
+    """The table "Observability and CLI": each figure next to its baseline or ceiling of the same run."""
+    obs, cli = results.get("observability", {}), results.get("cli_publish_file", {})
+    if not obs and not cli:
+        return []
+    verdicts = {row["key"]: row for row in targets(computed)}
+
+    def verdict(key: str) -> tuple[str, str]:
+        row = verdicts.get(key)
+        if row is None:
+            return "", ""
+        return row["target"], "—" if row["met"] is None else ("yes" if row["met"] else "**no**")
+
+    rows: list[tuple[str, str, str, str, str, str]] = []  # figure, measured, baseline, ratio, key, notes
+    counters = obs.get("counters")
+    if counters:
+        rounds = len(_get(counters, "with", "rounds") or [])
+        rows.append((f"single publish, message counters on ({counters.get('connections')} conns, median of {rounds} "
+                     f"round{'s' if rounds != 1 else ''})", rate(_get(counters, "with", "request_rate"), "req/s"),
+                     "counters off (flush_tallies emptied): "
+                     f"{rate(_get(counters, 'without', 'request_rate'), 'req/s')}",
+                     number(computed.get("counters_ratio")), "counters_ratio",
+                     "ratio: median of the per-round ratios"))
+        rows.append(("Redis CPU per publish script call during those runs, counters on",
+                     usec(_get(counters, "with", "redis_usec_per_call")),
+                     f"counters off: {usec(_get(counters, 'without', 'redis_usec_per_call'))}",
+                     number(computed.get("counters_redis_usec_ratio")), "", "INFO commandstats"))
+        alone = _get(counters, "with", "redis_alone") or {}
+        rows.append((f"Redis CPU per publish script call, the script alone pipelined ({alone.get('calls', 0):,} calls "
+                     "each way)", usec(alone.get("redis_usec_per_call")),
+                     f"counters off: {usec(_get(counters, 'without', 'redis_alone', 'redis_usec_per_call'))}",
+                     number(computed.get("counters_redis_alone_usec_ratio")), "",
+                     "alternating blocks of 1,000 calls"))
+    log = obs.get("request_log")
+    if log:
+        for label, key in (("console", "log_console_ratio"), ("json", "log_json_ratio")):
+            rows.append((f"single publish, request log on ({label}, BROKER_LOG_LEVEL=info)",
+                         rate(_get(log, label, "request_rate"), "req/s"),
+                         f"log off (warning): {rate(_get(log, 'off', 'request_rate'), 'req/s')}",
+                         number(computed.get(key)), key,
+                         f"{_get(log, label, 'access_lines_per_request')} access lines and "
+                         f"{_get(log, label, 'log_bytes_per_request')} B per request"))
+    scrape = obs.get("scrape")
+    if scrape:
+        http = scrape.get("http", {})
+        reads = scrape.get("store_reads", {})
+        rows.append((f"GET /metrics, {scrape.get('queues', 0):,} queues ({scrape.get('queues_with_messages')} with "
+                     f"messages), median of {scrape.get('runs')}",
+                     seconds(http.get("median_s")),
+                     f"store reads alone (Store.queue_metrics): {seconds(reads.get('median_s'))}",
+                     number(computed.get("scrape_vs_reads")), "scrape_seconds",
+                     f"max {seconds(http.get('max_s'))}; {http.get('samples', 0):,} samples, "
+                     f"{http.get('bytes', 0) / 1e6:.1f} MB; rendering alone {seconds(reads.get('render_median_s'))}"))
+    full, tenth = cli.get("full"), cli.get("tenth")
+    if full:
+        rows.append((f"broker publish --file, {full.get('lines', 0):,} lines (wall clock of the process)",
+                     rate(full.get("msg_rate")),
+                     f"publish_batch of 100: {rate(_get(results, 'ours', 'publish_batch', 'msg_rate'))}",
+                     number(computed.get("cli_vs_batch")), "cli_vs_batch",
+                     f"{rate(full.get('cli_rate'))} by the CLI's own clock; queue holds "
+                     f"{full.get('queue_available'):,} ({'exact' if full.get('exact') else '**not exact**'})"))
+    if full and tenth:
+        extra = (full["peak_rss_kib"] - tenth["peak_rss_kib"]) * 1024 / max(1, full["lines"] - tenth["lines"])
+        rows.append((f"broker publish --file, peak RSS, {full.get('lines', 0):,} lines", mib(full.get("peak_rss_kib")),
+                     f"{tenth.get('lines', 0):,} lines: {mib(tenth.get('peak_rss_kib'))}",
+                     number(computed.get("cli_rss_ratio")), "cli_rss_ratio",
+                     f"{extra:.0f} B per extra line (a line is {cli.get('line_bytes')} B); queue holds "
+                     f"{tenth.get('queue_available'):,} ({'exact' if tenth.get('exact') else '**not exact**'})"))
+    lines = ["", "### Observability and CLI", "",
+             "| figure | measured | baseline or ceiling (same run) | ratio | target | met | notes |",
+             "|---|---:|---|---:|---:|---|---|"]
+    for figure, measured, baseline, ratio_text, key, notes in rows:
+        target, met = verdict(key) if key else ("", "")
+        if key == "scrape_seconds":  # a target on the time itself, at the full store size
+            target = f"{target} s (at {SCRAPE_TARGET_QUEUES:,} queues)"
+        lines.append(f"| {figure} | {measured} | {baseline} | {ratio_text} | {target} | {met} | {notes} |")
+    return lines
 
 
 def profile_lines(results: dict[str, Any]) -> list[str]:

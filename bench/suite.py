@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench import backlog, machine, pyspy
+from bench import backlog, cli_publish, machine, observability, pyspy
 from bench.load import Wrk, WrkResult, run_wrk
 from bench.peers import bullmq_peer, rabbitmq
 from bench.procs import BenchError, HttpServer, RedisServer, api_env, http_server, redis_server
@@ -70,6 +70,13 @@ class Config:
     profile: bool = False
     quiet_wait: int = 0
     retries: int = 0
+    observability: bool = True  # counters, request log and scrape costs (bench/observability.py)
+    cli_publish: bool = True  # broker publish --file (bench/cli_publish.py)
+    ab_rounds: int = 4  # interleaved rounds of the with/without comparisons of single publish
+    scrape_queues: int = 10_000
+    scrape_with_messages: int = 300
+    scrape_runs: int = 7
+    cli_lines: int = 1_000_000
 
 
 Log = Callable[[str], None]
@@ -188,6 +195,10 @@ class Suite:
             self.main_section()
             if self.config.growth:
                 backlog.growth_section(self)
+            if self.config.observability:
+                observability.section(self)
+            if self.config.cli_publish:
+                cli_publish.section(self)
             self.peers_section()
             if self.config.profile:
                 self.profile_section()

@@ -1,0 +1,395 @@
+"""What observability costs, each against a baseline or ceiling measured in the same run:
+
+- **counters**: single publish with the ``broker_messages_*_total`` counters the scripts keep in Redis, against
+  a second snapshot of the code whose ``flush_tallies()`` (``broker/store/lua/include/lifecycle.lua``) does
+  nothing; also the Redis CPU per publish script call both ways (during the HTTP runs, and pipelined alone);
+- **request log**: single publish with one ``broker.access`` line per request (``BROKER_LOG_LEVEL=info``, the
+  console and the JSON format; the server's output goes to a file) against the log off (``warning``);
+- **scrape**: ``GET /metrics`` on a store of 10,000 queues, against the store reads alone
+  (``Store.queue_metrics`` of every project, as the route does) called directly in Python.
+
+The two single-publish comparisons run their stacks side by side (a Redis and an API each, the idle ones cost
+nothing) and measure them in interleaved rounds, the order reversed every other round, so that a change in
+what else runs on the machine hits every side alike; a side's figure is the median of its rounds, a ratio the
+median of the per-round ratios."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import re
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from bench import procs
+from bench.backlog import settle_aof
+from bench.load import run_wrk
+from bench.procs import BenchError, HttpServer, RedisServer, api_env, http_server, redis_server
+from bench.redis_side import ScriptCalls, evalsha_usec, pipelined
+
+if TYPE_CHECKING:
+    from bench.suite import Api, Suite
+
+#: The function the counters comparison empties, in the copied lifecycle.lua: its whole definition.
+FLUSH_TALLIES = re.compile(r"^local function flush_tallies\(\)\n.*?^end\n", re.MULTILINE | re.DOTALL)
+NO_FLUSH = "local function flush_tallies()\nend\n"
+LIFECYCLE = Path("broker", "store", "lua", "include", "lifecycle.lua")
+
+
+def section(suite: Suite) -> None:
+    out: dict[str, Any] = {}
+    suite.results["observability"] = out
+    out["counters"] = counters(suite)
+    out["request_log"] = request_log(suite)
+    out["scrape"] = scrape(suite)
+
+
+# --- stacks -----------------------------------------------------------------------------------------------
+@dataclass
+class Stack:
+    redis: RedisServer
+    server: HttpServer
+    api: Api
+
+
+@contextlib.contextmanager
+def code_dir(path: Path | None) -> Iterator[None]:
+    """Start processes from the code snapshot at ``path`` (the run's own snapshot when None)."""
+    previous = procs.CODE_DIR
+    if path is not None:
+        procs.CODE_DIR = path
+    try:
+        yield
+    finally:
+        procs.CODE_DIR = previous
+
+
+@contextlib.contextmanager
+def stacks(suite: Suite, specs: dict[str, tuple[dict[str, str], Path | None]]) -> Iterator[dict[str, Stack]]:
+    """One private Redis and one API per label of ``specs``: (environment beyond ``api_env``, code snapshot),
+    all running at once; each gets the queue ``publish``."""
+    from bench.suite import API_FACTORY, API_KEY, PROJECT, Api
+
+    with contextlib.ExitStack() as exit_stack:
+        started: dict[str, Stack] = {}
+        for label, (extra_env, code) in specs.items():
+            redis = exit_stack.enter_context(redis_server(label))
+            env = {**api_env(redis.url, PROJECT, API_KEY), **extra_env}
+            with code_dir(code):
+                server = exit_stack.enter_context(http_server(API_FACTORY, env, suite.config.workers))
+            api = Api(server)
+            exit_stack.callback(api.client.close)
+            api.create_queue("publish")
+            started[label] = Stack(redis, server, api)
+        yield started
+
+
+def rounds_order(labels: list[str], index: int) -> list[str]:
+    return labels if index % 2 == 0 else labels[::-1]
+
+
+def median(values: list[float], digits: int = 3) -> float | None:
+    return round(statistics.median(values), digits) if values else None
+
+
+def single_publish(suite: Suite, name: str, by_label: dict[str, Stack],
+                   after: Callable[[str, Stack], dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Single publish (``publish.lua``, the connections of the main figure) on every stack, in interleaved
+    rounds after a one-second warm-up each. Each result adds the Redis CPU per EVALSHA during the run (INFO
+    commandstats of the stack's own Redis) and what ``after`` returns (``after`` also runs once after the
+    warm-up, its answer dropped)."""
+    c = suite.config
+    labels = list(by_label)
+    for label, stack in by_label.items():
+        run_wrk(stack.api.url, "publish.lua", suite.args("publish"), c.connections, 1, c.wrk_threads)
+        if after is not None:
+            after(label, stack)
+    out: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
+    for index in range(c.ab_rounds):
+        for label in rounds_order(labels, index):
+            stack = by_label[label]
+
+            def once(stack: Stack = stack, label: str = label) -> dict[str, Any]:
+                with stack.redis.client() as client:
+                    calls_before, usec_before = evalsha_usec(client)
+                    result = run_wrk(stack.api.url, "publish.lua", suite.args("publish"), c.connections,
+                                     c.seconds, c.wrk_threads)
+                    calls_after, usec_after = evalsha_usec(client)
+                calls = calls_after - calls_before
+                return {**result.summary(), "script_calls": calls,
+                        "redis_usec_per_call": round((usec_after - usec_before) / max(1, calls), 2),
+                        **(after(label, stack) if after else {})}
+
+            result = suite.measure(f"{name}.{label}.{index + 1}", once,
+                                   settle=functools.partial(settle_aof, stack.redis))
+            if result["bad_status"] or sum(result["errors"].values()):
+                suite.note(f"{name}.{label}: failed requests (status {result['bad_status']}, socket "
+                           f"{result['errors']})")
+            out[label].append(result)
+    return out
+
+
+def per_round_ratio(rounds: dict[str, list[dict[str, Any]]], label: str, baseline: str,
+                    key: str = "request_rate") -> float | None:
+    pairs = zip(rounds[label], rounds[baseline], strict=True)
+    return median([a[key] / b[key] for a, b in pairs if b.get(key)])
+
+
+def side(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"request_rate": median([r["request_rate"] for r in results]),
+            "redis_usec_per_call": median([r["redis_usec_per_call"] for r in results]),
+            "p99_ms": median([r["latency_ms"].get("p99", 0.0) for r in results]), "rounds": results}
+
+
+# --- counters -----------------------------------------------------------------------------------------------
+def snapshot_without_counters(target: Path) -> Path:
+    """A copy of the run's code snapshot whose ``flush_tallies()`` does nothing (the scripts still add up their
+    counts with ``tally()``; no HINCRBY is sent). Stops the run when the substitution finds nothing."""
+    shutil.copytree(procs.CODE_DIR / "broker", target / "broker",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    path = target / LIFECYCLE
+    patched, count = FLUSH_TALLIES.subn(NO_FLUSH, path.read_text())
+    if count != 1:
+        raise BenchError(f"counters: `local function flush_tallies()` ... `end` found {count} times in {LIFECYCLE} "
+                         "(expected once): update FLUSH_TALLIES in bench/observability.py")
+    path.write_text(patched)
+    return target
+
+
+def publish_script(code: Path) -> tuple[str, str]:
+    """(sha, source) of the publish script as the service at ``code`` loads it (its own loader, in a process
+    importing that code)."""
+    program = ("import json; from broker.store.scripts import Library; s = Library.load().publish; "
+               "print(json.dumps([s.sha, s.source]))")
+    done = procs.run([sys.executable, "-c", program], timeout=60, cwd=code)
+    if done.returncode != 0:
+        raise BenchError(f"counters: loading the scripts of {code} failed:\n{done.stderr[-1500:]}")
+    sha, source = json.loads(done.stdout)
+    return str(sha), str(source)
+
+
+def counters(suite: Suite) -> dict[str, Any]:
+    from bench.suite import PROJECT
+    from broker.store.keys import ProjectKeys
+
+    c = suite.config
+    patched = snapshot_without_counters(suite.tmp / "code-without-counters")
+    calls = ScriptCalls(PROJECT)
+    original = calls.scripts.lua.publish
+    sha, source = publish_script(patched)
+    flush_body = FLUSH_TALLIES.search((procs.CODE_DIR / LIFECYCLE).read_text())
+    if sha == original.sha or flush_body is None or flush_body.group(0) not in original.source \
+            or flush_body.group(0) in source:
+        raise BenchError("counters: the patched publish script still flushes its counters (or the original one "
+                         "does not): the comparison would measure nothing")
+    suite.log(f"counters: single publish with and without flush_tallies(), {c.ab_rounds} interleaved rounds of "
+              f"{c.seconds} s, {c.connections} connections")
+    out: dict[str, Any] = {"patched": f"flush_tallies() in {LIFECYCLE.as_posix()} emptied",
+                           "connections": c.connections, "seconds": c.seconds}
+    with stacks(suite, {"with": ({}, None), "without": ({}, patched)}) as by_label:
+        rounds = single_publish(suite, "counters", by_label)
+        counter_key = ProjectKeys(PROJECT).queue("publish").ctr
+        check: dict[str, Any] = {}
+        for label, stack in by_label.items():
+            with stack.redis.client() as client:
+                value = client.hget(counter_key, "published")
+            check[label] = int(value) if value is not None else None
+        if not check["with"] or check["without"] is not None:
+            raise BenchError(f"counters: the published counter is {check['with']} with counters and "
+                             f"{check['without']} without: the patched snapshot was not the one measured")
+        out["published_counter"] = check
+
+        suite.log("counters: the publish script alone, pipelined, with and without")
+        redis = by_label["with"].redis
+        by_label["with"].api.create_queue("raw")
+        one = calls.publish("raw", [suite.payload])
+        variants = {"with": one, "without": (one[0], sha, *one[2:])}
+        with redis.client() as client:
+            calls.load(client)
+            if client.script_load(source) != sha:
+                raise BenchError("counters: Redis computed another SHA for the patched publish script")
+            alone = suite.measure("counters.alone", lambda: alternating(client, variants, c.connections,
+                                                                        2 * c.ab_rounds * min(c.seconds, 3)),
+                                  settle=functools.partial(settle_aof, redis))
+    for label in ("with", "without"):
+        out[label] = side(rounds[label])
+        out[label]["redis_alone"] = alone[label]
+    out["ratio"] = per_round_ratio(rounds, "with", "without")
+    out["redis_usec_ratio"] = per_round_ratio(rounds, "with", "without", "redis_usec_per_call")
+    without_usec = alone["without"]["redis_usec_per_call"]
+    out["redis_alone_usec_ratio"] = round(alone["with"]["redis_usec_per_call"] / without_usec, 3) \
+        if without_usec else None
+    return out
+
+
+def alternating(client: Any, variants: dict[str, tuple[Any, ...]], depth: int, seconds: float,
+                block: int = 1000) -> dict[str, dict[str, Any]]:
+    """Each variant's call pipelined ``depth`` deep, in alternating blocks of ``block`` calls for ``seconds``
+    in all (so that whatever else slows Redis meanwhile slows every variant alike): calls per second and Redis
+    CPU per call (INFO commandstats) of each."""
+    totals = {label: [0, 0.0, 0.0] for label in variants}  # calls, seconds, Redis usec
+    deadline = time.monotonic() + seconds
+    index = 0
+    while time.monotonic() < deadline or index < 2:
+        for label in rounds_order(list(variants), index):
+            run, _ = pipelined(client, [variants[label]] * block, depth)
+            total = totals[label]
+            total[0] += run.calls
+            total[1] += run.seconds
+            total[2] += run.redis_usec_per_call * run.calls
+        index += 1
+    return {label: {"calls": int(calls), "calls_per_second": round(calls / secs, 1) if secs else None,
+                    "redis_usec_per_call": round(usec / calls, 2) if calls else None, "blocks": index}
+            for label, (calls, secs, usec) in totals.items()}
+
+
+# --- request log --------------------------------------------------------------------------------------------
+LOG_SPECS = {"off": {"BROKER_LOG_LEVEL": "warning"},
+             "console": {"BROKER_LOG_LEVEL": "info", "BROKER_LOG_FORMAT": "console"},
+             "json": {"BROKER_LOG_LEVEL": "info", "BROKER_LOG_FORMAT": "json"}}
+
+
+def request_log(suite: Suite) -> dict[str, Any]:
+    c = suite.config
+    suite.log(f"request log: single publish with the log off, on (console), on (JSON); {c.ab_rounds} interleaved "
+              f"rounds of {c.seconds} s")
+    read_to: dict[str, int] = {}
+
+    def lines(label: str, stack: Stack) -> dict[str, Any]:
+        """``broker.access`` lines the server wrote (to its log file) since the last look."""
+        with stack.server.log.open("rb") as log:
+            log.seek(read_to.get(label, 0))
+            text = log.read()
+            read_to[label] = log.tell()
+        return {"access_lines": sum(1 for line in text.splitlines() if b"broker.access" in line),
+                "log_bytes": len(text)}
+
+    with stacks(suite, {label: (env, None) for label, env in LOG_SPECS.items()}) as by_label:
+        rounds = single_publish(suite, "request_log", by_label, after=lines)
+    out: dict[str, Any] = {"connections": c.connections, "seconds": c.seconds,
+                           "environment": LOG_SPECS, "ratio": {}}
+    for label in LOG_SPECS:
+        out[label] = side(rounds[label])
+        requests = sum(r["requests"] for r in rounds[label])
+        written = sum(r["access_lines"] for r in rounds[label])
+        out[label]["access_lines_per_request"] = round(written / requests, 3) if requests else None
+        out[label]["log_bytes_per_request"] = round(sum(r["log_bytes"] for r in rounds[label]) / max(1, requests), 1)
+        if label != "off":
+            out["ratio"][label] = per_round_ratio(rounds, label, "off")
+            if written < 0.95 * requests:
+                suite.note(f"request log ({label}): {written} access lines for {requests} requests")
+    if out["off"]["access_lines_per_request"]:
+        suite.note("request log (off): the server wrote access lines with BROKER_LOG_LEVEL=warning")
+    return out
+
+
+# --- scrape -------------------------------------------------------------------------------------------------
+def queue_names(count: int) -> list[str]:
+    return [f"q{i:05d}" for i in range(count)]
+
+
+async def _fill_store(redis_url: str, queues: list[str], with_messages: int, each: int, payload: bytes) -> None:
+    """Create ``queues`` through the service's own Store (its create script, calls pipelined by its pipe) and
+    publish ``each`` messages to the first ``with_messages`` of them."""
+    import redis.asyncio as aioredis
+
+    from bench.suite import PROJECT
+    from broker.schemas import CreateQueueRequest
+    from broker.store.queues import OutgoingMessage, Store
+
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=32)
+    client = aioredis.Redis(connection_pool=pool)
+    store = Store(client)
+    try:
+        for start in range(0, len(queues), 500):
+            await asyncio.gather(*(store.create_queue(PROJECT, CreateQueueRequest(name=name))
+                                   for name in queues[start:start + 500]))
+        messages = [OutgoingMessage(payload)] * each
+        await asyncio.gather(*(store.publish(PROJECT, name, messages, batch=True) for name in queues[:with_messages]))
+    finally:
+        await store.scripts.close()
+        await client.aclose()
+
+
+async def _store_reads(redis_url: str, runs: int) -> dict[str, Any]:
+    """Time ``store_metrics`` (what GET /metrics reads) ``runs`` times, then the text rendering of its answer."""
+    import redis.asyncio as aioredis
+
+    from broker.http.routes.metrics import store_metrics
+    from broker.store.queues import Store
+    from broker.telemetry.metrics import exposition, render_store
+
+    client = aioredis.Redis.from_url(redis_url)
+    store = Store(client)
+    seconds: list[float] = []
+    render: list[float] = []
+    found: list[Any] = []
+    try:
+        for _ in range(runs):
+            started = time.perf_counter()
+            found, up = await store_metrics(store)
+            seconds.append(time.perf_counter() - started)
+            if not up:
+                raise BenchError("scrape: the store did not answer the metrics reads")
+        for _ in range(runs):
+            started = time.perf_counter()
+            exposition(render_store(found, True, store.clock()))
+            render.append(time.perf_counter() - started)
+    finally:
+        await store.scripts.close()
+        await client.aclose()
+    return {"seconds": [round(s, 4) for s in seconds], "median_s": median(seconds, 4), "max_s": round(max(seconds), 4),
+            "queues": len(found), "render_seconds": [round(s, 4) for s in render], "render_median_s": median(render, 4)}
+
+
+def scrape(suite: Suite) -> dict[str, Any]:
+    from bench.suite import api_stack
+
+    c = suite.config
+    names = queue_names(c.scrape_queues)
+    with_messages = min(c.scrape_with_messages, len(names))
+    each = 20
+    out: dict[str, Any] = {"queues": len(names), "queues_with_messages": with_messages, "messages_each": each,
+                           "runs": c.scrape_runs}
+    with api_stack(c, "scrape") as (redis, api):
+        suite.log(f"scrape: creating {len(names):,} queues, {with_messages} of them with {each} messages")
+        started = time.perf_counter()
+        asyncio.run(_fill_store(redis.url, names, with_messages, each, suite.payload))
+        out["fill_seconds"] = round(time.perf_counter() - started, 2)
+        settle = functools.partial(settle_aof, redis)
+
+        def over_http() -> dict[str, Any]:
+            seconds: list[float] = []
+            body = b""
+            with httpx.Client(base_url=api.url, timeout=120) as client:
+                for _ in range(c.scrape_runs):
+                    started = time.perf_counter()
+                    answer = client.get("/metrics")
+                    seconds.append(time.perf_counter() - started)
+                    if answer.status_code != 200:
+                        raise BenchError(f"scrape: GET /metrics answered {answer.status_code}: {answer.text[:500]}")
+                    body = answer.content
+            lines = body.decode().splitlines()
+            samples = [line for line in lines if line and not line.startswith("#")]
+            return {"seconds": [round(s, 4) for s in seconds], "median_s": median(seconds, 4),
+                    "max_s": round(max(seconds), 4), "samples": len(samples), "bytes": len(body),
+                    "queues_seen": sum(1 for line in samples if line.startswith("broker_messages_published_total{"))}
+
+        suite.log(f"scrape: GET /metrics x {c.scrape_runs}, then the store reads alone x {c.scrape_runs}")
+        out["http"] = suite.measure("scrape.http", over_http, settle=settle)
+        out["store_reads"] = suite.measure("scrape.store_reads",
+                                           lambda: asyncio.run(_store_reads(redis.url, c.scrape_runs)), settle=settle)
+    if out["http"]["queues_seen"] != len(names) or out["store_reads"]["queues"] != len(names):
+        suite.note(f"scrape: {out['http']['queues_seen']} queues in GET /metrics and {out['store_reads']['queues']} "
+                   f"in the store reads, of {len(names)}")
+    return out
