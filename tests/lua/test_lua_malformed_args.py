@@ -46,17 +46,17 @@ Call = Callable[[World], tuple[list[str], list[Any]]]
 
 #: Script -> a call that succeeds on the World. The table below spoils one argument at a time.
 VALID: dict[str, Call] = {
-    "publish": lambda w: ([w.cfg(), w.pk.seq, w.tag],
+    "publish": lambda w: ([w.cfg(), w.pk.seq, w.tag, w.pk.account],
                           [w.tag, "jobs", w.now, "", "messages", 1, "dp", b'{"a":1}', 1000, 3]),
-    "claim": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, 10, "", 1000, "0" * 32]),
-    "ack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", "message_id", w.leased, ""]),
-    "nack": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", w.leased, "", "1", 0, "nack", ""]),
-    "extend": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, w.leased, "", 1000]),
+    "claim": lambda w: ([w.cfg(), w.pk.account], [w.tag, "jobs", w.now, 10, "", 1000, "0" * 32]),
+    "ack": lambda w: ([w.cfg(), w.tag, w.pk.account], [w.tag, "jobs", w.now, "", "message_id", w.leased, ""]),
+    "nack": lambda w: ([w.cfg(), w.tag, w.pk.account], [w.tag, "jobs", w.now, "", w.leased, "", "1", 0, "nack", ""]),
+    "extend": lambda w: ([w.cfg(), w.pk.account], [w.tag, "jobs", w.now, w.leased, "", 1000]),
     "stats": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, 1000]),
     "dlq_list": lambda w: ([w.cfg()], [w.tag, "jobs", w.now, "", "", 10]),
     "redrive": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, "", "", "-inf", ""]),
     "purge": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", w.now, ""]),
-    "create_queue": lambda w: ([w.cfg("new"), w.pk.queues, w.tag],
+    "create_queue": lambda w: ([w.cfg("new"), w.pk.queues, w.tag, w.pk.account],
                                [w.tag, "new", w.now, "", "standard", "", 5, 4, 30, 0]),
     "update_queue": lambda w: ([w.cfg(), w.tag], [w.tag, "jobs", "", "max_retries", 3, "visibility", 10]),
     "list_queues": lambda w: ([w.pk.queues], [w.tag, "", 10]),

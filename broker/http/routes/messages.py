@@ -131,7 +131,9 @@ async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
     waited = False
     while True:
         try:
-            messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
+            messages, wake_ms = await ctx.store.claim(
+                project, req.queue, req.max_messages, visibility_ms, charged=not waited
+            )
         except errors.Unavailable:
             if not waited:
                 raise
