@@ -8,7 +8,9 @@
 -- first write; after the operation succeeded, account_settle debits the price and counts the call and
 -- account_meter the messages it moved. Check, operation and debit are then one atomic step: concurrent
 -- calls cannot overdraw the credit, and a refused or failed call costs nothing and meters nothing.
--- A project whose hash has no credit field is unlimited: nothing is debited (it is still metered).
+-- A project whose hash has no credit field is unlimited: nothing is debited (it is still metered). A project
+-- without an account (never created through the admin API) is neither charged, limited nor metered: its
+-- calls cost one HMGET of a missing key.
 --@include errors
 --@include keys
 
@@ -24,16 +26,17 @@ local ACCOUNT_DAY_MS = 86400000
 local function account_open(key, tag, capability, units)
   local charged = key ~= tag
   if not charged then key = account_key(tag) end
-  local f = redis.call("HMGET", key, "credit", "disabled", "usage_days", "price:" .. capability, "max_queues",
-    "max_messages", "max_payload_bytes")
+  local f = redis.call("HMGET", key, "created_ms", "credit", "disabled", "usage_days", "price:" .. capability,
+    "max_queues", "max_messages", "max_payload_bytes")
+  if not f[1] then return {charged = false, price = 0} end -- no account: not metered either (acct.tag nil)
   local acct = {key = key, tag = tag, capability = capability, charged = charged, price = 0,
-    days = tonumber(f[3]) or USAGE_DEFAULT_DAYS, max_queues = tonumber(f[5]), max_messages = tonumber(f[6]),
-    max_payload_bytes = tonumber(f[7])}
+    days = tonumber(f[4]) or USAGE_DEFAULT_DAYS, max_queues = tonumber(f[6]), max_messages = tonumber(f[7]),
+    max_payload_bytes = tonumber(f[8])}
   if not charged then return acct end
-  if f[2] == "1" then fail("UNAUTHORIZED", "the project is disabled") end
-  if f[1] then
-    local credit = tonumber(f[1]) or 0
-    local price = (tonumber(f[4]) or 1) * units
+  if f[3] == "1" then fail("UNAUTHORIZED", "the project is disabled") end
+  if f[2] then
+    local credit = tonumber(f[2]) or 0
+    local price = (tonumber(f[5]) or 1) * units
     if price > credit then
       fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", price, credit))
     end
@@ -78,11 +81,15 @@ end
 -- Add `n` to the usage of kind `kind` (calls, published, delivered, pushed, bytes) of the account's
 -- capability on the UTC day of `now`; the day's hash expires `days` days after the day ends.
 local function account_meter(acct, now, kind, n)
-  if n == 0 then return end
-  local day = math.floor(now / ACCOUNT_DAY_MS)
-  local key = usage_key(acct.tag, day)
+  if n == 0 or not acct.tag then return end
+  local key = acct.usage
+  if not key then
+    acct.day = math.floor(now / ACCOUNT_DAY_MS)
+    key = usage_key(acct.tag, acct.day)
+    acct.usage = key
+  end
   if redis.call("HINCRBY", key, acct.capability .. ":" .. kind, string.format("%d", n)) == n then
-    redis.call("EXPIREAT", key, string.format("%d", (day + 1 + acct.days) * 86400))
+    redis.call("EXPIREAT", key, string.format("%d", (acct.day + 1 + acct.days) * 86400))
   end
 end
 
