@@ -123,7 +123,8 @@ routes = [
     ApiRoute("/v1/queue/create", create_queue, methods=["POST"], operation=Operation(
         "queue.create", "Create a queue (an existing one with the same configuration is returned)", tag="queues",
         request=schemas.CreateQueueRequest, response=schemas.QueueRecord,
-        errors=(errors.QueueNotFound, errors.QueueAlreadyExists, *_REUSED),
+        errors=(errors.QueueNotFound, errors.QueueAlreadyExists, *_REUSED, errors.InsufficientCredit,
+                errors.QuotaExceeded),
         description="404 when `dead_letter_queue` does not exist; 409 when the queue exists with another "
         "configuration (omitted fields compared as their defaults).",
         links=(
