@@ -35,7 +35,8 @@ USAGE_KINDS = ("calls", "published", "delivered", "pushed", "bytes")
 #: publish_batch 1 per message).
 CHARGED_CAPABILITIES = (
     "queue.create", "queue.publish", "queue.publish_batch", "queue.consume", "queue.ack", "queue.ack_batch",
-    "queue.nack", "queue.extend",
+    "queue.nack", "queue.extend", "queue.stats", "queue.purge", "queue.dlq.list", "queue.dlq.redrive",
+    "queue.push_subscribe",
 )
 #: Limits kept in the account hash (the rate limit is the token bucket's).
 COUNT_LIMITS = ("max_queues", "max_messages", "max_payload_bytes")

@@ -186,7 +186,7 @@ class Store:
         pk = ProjectKeys(project)
         reply = await self._run(
             self.lua.purge,
-            [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key)],
+            [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key), pk.account],
             [pk.tag, name, self.clock(), fp],
         )
         return int(reply[0])
@@ -195,7 +195,7 @@ class Store:
         pk = ProjectKeys(project)
         now = self.clock()
         available, in_flight, delayed, dlq, oldest = await self._run(
-            self.lua.stats, [pk.queue(name).cfg], [pk.tag, name, now, MAINTENANCE_LIMIT]
+            self.lua.stats, [pk.queue(name).cfg, pk.account], [pk.tag, name, now, MAINTENANCE_LIMIT]
         )
         return QueueStats(
             queue=name,
@@ -389,7 +389,7 @@ class Store:
         pk = ProjectKeys(project)
         score, member = after if after else ("", "")
         reply = await self._run(
-            self.lua.dlq_list, [pk.queue(queue).cfg], [pk.tag, queue, self.clock(), score, member, limit]
+            self.lua.dlq_list, [pk.queue(queue).cfg, pk.account], [pk.tag, queue, self.clock(), score, member, limit]
         )
         more, last_score, last_member = int(reply[0]), reply[1], reply[2]
         items = []
@@ -426,7 +426,7 @@ class Store:
         pk = ProjectKeys(project)
         reply = await self._run(
             self.lua.redrive,
-            [pk.queue(queue).cfg, pk.idempotency("queue.dlq.redrive", idempotency_key)],
+            [pk.queue(queue).cfg, pk.idempotency("queue.dlq.redrive", idempotency_key), pk.account],
             [pk.tag, queue, self.clock(), fp, message_id or "", "-inf" if since_ms is None else since_ms,
              "" if max_messages is None else max_messages],
         )

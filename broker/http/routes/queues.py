@@ -152,10 +152,12 @@ routes = [
     )),
     ApiRoute("/v1/queue/purge/{queue}", purge_queue, methods=["POST"], operation=Operation(
         "queue.purge", "Delete a queue's available, delayed and in-flight messages", tag="queues",
-        request=schemas.QueueOnlyRequest, response=schemas.QueuePurged, errors=(*_QUEUE_FAILS, *_REUSED),
+        request=schemas.QueueOnlyRequest, response=schemas.QueuePurged,
+        errors=(*_QUEUE_FAILS, *_REUSED, errors.InsufficientCredit),
     )),
     ApiRoute("/v1/queue/stats/{queue}", queue_stats, methods=["GET"], operation=Operation(
         "queue.stats", "A queue's message counts", tag="queues",
-        request=schemas.QueueOnlyRequest, response=schemas.QueueStats, errors=_QUEUE_FAILS,
+        request=schemas.QueueOnlyRequest, response=schemas.QueueStats,
+        errors=(*_QUEUE_FAILS, errors.InsufficientCredit),
     )),
 ]
