@@ -99,6 +99,77 @@ def parse_day(text: str, field: str) -> int:
     return (date - datetime.date(1970, 1, 1)).days
 
 
+class _Plan(msgspec.Struct):
+    """The writes of a checked change: account fields to set and to delete, and the rate limit ((rate, burst),
+    (None, 0) to clear it, None to leave it)."""
+
+    sets: dict[str, Any]
+    removed: list[str]
+    rate: tuple[float | None, int] | None = None
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _plan(changes: dict[str, Any]) -> _Plan:
+    """Check a change of an account (a 400 naming the field) and return its writes."""
+    plan = _Plan(sets={}, removed=[])
+    given = changes.get("limits")
+    if given is not None:
+        if not isinstance(given, dict):
+            raise errors.ValidationError("limits must be an object", field="limits")
+        try:
+            limits = msgspec.convert(given, Limits)
+        except msgspec.ValidationError as exc:
+            raise errors.ValidationError(f"limits: {exc}", field="limits") from None
+        for name in COUNT_LIMITS:
+            if name in given:
+                check_limit(name, given[name])
+                if given[name] is None:
+                    plan.removed.append(name)
+                else:
+                    plan.sets[name] = given[name]
+        if "requests_per_second" in given or "burst" in given:
+            rate = limits.requests_per_second
+            if rate is None:
+                plan.rate = (None, 0)
+            else:
+                if not 0 < rate <= 1e9:
+                    raise errors.ValidationError("requests_per_second must be > 0 and <= 1e9",
+                                                 field="limits.requests_per_second")
+                burst = limits.burst if limits.burst is not None else max(1, int(rate))
+                if not 1 <= burst <= 1_000_000_000:
+                    raise errors.ValidationError("burst must be 1..1000000000", field="limits.burst")
+                plan.rate = (rate, burst)
+    if "disabled" in changes:
+        plan.sets["disabled"] = "1" if changes["disabled"] else "0"
+    if "usage_retention_days" in changes:
+        if not _whole(changes["usage_retention_days"], 1, 3660):
+            raise errors.ValidationError("usage_retention_days must be 1..3660", field="usage_retention_days")
+        plan.sets["usage_days"] = changes["usage_retention_days"]
+    for capability, price in (changes.get("prices") or {}).items():
+        if capability not in CHARGED_CAPABILITIES:
+            raise errors.ValidationError(f"unknown capability {capability!r}; charged ones: "
+                                         + ", ".join(CHARGED_CAPABILITIES), field=f"prices.{capability}")
+        if price is None:
+            plan.removed.append(f"price:{capability}")
+        elif not _whole(price, 0, MAX_LIMIT):
+            raise errors.ValidationError(f"a price must be a whole number 0..{MAX_LIMIT}", field=f"prices.{capability}")
+        else:
+            plan.sets[f"price:{capability}"] = price
+    if "credit" in changes:
+        credit = changes["credit"]
+        if credit is None:
+            plan.removed.append("credit")
+        elif not _whole(credit, -MAX_LIMIT, MAX_LIMIT):
+            raise errors.ValidationError(f"credit must be a whole number of at most {MAX_LIMIT} or null",
+                                         field="credit")
+        else:
+            plan.sets["credit"] = credit
+    return plan
+
+
 def check_limit(name: str, value: Any) -> None:
     """A count limit must be a whole number 0..10^15 (or None: no limit)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT):
@@ -116,13 +187,13 @@ class Accounts:
         return bool(await answered(self.redis.exists(ProjectKeys(project).account)))
 
     async def create(self, project: str, limits: dict[str, Any] | None, now_ms: int) -> Account:
-        """A new account (409 when it exists), with ``limits``. The project is added to the registry first
-        (another Cluster slot), so the registry covers every account."""
+        """A new account (409 when it exists), with ``limits`` (checked first: a refused create writes nothing).
+        The project is added to the registry first (another Cluster slot), so the registry covers every account."""
+        plan = _plan({"limits": limits} if limits is not None else {})
         await answered(self.redis.sadd(ACCOUNTS, project))
         if not await answered(self.redis.hsetnx(ProjectKeys(project).account, "created_ms", now_ms)):
             raise errors.Conflict(f"project {project!r} already exists")
-        if limits is not None:
-            return await self.update(project, {"limits": limits}, now_ms)
+        await self._apply(project, plan, now_ms)
         return await self.get(project)
 
     async def projects(self) -> list[str]:
@@ -149,83 +220,29 @@ class Accounts:
             created_at=None if created is None else rfc3339(created),
         )
 
-    async def set_limits(self, project: str, limits: Limits, given: dict[str, Any], now_ms: int) -> None:
-        """Apply the limits named in ``given`` (a value: set it; None: remove the limit)."""
+    async def update(self, project: str, changes: dict[str, Any], now_ms: int) -> Account:
+        """PATCH: ``limits`` (only the named ones change), ``disabled``, ``prices`` (null: back to 1),
+        ``usage_retention_days``, ``credit`` (null: unlimited; a number: set to it). Everything is checked
+        before anything is written."""
+        await self.get(project)  # 404 first
+        await self._apply(project, _plan(changes), now_ms)
+        return await self.get(project)
+
+    async def _apply(self, project: str, plan: _Plan, now_ms: int) -> None:
         pk = ProjectKeys(project)
-        for name in COUNT_LIMITS:
-            if name in given:
-                check_limit(name, given[name])
-        if "requests_per_second" in given or "burst" in given:
-            rate = limits.requests_per_second
+        if plan.rate is not None:
+            rate, burst = plan.rate
             if rate is None:
                 await clear_limit(self.scripts, self.redis, project, now_ms)
             else:
-                if not 0 < rate <= 1e9:
-                    raise errors.ValidationError("requests_per_second must be > 0 and <= 1e9",
-                                                 field="limits.requests_per_second")
-                burst = limits.burst if limits.burst is not None else max(1, int(rate))
-                if not 1 <= burst <= 1_000_000_000:
-                    raise errors.ValidationError("burst must be 1..1000000000", field="limits.burst")
                 await set_limit(self.scripts, self.redis, project, rate, burst, now_ms)
-        sets = {name: given[name] for name in COUNT_LIMITS if name in given and given[name] is not None}
-        removed = [name for name in COUNT_LIMITS if name in given and given[name] is None]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if sets:
-                pipe.hset(pk.account, mapping=sets)
-            if removed:
-                pipe.hdel(pk.account, *removed)
-            await answered(pipe.execute())
-
-    async def update(self, project: str, changes: dict[str, Any], now_ms: int) -> Account:
-        """PATCH: ``limits`` (only the named ones change), ``disabled``, ``prices`` (null: back to 1),
-        ``usage_retention_days``, ``credit`` (null: unlimited; a number: set to it)."""
-        await self.get(project)  # 404 first
-        pk = ProjectKeys(project)
-        if "limits" in changes and changes["limits"] is not None:
-            given = changes["limits"]
-            if not isinstance(given, dict):
-                raise errors.ValidationError("limits must be an object", field="limits")
-            try:
-                limits = msgspec.convert(given, Limits)
-            except msgspec.ValidationError as exc:
-                raise errors.ValidationError(f"limits: {exc}", field="limits") from None
-            await self.set_limits(project, limits, given, now_ms)
-        sets: dict[str, Any] = {}
-        removed: list[str] = []
-        if "disabled" in changes:
-            sets["disabled"] = "1" if changes["disabled"] else "0"
-        if "usage_retention_days" in changes:
-            days = changes["usage_retention_days"]
-            if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
-                raise errors.ValidationError("usage_retention_days must be 1..3660", field="usage_retention_days")
-            sets["usage_days"] = days
-        for capability, price in (changes.get("prices") or {}).items():
-            if capability not in CHARGED_CAPABILITIES:
-                raise errors.ValidationError(f"unknown capability {capability!r}; charged ones: "
-                                             + ", ".join(CHARGED_CAPABILITIES), field=f"prices.{capability}")
-            if price is None:
-                removed.append(f"price:{capability}")
-            elif isinstance(price, bool) or not isinstance(price, int) or not 0 <= price <= MAX_LIMIT:
-                raise errors.ValidationError(f"a price must be a whole number 0..{MAX_LIMIT}",
-                                             field=f"prices.{capability}")
-            else:
-                sets[f"price:{capability}"] = price
-        if "credit" in changes:
-            credit = changes["credit"]
-            if credit is None:
-                removed.append("credit")
-            elif isinstance(credit, bool) or not isinstance(credit, int) or abs(credit) > MAX_LIMIT:
-                raise errors.ValidationError(f"credit must be a whole number of at most {MAX_LIMIT} or null",
-                                             field="credit")
-            else:
-                sets["credit"] = credit
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if sets:
-                pipe.hset(pk.account, mapping=sets)
-            if removed:
-                pipe.hdel(pk.account, *removed)
-            await answered(pipe.execute())
-        return await self.get(project)
+        if plan.sets or plan.removed:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if plan.sets:
+                    pipe.hset(pk.account, mapping=plan.sets)
+                if plan.removed:
+                    pipe.hdel(pk.account, *plan.removed)
+                await answered(pipe.execute())
 
     async def add_credit(self, project: str, amount: int) -> int:
         """Add ``amount`` (negative to correct) to the credit; the first top-up starts from 0. Returns the

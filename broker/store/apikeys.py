@@ -18,6 +18,7 @@ import msgspec
 from redis import exceptions as redis_errors
 
 from broker import errors
+from broker.schemas import rfc3339
 from broker.settings import PROJECT_RE
 from broker.store.keys import AUTH_INITIAL, AUTH_KEYS, AUTH_REVOKED, ProjectKeys
 
@@ -193,8 +194,8 @@ class ProjectKey(msgspec.Struct, kw_only=True):
     key_id: str
     project: str
     prefix: str
-    created_at: int
-    expires_at: int | None = None
+    created_at: str  # RFC 3339
+    expires_at: str | None = None  # a rotated key: accepted until then
     key: str | None = None
 
 
@@ -202,7 +203,7 @@ async def create_project_key(redis: Any, project: str) -> ProjectKey:
     """A new key of ``project``; the answer holds the key itself, once."""
     key = await create_key(redis, project)
     return ProjectKey(key_id=key_id(digest(key)), project=project, prefix=key[:SHOWN_PREFIX_LENGTH],
-                      created_at=int(time.time()), key=key)
+                      created_at=rfc3339(int(time.time()) * 1000), key=key)
 
 
 async def project_keys(redis: Any, project: str) -> list[tuple[str, StoredKey]]:
@@ -216,8 +217,9 @@ async def project_keys(redis: Any, project: str) -> list[tuple[str, StoredKey]]:
 
 
 def shown(hashed: str, record: StoredKey) -> ProjectKey:
+    expires = None if record.expires_at is None else rfc3339(record.expires_at * 1000)
     return ProjectKey(key_id=key_id(hashed), project=record.project, prefix=record.prefix,
-                      created_at=record.created_at, expires_at=record.expires_at)
+                      created_at=rfc3339(record.created_at * 1000), expires_at=expires)
 
 
 async def find_project_key(redis: Any, project: str, wanted_id: str) -> tuple[str, StoredKey]:

@@ -300,3 +300,16 @@ async def test_usage_is_exact_under_concurrency(admin: Admin, tenant: Any, clock
     assert {r["capability"] for r in own["usage"]["items"]} == set(rows)
     assert_error(await admin.call("GET", f"/{t.project}/usage?from=yesterday"), 400, "VALIDATION_ERROR", "from")
     assert (await admin.ok("GET", f"/{t.project}/usage?from=2000-01-01&to=2000-01-31"))["items"] == []
+
+
+async def test_a_refused_admin_change_writes_nothing(admin: Admin, tenant: Any, make_project: Any,
+                                                     redis_client: Any) -> None:
+    t = await tenant(limits={"max_queues": 3})
+    before = await admin.ok("GET", f"/{t.project}")
+    bad = {"limits": {"max_queues": 9, "requests_per_second": 5}, "prices": {"queue.publish": -1}}
+    assert_error(await admin.call("PATCH", f"/{t.project}", bad), 400, "VALIDATION_ERROR", "prices.queue.publish")
+    assert await admin.ok("GET", f"/{t.project}") == before
+    fresh = make_project("quota")
+    response = await admin.call("POST", "", {"project": fresh, "limits": {"max_messages": -5}})
+    assert_error(response, 400, "VALIDATION_ERROR", "limits.max_messages")
+    assert_error(await admin.call("GET", f"/{fresh}"), 404, "NOT_FOUND")
