@@ -56,6 +56,12 @@ class InsufficientCredit(BrokerError):
     code = "INSUFFICIENT_CREDIT"
 
 
+class QuotaExceeded(InsufficientCredit):
+    """A limit of the project (max_queues, max_messages, max_payload_bytes) would be exceeded."""
+
+    code = "QUOTA_EXCEEDED"
+
+
 class NotFound(BrokerError):
     """Not found."""
 

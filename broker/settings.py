@@ -100,6 +100,7 @@ class Settings:
     header_timeout_seconds: int = DEFAULT_HEADER_TIMEOUT_SECONDS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     metrics_token: str | None = None
+    admin_key: str | None = None  # BROKER_ADMIN_KEY: the bearer key of /v1/admin (unset: the admin API is closed)
     log_format: str = "console"
     access_log: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -153,6 +154,11 @@ class Settings:
             if not 8 <= len(token) <= 512 or any(c.isspace() for c in token):
                 raise ConfigError("BROKER_METRICS_TOKEN must be 8..512 characters without spaces")
             values["metrics_token"] = token
+        if env.get("BROKER_ADMIN_KEY", "").strip():
+            admin_key = env["BROKER_ADMIN_KEY"].strip()
+            if not 16 <= len(admin_key) <= 512 or any(c.isspace() for c in admin_key):
+                raise ConfigError("BROKER_ADMIN_KEY must be 16..512 characters without spaces")
+            values["admin_key"] = admin_key
         if env.get("BROKER_LOG_FORMAT", "").strip():
             log_format = env["BROKER_LOG_FORMAT"].strip().lower()
             if log_format not in ("console", "json"):

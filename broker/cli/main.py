@@ -10,7 +10,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from broker.cli import completion, consume, dlq, keys, limits, publish, queue, serve, store, worker
+from broker.cli import accounts, completion, consume, dlq, keys, limits, publish, queue, serve, store, worker
 from broker.cli.common import ENVIRONMENT_HELP, run_parsed, store_options
 
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"broker {own_version}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    for command in (serve, worker, keys, limits, store, queue, publish, consume, dlq, completion):
+    for command in (serve, worker, keys, limits, accounts, store, queue, publish, consume, dlq, completion):
         command.add_parser(commands, store_options_parser)
     return parser
 

@@ -81,6 +81,12 @@ class InsufficientCredit(BrokerError):
     default_code = "INSUFFICIENT_CREDIT"
 
 
+class QuotaExceeded(InsufficientCredit):
+    """A limit of the project (max_queues, max_messages, max_payload_bytes) would be exceeded."""
+
+    default_code = "QUOTA_EXCEEDED"
+
+
 class NotFound(BrokerError):
     """Not found."""
 

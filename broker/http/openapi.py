@@ -33,6 +33,8 @@ TAGS = {
     "health": "Liveness and readiness, without a key.",
     "documentation": "This document and the interactive reference, without a key.",
     "observability": "Prometheus metrics, with the metrics token when one is configured (not a project key).",
+    "account": "A project's own credit, limits and usage (free of charge).",
+    "admin": "Projects, keys, credit, limits and usage, with the admin key (BROKER_ADMIN_KEY, not a project key).",
 }
 #: The path parameters that mean the same on every route.
 PATH_PARAMS = {QUEUE_PARAM.name: QUEUE_PARAM}

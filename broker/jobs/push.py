@@ -121,12 +121,12 @@ class QueuePusher:
         message per group (the group stays busy until it settles), so order within a group holds."""
         store, visibility_ms = self.dispatcher.store, sub.visibility_s * 1000
         if not sub.fifo:
-            return await store.claim(sub.project, sub.queue, free, visibility_ms)
+            return await store.claim(sub.project, sub.queue, free, visibility_ms, charged=False)
         messages: list[QueueMessage] = []
         wake_ms = -1
         while len(messages) < free:
             try:
-                got, wake_ms = await store.claim(sub.project, sub.queue, 1, visibility_ms)
+                got, wake_ms = await store.claim(sub.project, sub.queue, 1, visibility_ms, charged=False)
             except Exception:
                 if not messages:
                     raise

@@ -18,8 +18,9 @@ import msgspec
 from redis import exceptions as redis_errors
 
 from broker import errors
+from broker.schemas import rfc3339
 from broker.settings import PROJECT_RE
-from broker.store.keys import AUTH_INITIAL, AUTH_KEYS, AUTH_REVOKED
+from broker.store.keys import AUTH_INITIAL, AUTH_KEYS, AUTH_REVOKED, ProjectKeys
 
 KEY_PREFIX = "bk_"
 SHOWN_PREFIX_LENGTH = 11
@@ -33,6 +34,12 @@ class StoredKey(msgspec.Struct):
     project: str
     prefix: str
     created_at: int
+    expires_at: int | None = None  # epoch s: a rotated key, accepted until then
+
+
+def key_id(hashed: str) -> str:
+    """The id of a stored key (admin API): the first 16 hex digits of its digest, safe to show."""
+    return hashed[:16]
 
 
 @dataclass
@@ -113,6 +120,10 @@ class KeyRing:
             raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
         if stored is not None:
             record = msgspec.json.decode(stored, type=StoredKey)
+            if record.expires_at is not None and record.expires_at <= time.time():
+                return None  # rotated, and its overlap window is over
+            if await self.redis.hget(ProjectKeys(record.project).account, "disabled") in (b"1", "1"):
+                return None  # the project is disabled (the charged scripts refuse it at once, too)
             return record.project
         for env_hash, project in self.env.items():
             if hmac.compare_digest(env_hash, hashed):
@@ -174,3 +185,63 @@ async def create_initial_key(redis: Any, env_keys: tuple[tuple[str, str], ...] =
     if not await redis.set(AUTH_INITIAL, int(time.time()), nx=True):
         return None
     return await create_key(redis, "default")
+
+
+# --- per-project keys (the admin API and `broker admin keys`) ---------------------------------------
+class ProjectKey(msgspec.Struct, kw_only=True):
+    """What the admin API shows of a key (never the key itself, except ``key`` once at creation)."""
+
+    key_id: str
+    project: str
+    prefix: str
+    created_at: str  # RFC 3339
+    expires_at: str | None = None  # a rotated key: accepted until then
+    key: str | None = None
+
+
+async def create_project_key(redis: Any, project: str) -> ProjectKey:
+    """A new key of ``project``; the answer holds the key itself, once."""
+    key = await create_key(redis, project)
+    return ProjectKey(key_id=key_id(digest(key)), project=project, prefix=key[:SHOWN_PREFIX_LENGTH],
+                      created_at=rfc3339(int(time.time()) * 1000), key=key)
+
+
+async def project_keys(redis: Any, project: str) -> list[tuple[str, StoredKey]]:
+    """(digest, record) of every stored key of ``project``, oldest first (a scan of the key table: admin only)."""
+    found = []
+    for hashed, raw in (await redis.hgetall(AUTH_KEYS)).items():
+        record = msgspec.json.decode(raw, type=StoredKey)
+        if record.project == project:
+            found.append((hashed.decode() if isinstance(hashed, bytes) else str(hashed), record))
+    return sorted(found, key=lambda item: (item[1].created_at, item[0]))
+
+
+def shown(hashed: str, record: StoredKey) -> ProjectKey:
+    expires = None if record.expires_at is None else rfc3339(record.expires_at * 1000)
+    return ProjectKey(key_id=key_id(hashed), project=record.project, prefix=record.prefix,
+                      created_at=rfc3339(record.created_at * 1000), expires_at=expires)
+
+
+async def find_project_key(redis: Any, project: str, wanted_id: str) -> tuple[str, StoredKey]:
+    for hashed, record in await project_keys(redis, project):
+        if key_id(hashed) == wanted_id:
+            return hashed, record
+    raise errors.NotFound(f"project {project!r} has no key {wanted_id!r}")
+
+
+async def delete_project_key(redis: Any, project: str, wanted_id: str) -> None:
+    """Revoke a key at once (404 when the project has no key of that id)."""
+    hashed, _ = await find_project_key(redis, project, wanted_id)
+    await redis.hdel(AUTH_KEYS, hashed)
+
+
+async def rotate_project_key(redis: Any, project: str, wanted_id: str, overlap_seconds: int) -> ProjectKey:
+    """A new key of ``project`` replacing key ``wanted_id``, which stays valid ``overlap_seconds`` more (0: it
+    is refused at once). Returns the new key, shown once."""
+    hashed, record = await find_project_key(redis, project, wanted_id)
+    created = await create_project_key(redis, project)
+    expires = int(time.time()) + overlap_seconds
+    if record.expires_at is None or record.expires_at > expires:
+        record.expires_at = expires
+    await redis.hset(AUTH_KEYS, hashed, msgspec.json.encode(record))
+    return created

@@ -9,6 +9,7 @@ Layout (``P`` a validated project name, ``Q`` a validated queue name; neither ca
     v1:projects                set    projects that have queues (for the background workers)
     v1:meta:instance           string store identity, written once (detects a store that came back empty)
     v1:ratelimits              set    projects that have a request-rate limit (for `broker limits show`)
+    v1:accounts                set    projects created by the admin API (GET /v1/admin/projects)
     v1:arq:queue               zset   arq job queue of `broker worker` (arq derives its other keys from it)
 
     v1:{P}:queues              zset   queue names, score 0 (lexicographic listing with a stable cursor)
@@ -17,6 +18,8 @@ Layout (``P`` a validated project name, ``Q`` a validated queue name; neither ca
     v1:{P}:notify              channel a queue name is published here when it gets available messages
     v1:{P}:idem:<cap>:<sha>    string idempotency record (24 h TTL)
     v1:{P}:ratelimit           hash   the project's request-rate limit and its token bucket (lua/take_tokens.lua)
+    v1:{P}:account             hash   credit, limits, prices, disabled (lua/include/account.lua, store/accounts.py)
+    v1:{P}:usage:<day>         hash   usage of one UTC day (days since the epoch): "<capability>:<kind>" -> count
     v1:{P}:q:Q:<part>          the structures of one queue, parts listed in QUEUE_PARTS
 
 Every key of a project carries the hash tag ``{P}`` so each script touches one Redis Cluster slot.
@@ -38,6 +41,10 @@ PROJECTS = f"{VERSION}:projects"
 INSTANCE = f"{VERSION}:meta:instance"
 RATE_LIMITS = f"{VERSION}:ratelimits"  # projects with a rate limit; only `broker limits` reads and writes it
 ARQ_QUEUE = f"{VERSION}:arq:queue"
+ACCOUNTS = f"{VERSION}:accounts"  # projects created by the admin API; only broker/store/accounts.py writes it
+
+#: ``{tag}`` is ``v1:{P}``, ``{day}`` days since the epoch (UTC); Lua formats the same way (``usage_key``).
+USAGE_KEY_FORMAT = "{tag}:usage:{day}"
 
 #: ``{tag}`` is ``v1:{P}``; Lua receives the tag and formats the same way.
 QUEUE_KEY_FORMAT = "{tag}:q:{queue}:{part}"
@@ -94,7 +101,7 @@ class ProjectKeys:
     the same way); ``ratelimit``: hash of its request-rate limit (rate, burst) and token bucket (tokens,
     ts_ms)."""
 
-    __slots__ = ("notify", "project", "queues", "ratelimit", "seq", "subscriptions", "tag")
+    __slots__ = ("account", "notify", "project", "queues", "ratelimit", "seq", "subscriptions", "tag")
     _cache: ClassVar[dict[str, ProjectKeys]] = {}
 
     project: str
@@ -104,6 +111,7 @@ class ProjectKeys:
     seq: str
     notify: str
     ratelimit: str
+    account: str
 
     def __new__(cls, project: str) -> ProjectKeys:
         keys = cls._cache.get(project)
@@ -113,6 +121,7 @@ class ProjectKeys:
             keys.project, keys.tag = project, tag
             keys.queues, keys.subscriptions, keys.seq = f"{tag}:queues", f"{tag}:subs", f"{tag}:seq"
             keys.notify, keys.ratelimit = f"{tag}:notify", f"{tag}:ratelimit"
+            keys.account = f"{tag}:account"  # credit, limits and prices (lua/include/account.lua)
             if len(cls._cache) >= KEY_CACHE_SIZE:
                 cls._cache.clear()
             cls._cache[project] = keys
@@ -131,6 +140,10 @@ class ProjectKeys:
 
     def queue(self, name: str) -> QueueKeys:
         return QueueKeys(self.tag, name)
+
+    def usage(self, day: int) -> str:
+        """The usage hash of UTC day ``day`` (days since the epoch), written by lua/include/account.lua."""
+        return USAGE_KEY_FORMAT.format(tag=self.tag, day=day)
 
 
 class QueueKeys:
@@ -179,6 +192,13 @@ def _lua_key_expression(tag: str, queue: str, part: str) -> str:
     return " .. ".join(values[p] if p in values else f'"{p}"' for p in pieces.split("\0") if p)
 
 
+def _lua_usage_expression() -> str:
+    """``USAGE_KEY_FORMAT`` as a Lua concatenation of ``tag`` and ``day`` (formatted as an integer)."""
+    pieces = USAGE_KEY_FORMAT.replace("{tag}", "\0tag\0").replace("{day}", "\0day\0").split("\0")
+    values = {"tag": "tag", "day": 'string.format("%d", day)'}
+    return " .. ".join(values[p] if p in values else f'"{p}"' for p in pieces if p)
+
+
 def lua_keys_include() -> str:
     """Lua source of ``queue_key(tag, queue, part)`` and ``queue_keys(tag, name)``, generated from
     ``QUEUE_KEY_FORMAT`` and ``QUEUE_PARTS``.
@@ -195,6 +215,13 @@ def lua_keys_include() -> str:
         f"local function queue_key(tag, queue, part)\n  return {_lua_key_expression('tag', 'queue', 'part')}\nend\n"
         "\n"
         "local function notify_channel(tag)\n  return tag .. \":notify\"\nend\n"
+        "\n"
+        "-- The project's usage hash of a UTC day (days since the epoch, an integer) and its queue-name index.\n"
+        f"local function usage_key(tag, day)\n  return {_lua_usage_expression()}\nend\n"
+        "\n"
+        "local function queue_index_key(tag)\n  return tag .. \":queues\"\nend\n"
+        "\n"
+        "local function account_key(tag)\n  return tag .. \":account\"\nend\n"
         "\n"
         "-- __index of queue_keys tables, on the first read of a part: builds and keeps its key name.\n"
         "local function queue_key_index(qk, part)\n"

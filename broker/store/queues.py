@@ -143,7 +143,7 @@ class Store:
         await answered(self.redis.sadd(PROJECTS, project))
         reply = await self._run(
             self.lua.create_queue,
-            [qk.cfg, pk.queues, pk.idempotency("queue.create", req.idempotency_key)],
+            [qk.cfg, pk.queues, pk.idempotency("queue.create", req.idempotency_key), pk.account],
             [pk.tag, req.name, self.clock(), fp, req.type, req.dead_letter_queue or "", req.max_retries,
              req.message_retention_days, req.visibility_timeout_default, int(req.enable_priority)],
         )
@@ -186,7 +186,7 @@ class Store:
         pk = ProjectKeys(project)
         reply = await self._run(
             self.lua.purge,
-            [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key)],
+            [pk.queue(name).cfg, pk.idempotency("queue.purge", idempotency_key), pk.account],
             [pk.tag, name, self.clock(), fp],
         )
         return int(reply[0])
@@ -195,7 +195,7 @@ class Store:
         pk = ProjectKeys(project)
         now = self.clock()
         available, in_flight, delayed, dlq, oldest = await self._run(
-            self.lua.stats, [pk.queue(name).cfg], [pk.tag, name, now, MAINTENANCE_LIMIT]
+            self.lua.stats, [pk.queue(name).cfg, pk.account], [pk.tag, name, now, MAINTENANCE_LIMIT]
         )
         return QueueStats(
             queue=name,
@@ -265,7 +265,7 @@ class Store:
     ) -> list[str]:
         pk = ProjectKeys(project)
         capability = "queue.publish_batch" if batch else "queue.publish"
-        keys = [pk.queue(queue).cfg, pk.seq, pk.idempotency(capability, idempotency_key)]
+        keys = [pk.queue(queue).cfg, pk.seq, pk.idempotency(capability, idempotency_key), pk.account]
         # The payloads, then only the columns where some message differs from the default (lua/publish.lua).
         names = ""
         columns: list[list[Any]] = []
@@ -296,13 +296,15 @@ class Store:
         return [_text(i) for i in reply]
 
     async def claim(
-        self, project: str, queue: str, max_messages: int, visibility_ms: int | None
+        self, project: str, queue: str, max_messages: int, visibility_ms: int | None, *, charged: bool = True
     ) -> tuple[list[QueueMessage], int]:
-        """Lease up to ``max_messages``; also returns when something may next become available (ms, -1)."""
+        """Lease up to ``max_messages``; also returns when something may next become available (ms, -1).
+        ``charged``: the call is charged to the project's credit (not a long poll's later attempts, nor push
+        delivery); the messages it delivers are metered either way."""
         pk = ProjectKeys(project)
         reply = await self._run(
             self.lua.claim,
-            [pk.queue(queue).cfg],
+            [pk.queue(queue).cfg, pk.account if charged else pk.tag],
             [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
              MAINTENANCE_LIMIT, _RECEIPT_KEY],
         )
@@ -342,7 +344,7 @@ class Store:
         for message_id, receipt in items:
             args += [message_id, receipt or ""]
         reply = await self._run(
-            self.lua.ack, [pk.queue(queue).cfg, pk.idempotency(capability, idempotency_key)], args
+            self.lua.ack, [pk.queue(queue).cfg, pk.idempotency(capability, idempotency_key), pk.account], args
         )
         return [_text(i) for i in reply]
 
@@ -364,7 +366,7 @@ class Store:
         pk = ProjectKeys(project)
         reply = await self._run(
             self.lua.nack,
-            [pk.queue(queue).cfg, pk.idempotency("queue.nack", idempotency_key)],
+            [pk.queue(queue).cfg, pk.idempotency("queue.nack", idempotency_key), pk.account],
             [pk.tag, queue, self.clock(), fp, message_id, receipt or "", int(requeue), delay_ms, reason, error],
         )
         return bool(int(reply[1]))
@@ -375,7 +377,7 @@ class Store:
         pk = ProjectKeys(project)
         reply = await self._run(
             self.lua.extend,
-            [pk.queue(queue).cfg],
+            [pk.queue(queue).cfg, pk.account],
             [pk.tag, queue, self.clock(), message_id, receipt or "", visibility_ms],
         )
         return _text(reply[1]), int(reply[2])
@@ -387,7 +389,7 @@ class Store:
         pk = ProjectKeys(project)
         score, member = after if after else ("", "")
         reply = await self._run(
-            self.lua.dlq_list, [pk.queue(queue).cfg], [pk.tag, queue, self.clock(), score, member, limit]
+            self.lua.dlq_list, [pk.queue(queue).cfg, pk.account], [pk.tag, queue, self.clock(), score, member, limit]
         )
         more, last_score, last_member = int(reply[0]), reply[1], reply[2]
         items = []
@@ -424,7 +426,7 @@ class Store:
         pk = ProjectKeys(project)
         reply = await self._run(
             self.lua.redrive,
-            [pk.queue(queue).cfg, pk.idempotency("queue.dlq.redrive", idempotency_key)],
+            [pk.queue(queue).cfg, pk.idempotency("queue.dlq.redrive", idempotency_key), pk.account],
             [pk.tag, queue, self.clock(), fp, message_id or "", "-inf" if since_ms is None else since_ms,
              "" if max_messages is None else max_messages],
         )

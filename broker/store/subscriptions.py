@@ -86,6 +86,7 @@ class SubscriptionStore:
                 pk.queue(queue).cfg,
                 pk.idempotency("queue.push_subscribe", idempotency_key),
                 subscriptions_index(project),
+                pk.account,
             ],
             [pk.tag, queue, self._now(), fp, new_id, args.url, args.secret or "",
              "" if args.max_retries is None else args.max_retries, args.visibility_s,

@@ -35,6 +35,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from broker.store.accounts import USAGE_KINDS, Account, UsageRow
 from broker.store.queues import QueueMetrics
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -61,12 +62,15 @@ QUEUE_MESSAGES = "broker_queue_messages"
 QUEUE_OLDEST = "broker_queue_oldest_message_age_seconds"
 PUSH_DELIVERIES = "broker_push_deliveries_total"
 STORE_UP = "broker_store_up"
+PROJECT_CREDIT = "broker_project_credit"
+PROJECT_LIMIT = "broker_project_limit"
+PROJECT_USAGE = "broker_project_usage_today"
 
 #: Every metric this service exports (the process_* and python_* collectors of prometheus-client besides).
 METRIC_NAMES: tuple[str, ...] = (
     HTTP_REQUESTS, HTTP_DURATION, PUSH_DURATION,
     *(f"broker_messages_{name}_total" for name in MESSAGE_COUNTERS),
-    QUEUE_MESSAGES, QUEUE_OLDEST, PUSH_DELIVERIES, STORE_UP,
+    QUEUE_MESSAGES, QUEUE_OLDEST, PUSH_DELIVERIES, STORE_UP, PROJECT_CREDIT, PROJECT_LIMIT, PROJECT_USAGE,
 )
 
 #: Multiprocess mode, decided when this module is imported, as prometheus-client decides where its values go
@@ -130,6 +134,27 @@ def render_store(queues: Sequence[QueueMetrics], store_up: bool, now_ms: int | N
                    for outcome, field in PUSH_OUTCOMES.items())
     out.append(f"# HELP {STORE_UP} 1 when the store answered the reads of this scrape, else 0.\n"
                f"# TYPE {STORE_UP} gauge\n{STORE_UP} {1 if store_up else 0}\n")
+    return "".join(out).encode()
+
+
+def render_projects(projects: Sequence[tuple[Account, Sequence[UsageRow]]]) -> bytes:
+    """The accounts of the projects created by the admin API (docs/admin.md): credit (projects with credit only),
+    limits that are set, and today's usage (UTC) by capability and kind, as the scripts metered it."""
+    out = [f"# HELP {PROJECT_CREDIT} Credit left (projects with credit configured; the others are unlimited).\n"
+           f"# TYPE {PROJECT_CREDIT} gauge\n"]
+    out.extend(f'{PROJECT_CREDIT}{{project="{a.project}"}} {a.credit}\n' for a, _ in projects if a.credit is not None)
+    out.append(f"# HELP {PROJECT_LIMIT} Limits of a project that are set, by limit.\n# TYPE {PROJECT_LIMIT} gauge\n")
+    for account, _ in projects:
+        for name in ("max_queues", "max_messages", "max_payload_bytes", "requests_per_second", "burst"):
+            value = getattr(account.limits, name)
+            if value is not None:
+                out.append(f'{PROJECT_LIMIT}{{project="{account.project}",limit="{name}"}} {value}\n')
+    out.append(f"# HELP {PROJECT_USAGE} Usage of the current UTC day by capability and kind (calls, published, "
+               f"delivered, pushed, bytes); starts again from 0 each day.\n# TYPE {PROJECT_USAGE} gauge\n")
+    for account, rows in projects:
+        for row in rows:
+            out.extend(f'{PROJECT_USAGE}{{project="{account.project}",capability="{row.capability}",kind="{kind}"}} '
+                       f"{getattr(row, kind)}\n" for kind in USAGE_KINDS)
     return "".join(out).encode()
 
 

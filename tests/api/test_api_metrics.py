@@ -16,6 +16,7 @@ from apikit import assert_error
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from broker.store.accounts import Accounts
 from broker.telemetry import logs
 from broker.telemetry.metrics import MESSAGE_COUNTERS, METRIC_NAMES
 from broker.telemetry.tracing import Tracing
@@ -81,6 +82,9 @@ async def test_a_workload_reads_back_exactly(api: Any, make_queue: Any, publish:
 
 
 async def test_every_documented_metric_is_exported(api: Any, make_queue: Any, publish: Any) -> None:
+    accounts = Accounts(api.ctx.redis, api.ctx.store.scripts)
+    await accounts.create(api.project, {"max_queues": 5}, api.ctx.store.clock())  # broker_project_* (docs/admin.md)
+    await accounts.add_credit(api.project, 100)
     await make_queue("jobs")
     await publish("jobs")
     names = {name for name, _ in await scrape(api)}

@@ -58,7 +58,7 @@ async def test_a_column_list_that_does_not_match_is_refused(given: str, sent: st
         args += values[column]
     before = await queue_state(store, project)
     with pytest.raises(errors.InternalError):
-        await store.scripts.run(store.lua.publish, [pk.queue("q").cfg, pk.seq, pk.tag], args)
+        await store.scripts.run(store.lua.publish, [pk.queue("q").cfg, pk.seq, pk.tag, pk.account], args)
     assert await queue_state(store, project) == before
 
 

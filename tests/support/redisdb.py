@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from broker.store.keys import PROJECTS, RATE_LIMITS, project_tag
+from broker.store.keys import ACCOUNTS, AUTH_KEYS, PROJECTS, RATE_LIMITS, project_tag
 
 REDIS_URL = os.environ.get("BROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -28,3 +28,7 @@ async def delete_project(client: Any, project: str) -> None:
         await client.unlink(key)
     await client.srem(PROJECTS, project)
     await client.srem(RATE_LIMITS, project)
+    await client.srem(ACCOUNTS, project)
+    for hashed, raw in (await client.hgetall(AUTH_KEYS)).items():  # keys the admin API created for it
+        if f'"project":"{project}"'.encode() in raw:
+            await client.hdel(AUTH_KEYS, hashed)

@@ -49,11 +49,12 @@ routes = [
     ApiRoute("/v1/queue/dlq/list/{queue}", dlq_list, methods=["GET"], operation=Operation(
         "queue.dlq.list", "A queue's dead letters, wherever they sit, oldest first", tag="dead letters",
         request=schemas.QueueOnlyRequest, response=schemas.DeadLetterList, params=page_query(),
-        errors=(errors.QueueNotFound,),
+        errors=(errors.QueueNotFound, errors.InsufficientCredit),
     )),
     ApiRoute("/v1/queue/dlq/redrive/{queue}", dlq_redrive, methods=["POST"], operation=Operation(
         "queue.dlq.redrive", "Move dead letters back to the queue, with a fresh retry budget", tag="dead letters",
         request=schemas.RedriveRequest, response=schemas.Redriven,
-        errors=(errors.QueueNotFound, errors.MessageNotFound, errors.LeaseExpired, errors.IdempotencyKeyReused),
+        errors=(errors.QueueNotFound, errors.MessageNotFound, errors.LeaseExpired, errors.IdempotencyKeyReused,
+                errors.InsufficientCredit),
     )),
 ]

@@ -131,7 +131,9 @@ async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
     waited = False
     while True:
         try:
-            messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
+            messages, wake_ms = await ctx.store.claim(
+                project, req.queue, req.max_messages, visibility_ms, charged=not waited
+            )
         except errors.Unavailable:
             if not waited:
                 raise
@@ -197,6 +199,8 @@ async def extend(ctx: Context, project: str, body: bytes) -> Extended:
 _ON_A_QUEUE = (errors.QueueNotFound,)
 _ON_A_LEASE = (errors.QueueNotFound, errors.MessageNotFound, errors.LeaseExpired)
 _REUSED = (errors.IdempotencyKeyReused,)
+_CHARGED = (errors.InsufficientCredit,)  # lua/include/account.lua (docs/admin.md)
+_STORES = (errors.InsufficientCredit, errors.QuotaExceeded)
 _TO_CONSUME = queue_links("$request.body#/queue", "queue.consume", in_body=True)
 _FIRST_LEASE = (("queue", "$request.body#/queue"), ("message_id", "$response.body#/messages/0/message_id"),
                 ("receipt", "$response.body#/messages/0/receipt"))
@@ -206,39 +210,39 @@ _ON_THE_LEASE = tuple(Link(op, "The first message delivered, under its lease.", 
 BODY_ROUTES = [
     BodyRoute("/v1/queue/publish", publish, operation=Operation(
         "queue.publish", "Publish a message", tag="messages",
-        request=PublishRequest, response=Published, errors=(*_ON_A_QUEUE, *_REUSED),
+        request=PublishRequest, response=Published, errors=(*_ON_A_QUEUE, *_REUSED, *_STORES),
         description="`payload` is any JSON value but null, at most 256 KiB as compact JSON (else 413); "
         "`delay_seconds` must be shorter than the queue's retention period.",
         links=_TO_CONSUME,
     )),
     BodyRoute("/v1/queue/publish_batch", publish_batch, limit=MAX_BATCH_BYTES, operation=Operation(
         "queue.publish_batch", "Publish up to 1000 messages, all or nothing", tag="messages",
-        request=PublishBatchRequest, response=PublishedBatch, errors=(*_ON_A_QUEUE, *_REUSED),
+        request=PublishBatchRequest, response=PublishedBatch, errors=(*_ON_A_QUEUE, *_REUSED, *_STORES),
         description="One invalid message is a 400 naming `messages[i].field`, and nothing is stored. "
         "The body is at most 4 MiB.",
         links=_TO_CONSUME,
     )),
     BodyRoute("/v1/queue/consume", consume, operation=Operation(
         "queue.consume", "Lease up to `max_messages` available messages (long-polls with `wait_seconds`)",
-        tag="messages", request=ConsumeRequest, response=Consumed, errors=_ON_A_QUEUE,
+        tag="messages", request=ConsumeRequest, response=Consumed, errors=(*_ON_A_QUEUE, *_CHARGED),
         description="429 also when the process already serves its maximum of waiting long polls.",
         links=_ON_THE_LEASE,
     )),
     BodyRoute("/v1/queue/ack", ack, operation=Operation(
         "queue.ack", "Delete a leased message", tag="messages",
-        request=AckRequest, response=Acked, errors=(*_ON_A_LEASE, *_REUSED),
+        request=AckRequest, response=Acked, errors=(*_ON_A_LEASE, *_REUSED, *_CHARGED),
     )),
     BodyRoute("/v1/queue/ack_batch", ack_batch, operation=Operation(
         "queue.ack_batch", "Delete up to 100 leased messages, all or nothing", extension=True,
-        request=AckBatchRequest, response=AckedBatch, errors=(*_ON_A_LEASE, *_REUSED),
+        request=AckBatchRequest, response=AckedBatch, errors=(*_ON_A_LEASE, *_REUSED, *_CHARGED),
     )),
     BodyRoute("/v1/queue/nack", nack, operation=Operation(
         "queue.nack", "Give a leased message back (retry it, or dead-letter it)", tag="messages",
-        request=NackRequest, response=Nacked, errors=(*_ON_A_LEASE, *_REUSED),
+        request=NackRequest, response=Nacked, errors=(*_ON_A_LEASE, *_REUSED, *_CHARGED),
     )),
     BodyRoute("/v1/queue/extend", extend, operation=Operation(
         "queue.extend", "Move a lease's end to `visibility_timeout` seconds from now (a heartbeat)", extension=True,
-        request=ExtendRequest, response=Extended, errors=_ON_A_LEASE,
+        request=ExtendRequest, response=Extended, errors=(*_ON_A_LEASE, *_CHARGED),
     )),
 ]
 routes = [route.starlette_route() for route in BODY_ROUTES]

@@ -12,8 +12,9 @@ from starlette.responses import Response
 from broker import errors
 from broker.http.context import authorization_of, ctx_of
 from broker.http.operation import ApiRoute, Operation
+from broker.store.accounts import Account, Accounts, UsageRow, day_of
 from broker.store.queues import QueueMetrics, Store
-from broker.telemetry.metrics import CONTENT_TYPE, exposition, render_store
+from broker.telemetry.metrics import CONTENT_TYPE, exposition, render_projects, render_store
 
 
 async def store_metrics(store: Store) -> tuple[list[QueueMetrics], bool]:
@@ -27,6 +28,23 @@ async def store_metrics(store: Store) -> tuple[list[QueueMetrics], bool]:
     return found, True
 
 
+async def project_metrics(store: Store) -> list[tuple[Account, list[UsageRow]]]:
+    """The account and today's usage of every project the admin API created (none while the store is away)."""
+    accounts = Accounts(store.redis, store.scripts)
+    today = day_of(store.clock())
+    found = []
+    try:
+        for project in await accounts.projects():
+            try:
+                account = await accounts.get(project)
+            except errors.NotFound:  # in the registry, its account not written (a crash in between)
+                continue
+            found.append((account, await accounts.usage(project, today, today)))
+    except errors.BrokerError:
+        return []
+    return found
+
+
 async def metrics(request: Request) -> Response:
     ctx = ctx_of(request)
     token = ctx.settings.metrics_token
@@ -35,7 +53,8 @@ async def metrics(request: Request) -> Response:
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise errors.Unauthorized("GET /metrics needs Authorization: Bearer <BROKER_METRICS_TOKEN>")
     queues, up = await store_metrics(ctx.store)
-    return Response(exposition(render_store(queues, up, ctx.store.clock())), media_type=CONTENT_TYPE)
+    text = render_store(queues, up, ctx.store.clock()) + render_projects(await project_metrics(ctx.store))
+    return Response(exposition(text), media_type=CONTENT_TYPE)
 
 
 routes = [

@@ -85,7 +85,7 @@ routes = [
     ApiRoute("/v1/queue/push_subscribe/{queue}", push_subscribe, methods=["POST"], operation=Operation(
         "queue.push_subscribe", "Deliver the queue's messages to a webhook (replaces its subscription)", tag="push",
         request=PushSubscribeRequest, response=schemas.PushSubscription,
-        errors=(errors.QueueNotFound, errors.IdempotencyKeyReused),
+        errors=(errors.QueueNotFound, errors.IdempotencyKeyReused, errors.InsufficientCredit),
         description="`url` (alias `forward_to`) must be https and resolve only to globally routable addresses, "
         "else 400 with `field: \"url\"`.",
         links=queue_links("$response.body#/queue", "queue.push_subscription.get", "queue.push_subscription.delete"),

@@ -123,7 +123,8 @@ routes = [
     ApiRoute("/v1/queue/create", create_queue, methods=["POST"], operation=Operation(
         "queue.create", "Create a queue (an existing one with the same configuration is returned)", tag="queues",
         request=schemas.CreateQueueRequest, response=schemas.QueueRecord,
-        errors=(errors.QueueNotFound, errors.QueueAlreadyExists, *_REUSED),
+        errors=(errors.QueueNotFound, errors.QueueAlreadyExists, *_REUSED, errors.InsufficientCredit,
+                errors.QuotaExceeded),
         description="404 when `dead_letter_queue` does not exist; 409 when the queue exists with another "
         "configuration (omitted fields compared as their defaults).",
         links=(
@@ -151,10 +152,12 @@ routes = [
     )),
     ApiRoute("/v1/queue/purge/{queue}", purge_queue, methods=["POST"], operation=Operation(
         "queue.purge", "Delete a queue's available, delayed and in-flight messages", tag="queues",
-        request=schemas.QueueOnlyRequest, response=schemas.QueuePurged, errors=(*_QUEUE_FAILS, *_REUSED),
+        request=schemas.QueueOnlyRequest, response=schemas.QueuePurged,
+        errors=(*_QUEUE_FAILS, *_REUSED, errors.InsufficientCredit),
     )),
     ApiRoute("/v1/queue/stats/{queue}", queue_stats, methods=["GET"], operation=Operation(
         "queue.stats", "A queue's message counts", tag="queues",
-        request=schemas.QueueOnlyRequest, response=schemas.QueueStats, errors=_QUEUE_FAILS,
+        request=schemas.QueueOnlyRequest, response=schemas.QueueStats,
+        errors=(*_QUEUE_FAILS, errors.InsufficientCredit),
     )),
 ]

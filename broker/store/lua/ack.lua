@@ -3,6 +3,7 @@
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
+-- KEYS[3]  hash    the project's account (lua/include/account.lua)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- ARGV[3]  now, ms
@@ -10,16 +11,18 @@
 -- ARGV[5]  field name for errors about ids ("message_id" or "message_ids")
 -- ARGV[6..] message id, receipt ("" = any current lease) pairs
 -- Returns: the acked ids.
--- Errors: QUEUE_NOT_FOUND, MESSAGE_NOT_FOUND, LEASE_EXPIRED, IDEMPOTENCY_KEY_REUSED.
+-- Errors: QUEUE_NOT_FOUND, MESSAGE_NOT_FOUND, LEASE_EXPIRED, IDEMPOTENCY_KEY_REUSED; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include lifecycle
 --@include idem
 --@include lease
+--@include account
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
 local fifo, rkey = require_ack_cfg(qk)
+local acct = account_open(KEYS[3], ARGV[1], ARGV[5] == "message_id" and "queue.ack" or "queue.ack_batch", 1)
 
 -- The distinct ids, in order, each with the receipt given with its first mention.
 local ids, receipts, seen, n = {}, {}, {}, 0
@@ -33,6 +36,7 @@ for i = 6, #ARGV, 2 do
   end
 end
 if n == 0 then
+  account_settle(acct, now)
   idem_store(KEYS[2], ARGV[4], ids)
   return ids
 end
@@ -72,5 +76,6 @@ if acked_in_group then
 end
 tally(qk, "acked", n)
 flush_tallies()
+account_settle(acct, now)
 idem_store(KEYS[2], ARGV[4], ids)
 return ids

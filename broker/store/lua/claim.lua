@@ -4,6 +4,8 @@
 -- Due delays, ended leases and retention are applied first, so a deadline holds with no worker running.
 --
 -- KEYS[1]  hash   cfg of the queue (its other keys are derived with queue_keys, same hash tag)
+-- KEYS[2]  hash   the project's account (lua/include/account.lua), or the tag: not charged (a long poll's
+--                 later attempts)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- ARGV[3]  now, ms
@@ -15,8 +17,9 @@
 --   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters;
 --   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
 --   hex digits); its receipt is lease_receipt(rkey, id, lease).
--- Errors: QUEUE_NOT_FOUND.
+-- Errors: QUEUE_NOT_FOUND; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include lifecycle
+--@include account
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
@@ -25,6 +28,7 @@ local cfg = require_cfg(qk)
 local visibility_ms = cfg.visibility_ms
 if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
 if not cfg.rkey and #ARGV[7] < 32 then fail("INTERNAL", "argument receipt key is too short") end
+local acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
 if not cfg.rkey then
   cfg.rkey = ARGV[7]
@@ -149,6 +153,8 @@ if nv > 0 then
   tally(qk, "delivered", nv / 2)
 end
 flush_tallies()
+account_settle(acct, now)
+account_meter(acct, now, "delivered", nv / 2)
 
 -- When to look again: the next delayed message or the next lease deadline.
 local wake = -1

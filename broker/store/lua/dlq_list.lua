@@ -2,6 +2,7 @@
 -- The cursor is the (dead-lettered ms, member) of the last item of the previous page.
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
+-- KEYS[2]  hash    the project's account (lua/include/account.lua)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- ARGV[3]  now, ms
@@ -10,12 +11,14 @@
 -- ARGV[6]  page size
 -- Returns: {more 0|1, last_score, last_member,
 --           [id, payload, priority, group|"", deliveries, enqueued_ms, dead_ms, reason, source, error|""]...}
--- Errors: QUEUE_NOT_FOUND.
+-- Errors: QUEUE_NOT_FOUND; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include lifecycle
+--@include account
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cfg = require_cfg(qk)
+local acct = account_open(KEYS[2], ARGV[1], "queue.dlq.list", 1)
 local limit = to_int(ARGV[6], "limit", 1)
 maintain_with_dlq(qk, cfg, now, 1000)
 flush_tallies()
@@ -35,6 +38,7 @@ while true do
     if not after_score or score > after_score or member > after_member then
       if count == limit then
         reply[1] = 1
+        account_settle(acct, now)
         return reply
       end
       local where, id = string.match(member, "^(.-)%z(.*)$")
@@ -57,4 +61,5 @@ while true do
     end
   end
 end
+account_settle(acct, now)
 return reply

@@ -4,8 +4,9 @@
 -- KEYS[1]   hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]   string  project sequence (v1:{P}:seq)
 -- KEYS[3]   string  idempotency record of the request (the tag when there is no key)
--- KEYS[4..] string  idempotency record of each message with a fingerprint, in message order (the k-th
---                   such message has KEYS[3 + k]; a message without one has no key)
+-- KEYS[4]   hash    the project's account (v1:{P}:account, lua/include/account.lua)
+-- KEYS[5..] string  idempotency record of each message with a fingerprint, in message order (the k-th
+--                   such message has KEYS[4 + k]; a message without one has no key)
 -- ARGV[1]   project tag (v1:{P})
 -- ARGV[2]   queue name
 -- ARGV[3]   now, ms
@@ -19,9 +20,10 @@
 -- then each column of ARGV[7] in turn: n values, message 1 to n
 -- Returns: the message ids, in order (an id already published under a message's key is returned again).
 -- Errors: QUEUE_NOT_FOUND; VALIDATION_ERROR (delay not below the retention period);
---         IDEMPOTENCY_KEY_REUSED.
+--         IDEMPOTENCY_KEY_REUSED; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT, QUOTA_EXCEEDED).
 --@include lifecycle
 --@include idem
+--@include account
 
 local argv = ARGV -- a local: the loops below read it a few times per message
 local qk = target_queue()
@@ -53,6 +55,8 @@ local function field(i, name)
   if ARGV[5] == "" then return name end
   return ARGV[5] .. "[" .. (i - 1) .. "]." .. name
 end
+local acct = account_open(KEYS[4], ARGV[1], ARGV[5] == "" and "queue.publish" or "queue.publish_batch", n)
+account_payloads(acct, argv, 8, n, field)
 
 -- Validate everything before the first write; delays and priorities other than "0" are kept by index. A
 -- message with a key published earlier gets its id now (ids[i]); one whose key an earlier message of this
@@ -78,7 +82,7 @@ for i = 1, n do
   local fp = fp_at and argv[fp_at + i] or ""
   if fp ~= "" then
     keyed = keyed + 1
-    local key = KEYS[3 + keyed]
+    local key = KEYS[4 + keyed]
     if not key then fail("INTERNAL", "fewer KEYS than messages with an idempotency key") end
     if not first_with_key then first_with_key = {} end
     local first = first_with_key[key] -- idempotency key -> index of the first message of this call with it
@@ -99,11 +103,12 @@ for i = 1, n do
     end
   end
 end
-if #KEYS ~= 3 + keyed then fail("INTERNAL", "more KEYS than messages with an idempotency key") end
+if #KEYS ~= 4 + keyed then fail("INTERNAL", "more KEYS than messages with an idempotency key") end
 
 -- The fresh messages take the next `fresh` numbers of the project sequence, in order. All share the
 -- retention deadline, so each band of avail takes all of them or keeps all apart (band_takes_newest).
 -- Scores go to Redis as strings formatted here (see lua/include/calls.lua).
+account_admit_messages(acct, fresh)
 local seq = 0
 if fresh == 1 then
   seq = redis.call("INCR", KEYS[2]) - 1
@@ -121,7 +126,8 @@ local line, nl = nil, 0   -- FIFO: ZADD gq: 0, member ...
 local groups, first_member, first_due = nil, nil, nil -- FIFO: the groups published to (fifo_refresh_published)
 local band_fits = {}      -- band low -> band_takes_newest
 local plain_state = {}    -- priority -> stored array of a message due now, in no group
-local key_index = 3
+local key_index = 4
+local stored_bytes = 0
 for i = 1, n do
   local fp = fp_at and argv[fp_at + i] or ""
   if fp ~= "" then key_index = key_index + 1 end
@@ -144,6 +150,7 @@ for i = 1, n do
     end
     values[nv + 1] = id
     values[nv + 2] = state .. argv[7 + i]
+    stored_bytes = stored_bytes + #argv[7 + i]
     nv = nv + 2
     if delay == 0 then
       local low = 0
@@ -202,5 +209,8 @@ end
 if na > 0 then notify(qk) end
 if nv > 0 then tally(qk, "published", nv / 2) end
 flush_tallies()
+account_settle(acct, now)
+account_meter(acct, now, "published", nv / 2)
+account_meter(acct, now, "bytes", stored_bytes)
 idem_store(KEYS[3], request_fp, ids)
 return ids

@@ -5,20 +5,23 @@
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
+-- KEYS[3]  hash    the project's account (lua/include/account.lua)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- ARGV[3]  now, ms
 -- ARGV[4]  fingerprint, "" without an idempotency key
 -- Returns: {purged}
--- Errors: QUEUE_NOT_FOUND, IDEMPOTENCY_KEY_REUSED.
+-- Errors: QUEUE_NOT_FOUND, IDEMPOTENCY_KEY_REUSED; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include lifecycle
 --@include idem
+--@include account
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
 local cfg = require_cfg(qk)
+local acct = account_open(KEYS[3], ARGV[1], "queue.purge", 1)
 maintain(qk, cfg, now, 1000)
 local purged = 0
 for _, id in ipairs(redis.call("SMEMBERS", qk.foreign)) do
@@ -38,6 +41,7 @@ end
 redis.call("UNLINK", qk.gq, qk.groups, qk.gbusy, qk.foreign, qk.expiry)
 tally(qk, "purged", purged)
 flush_tallies()
+account_settle(acct, now)
 local reply = {purged}
 idem_store(KEYS[2], ARGV[4], reply)
 return reply

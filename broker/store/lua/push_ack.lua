@@ -16,6 +16,7 @@
 --@include lifecycle
 --@include lease
 --@include push
+--@include account
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
@@ -42,5 +43,6 @@ if held then
 end
 tally(qk, "push_success", 1)
 flush_tallies()
+account_meter(account_open(ARGV[1], ARGV[1], "queue.push", 0), now, "pushed", acked) -- metered, not charged
 local recorded = record_attempt(qk, load_sub(qk), generation, now, status, "", true, false) and 1 or 0
 return {acked, recorded}

@@ -4,6 +4,7 @@
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
+-- KEYS[3]  hash    the project's account (lua/include/account.lua)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- ARGV[3]  now, ms
@@ -14,15 +15,17 @@
 -- Returns: {redriven}
 -- Errors: QUEUE_NOT_FOUND, MESSAGE_NOT_FOUND (the id is not a dead letter of this queue),
 --         LEASE_EXPIRED (the id is leased from the dead-letter queue: in flight there, not redrivable
---         until that lease ends), IDEMPOTENCY_KEY_REUSED.
+--         until that lease ends), IDEMPOTENCY_KEY_REUSED; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include lifecycle
 --@include idem
+--@include account
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
 local cfg = require_cfg(qk)
+local acct = account_open(KEYS[3], ARGV[1], "queue.dlq.redrive", 1)
 local max = nil
 if ARGV[7] ~= "" then max = to_int(ARGV[7], "max", 1) end
 if ARGV[6] ~= "-inf" then to_int(ARGV[6], "since") end
@@ -104,6 +107,7 @@ if redriven > 0 then
   tally(qk, "redriven", redriven)
 end
 flush_tallies()
+account_settle(acct, now)
 local reply = {redriven}
 idem_store(KEYS[2], ARGV[4], reply)
 return reply

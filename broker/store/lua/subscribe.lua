@@ -6,6 +6,7 @@
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
 -- KEYS[3]  set     the project's subscribed queue names (see broker/store/subscriptions.py)
+-- KEYS[4]  hash    the project's account (lua/include/account.lua)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- ARGV[3]  now, ms
@@ -18,15 +19,18 @@
 -- ARGV[10] dead-letter queue name, "" = the queue's own dead-letter handling
 -- ARGV[11] max concurrent deliveries per worker process
 -- Returns: {subscription_id, url}
--- Errors: QUEUE_NOT_FOUND (the queue, or the dead-letter queue), IDEMPOTENCY_KEY_REUSED.
+-- Errors: QUEUE_NOT_FOUND (the queue, or the dead-letter queue), IDEMPOTENCY_KEY_REUSED; the account's
+--         (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include push
 --@include idem
+--@include account
 
 local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local cached = idem_lookup(KEYS[2], ARGV[4])
 if cached then return cached end
 require_cfg(qk)
+local acct = account_open(KEYS[4], ARGV[1], "queue.push_subscribe", 1)
 local url, secret, dlq = ARGV[6], ARGV[7], ARGV[10]
 if ARGV[8] ~= "" then to_int(ARGV[8], "max_retries", 0) end
 local visibility = to_int(ARGV[9], "visibility", 1)
@@ -45,6 +49,7 @@ redis.call("HSET", qk.sub, "id", id, "generation", tonumber(old[2] or "0") + 1, 
   "max_retries", ARGV[8], "visibility", visibility, "dead_letter_queue", dlq, "max_concurrency", concurrency,
   "created_ms", old[4] or now, "updated_ms", now)
 redis.call("SADD", KEYS[3], qk.name)
+account_settle(acct, now)
 local reply = {id, url}
 idem_store(KEYS[2], ARGV[4], reply)
 return reply

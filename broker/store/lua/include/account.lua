@@ -1,0 +1,101 @@
+-- Project accounts (docs/admin.md): credit, limits and prices in the project's account hash
+-- (v1:{P}:account, fields credit, disabled, usage_days, max_queues, max_messages, max_payload_bytes and
+-- price:<capability>), and the usage of each UTC day (usage_key: "<capability>:<kind>" -> count).
+--
+-- A charged script calls account_open first, before its first write, with the account hash as one of its
+-- KEYS: it refuses a disabled project and a call whose price is above the credit. The checks of the
+-- project's limits follow (account_limit, account_payloads, account_admit_messages), still before the
+-- first write; after the operation succeeded, account_settle debits the price and counts the call and
+-- account_meter the messages it moved. Check, operation and debit are then one atomic step: concurrent
+-- calls cannot overdraw the credit, and a refused or failed call costs nothing and meters nothing.
+-- A project whose hash has no credit field is unlimited: nothing is debited (it is still metered). A project
+-- without an account (never created through the admin API) is neither charged, limited nor metered: its
+-- calls cost one HMGET of a missing key.
+--@include errors
+--@include keys
+
+-- Days a day's usage is kept when the account does not say (its usage_days field).
+local USAGE_DEFAULT_DAYS = 90
+
+local ACCOUNT_DAY_MS = 86400000
+
+-- The account of a call of `capability` that costs `units` times the capability's price (default 1).
+-- `key` is the account hash, or the project tag for a call that is not charged (the later attempts of a
+-- long poll): then nothing is checked or debited, only the messages moved are metered.
+-- Errors: UNAUTHORIZED (the project is disabled), INSUFFICIENT_CREDIT.
+local function account_open(key, tag, capability, units)
+  local charged = key ~= tag
+  if not charged then key = account_key(tag) end
+  local f = redis.call("HMGET", key, "created_ms", "credit", "disabled", "usage_days", "price:" .. capability,
+    "max_queues", "max_messages", "max_payload_bytes")
+  if not f[1] then return {charged = false, price = 0} end -- no account: not metered either (acct.tag nil)
+  local acct = {key = key, tag = tag, capability = capability, charged = charged, price = 0,
+    days = tonumber(f[4]) or USAGE_DEFAULT_DAYS, max_queues = tonumber(f[6]), max_messages = tonumber(f[7]),
+    max_payload_bytes = tonumber(f[8])}
+  if not charged then return acct end
+  if f[3] == "1" then fail("UNAUTHORIZED", "the project is disabled") end
+  if f[2] then
+    local credit = tonumber(f[2]) or 0
+    local price = (tonumber(f[5]) or 1) * units
+    if price > credit then
+      fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", price, credit))
+    end
+    acct.price = price
+  end
+  return acct
+end
+
+-- Refuse when `count` (what there would be after the call) is above the account's limit `name`.
+local function account_limit(acct, name, count)
+  local limit = acct[name]
+  if limit and count > limit then
+    fail("QUOTA_EXCEEDED", string.format("the project's limit %s is %d; this call would make it %d", name, limit,
+      count))
+  end
+end
+
+-- Refuse when one of the payloads argv[first .. first + n - 1] is longer than max_payload_bytes.
+local function account_payloads(acct, argv, first, n, field_of)
+  local limit = acct.max_payload_bytes
+  if not limit then return end
+  for i = 1, n do
+    local size = #argv[first + i - 1]
+    if size > limit then
+      fail("QUOTA_EXCEEDED", string.format("the project's limit max_payload_bytes is %d; this payload is %d bytes",
+        limit, size), field_of(i, "payload"))
+    end
+  end
+end
+
+-- Refuse when storing `adding` more messages would put the project above max_messages (the messages
+-- stored in all its queues, in any state; counted only when the limit is set: one HLEN per queue).
+local function account_admit_messages(acct, adding)
+  if not acct.max_messages or adding == 0 then return end
+  local stored = 0
+  for _, name in ipairs(redis.call("ZRANGE", queue_index_key(acct.tag), "0", "-1")) do
+    stored = stored + redis.call("HLEN", queue_key(acct.tag, name, "msgs"))
+  end
+  account_limit(acct, "max_messages", stored + adding)
+end
+
+-- Add `n` to the usage of kind `kind` (calls, published, delivered, pushed, bytes) of the account's
+-- capability on the UTC day of `now`; the day's hash expires `days` days after the day ends.
+local function account_meter(acct, now, kind, n)
+  if n == 0 or not acct.tag then return end
+  local key = acct.usage
+  if not key then
+    acct.day = math.floor(now / ACCOUNT_DAY_MS)
+    key = usage_key(acct.tag, acct.day)
+    acct.usage = key
+  end
+  if redis.call("HINCRBY", key, acct.capability .. ":" .. kind, string.format("%d", n)) == n then
+    redis.call("EXPIREAT", key, string.format("%d", (acct.day + 1 + acct.days) * 86400))
+  end
+end
+
+-- The call succeeded: debit its price and count it.
+local function account_settle(acct, now)
+  if not acct.charged then return end
+  if acct.price > 0 then redis.call("HINCRBY", acct.key, "credit", string.format("%d", -acct.price)) end
+  account_meter(acct, now, "calls", 1)
+end
