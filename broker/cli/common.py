@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 from broker.embedded.supervisor import EmbeddedError, attach_or_start
 from broker.settings import PROJECT_RE, ConfigError, Settings
-from broker.store.connection import connect
+from broker.store.connection import close_client, connect
 from broker.store.durability import check_durability, redact_url, wait_until_ready
 from broker.store.scripts import ScriptError, load_all
 
@@ -97,7 +97,7 @@ async def with_client(url: str, action: Callable[[Any], Awaitable[T]], ready_tim
             raise CliError(f"cannot reach Redis at {redact_url(url)}: {exc}") from None
         return await action(client)
     finally:
-        await client.aclose()
+        await close_client(client)
 
 
 def check_scripts() -> None:

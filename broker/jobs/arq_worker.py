@@ -31,6 +31,7 @@ from arq.worker import run_worker as arq_run_worker
 from broker.jobs import tasks
 from broker.jobs.maintenance import Maintenance
 from broker.jobs.runner import BackgroundOptions, BackgroundRunner
+from broker.sentinel_url import is_sentinel_url, parse_sentinel_url
 from broker.services import open_services
 from broker.settings import ConfigError, Settings
 from broker.store.connection import is_cluster_url
@@ -93,6 +94,24 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["stack"].aclose()
 
 
+def arq_redis_settings(url: str) -> RedisSettings:
+    """arq's connection settings for ``url``; for ``redis+sentinel://`` arq's own Sentinel support (its pool
+    asks the sentinels for the primary, as the service's client does)."""
+    if not is_sentinel_url(url):
+        return RedisSettings.from_dsn(url)
+    address = parse_sentinel_url(url)
+    return RedisSettings(
+        host=list(address.sentinels),  # arq takes a list of (host, port) for Sentinel
+        sentinel=True,
+        sentinel_master=address.master,
+        database=address.db,
+        username=address.username,
+        password=address.password,
+        ssl=address.ssl,
+        conn_timeout=1,
+    )
+
+
 def worker_settings(settings: Settings) -> type:
     """The arq ``WorkerSettings`` class for ``settings`` (a fresh class, with its own ctx, per call)."""
     if not settings.redis_url:
@@ -113,7 +132,7 @@ def worker_settings(settings: Settings) -> type:
                 max_tries=1,
             )
         ],
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": arq_redis_settings(settings.redis_url),
         "queue_name": queue_name(options),
         "on_startup": startup,
         "on_shutdown": shutdown,
