@@ -10,6 +10,7 @@ flushed server) loads the script and retries once. Error replies of the form
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.resources
@@ -29,6 +30,7 @@ from broker import errors
 from broker.store.failures import ReplicaAckError, store_failure
 from broker.store.keys import lua_keys_include
 from broker.store.pipeline import ScriptPipe
+from broker.store.redis_adapter import on_one_node_connection
 
 log = logging.getLogger("broker.store.scripts")
 
@@ -298,11 +300,19 @@ class Scripts:
         same connection of the node that holds the keys (WAIT counts that connection's writes)."""
         acks = self.acks
         if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()  # a no-op once the client knows the cluster
             node = self.redis.get_node_from_key(keys[0])
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-            pipe.execute_command("WAIT", acks.replicas, acks.timeout_ms, target_nodes=node)
-            reply, acked = await pipe.execute(raise_on_error=False)
+            try:
+                reply, acked = await on_one_node_connection(
+                    node, [("EVALSHA", script.sha, len(keys), *keys, *args), ("WAIT", acks.replicas, acks.timeout_ms)]
+                )
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+                await self._forget_cluster_layout(node)
+                raise
+            if isinstance(reply, redis_errors.MovedError | redis_errors.AskError | redis_errors.TryAgainError):
+                # The slot moved (a failover): learn the new layout, and let the client retry (503).
+                await self._forget_cluster_layout(node)
+                raise redis_errors.ConnectionError(f"the slot moved ({reply}); retry")
         else:
             pipe = self.redis.pipeline(transaction=False)
             pipe.evalsha(script.sha, len(keys), *keys, *args)
@@ -315,6 +325,13 @@ class Scripts:
         if int(acked) < acks.replicas:
             raise ReplicaAckError(int(acked), acks.replicas, acks.timeout_ms)
         return reply
+
+    async def _forget_cluster_layout(self, node: Any) -> None:
+        """After a node failed or a slot moved: what the cluster client does itself in that case (drop the
+        node from its start-up nodes, close, and read the layout again on the next call)."""
+        self.redis.nodes_manager.startup_nodes.pop(node.name, None)
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
 
     async def close(self) -> None:
         """Close the pipelined connection (the client's own connections are the client's)."""
@@ -336,6 +353,12 @@ class Scripts:
             except redis_errors.NoScriptError:
                 await self.redis.script_load(script.source)
                 return await self._evalsha(script, keys, args)
+        except RuntimeError as exc:
+            # redis-py's cluster client re-reads the cluster's layout while another call drops a failed node
+            # from it ("dictionary changed size during iteration"): the call was not sent; retry it.
+            if isinstance(self.redis, RedisCluster) and "changed size during iteration" in str(exc):
+                raise store_failure(redis_errors.ConnectionError(str(exc))) from None
+            raise
         except (redis_errors.RedisError, OSError) as exc:
             mapped = store_failure(exc)
             if isinstance(mapped, errors.InternalError):

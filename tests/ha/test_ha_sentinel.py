@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from support import eventually
-from support.fleet import ApiServer, Fleet, pids_alive
+from support.fleet import ApiServer, Fleet
 from support.sentinels import SentinelShard
 
 from broker.jobs.arq_worker import arq_redis_settings
@@ -23,17 +21,6 @@ from broker.sentinel_url import parse_sentinel_url
 from broker.settings import ConfigError, Settings
 from broker.store.connection import close_client, connect
 from broker.store.durability import check_durability, redact_url
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    try:
-        yield fleet
-    finally:
-        fleet.stop_all()
-        left = pids_alive(fleet)
-        assert not left, f"processes left running: {left}"
 
 
 @pytest.fixture
