@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,7 @@ import msgspec
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import run_worker as arq_run_worker
+from redis import exceptions as redis_errors
 
 from broker.jobs import tasks
 from broker.jobs.maintenance import Maintenance
@@ -39,6 +41,8 @@ from broker.store.keys import ARQ_QUEUE
 from broker.telemetry.logs import configure as configure_logging
 
 log = logging.getLogger("broker.workers")
+#: Seconds between an arq worker stopping on a lost store connection and its next start.
+RESTART_DELAY_S = 1.0
 
 MAINTENANCE_TIMEOUT_S = 120
 
@@ -75,7 +79,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     options: BackgroundOptions = ctx["options"]
     stack = contextlib.AsyncExitStack()
     ctx["stack"] = stack
-    services = await stack.enter_async_context(open_services(settings))
+    # The store-identity guard, as in the API processes (broker/store/instance.py): a store that came back
+    # empty or was replaced is logged as lost, its new connections are refused and maintenance pauses.
+    services = await stack.enter_async_context(open_services(settings, guard=True))
     runner = BackgroundRunner(
         services.store,
         options=replace(options, maintenance=False),  # arq's cron runs it
@@ -85,7 +91,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     await runner.start()
     stack.push_async_callback(runner.stop)
-    ctx.update(store=services.store, runner=runner, maintenance=Maintenance(services.store, options.projects))
+    ctx.update(store=services.store, runner=runner, maintenance=Maintenance(services.store, options.projects),
+               guard=services.guard)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -158,14 +165,22 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _run_one(settings: Settings) -> None:
+    """One arq worker until SIGINT/SIGTERM. arq's worker stops when its Redis connection fails (a Redis
+    restart, a failover): it is started again after a second, so the process rides out a store outage as the
+    API processes do."""
     cls = worker_settings(settings)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
-    try:
-        arq_run_worker(cls)
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+    while True:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
+        try:
+            arq_run_worker(cls)
+            return
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            log.warning("the worker lost the message store (%s); starting again in 1 s", exc)
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+        time.sleep(RESTART_DELAY_S)
 
 
 def _run_many(settings: Settings) -> int:
@@ -200,7 +215,7 @@ def _run_cluster(settings: Settings) -> int:
     maintenance is bounded and idempotent, delivery is leased."""
 
     async def main() -> None:
-        async with open_services(settings) as services:
+        async with open_services(settings, guard=True) as services:
             runner = BackgroundRunner(
                 services.store,
                 options=BackgroundOptions.from_settings(settings),

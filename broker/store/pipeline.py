@@ -17,7 +17,11 @@ Replicated acknowledgement (``BROKER_REPLICA_ACKS``): when the pipe is made with
 marked ``replicated`` in one batch are followed, in the same write, by one ``WAIT N timeout_ms``; their
 futures are settled only by its reply, so their callers hear of success only once N replicas have every
 write of the batch (one WAIT per batch, not per call: a WAIT blocks the connection until it returns, and
-Redis replicates in order, so the batch's last offset covers every call in it). Fewer than N within the
+Redis replicates in order, so the batch's last offset covers every call in it). While a WAIT is out, the
+calls issued meanwhile are held and go out together, with one WAIT, when it answers: commands sent behind a
+WAIT would wait for it on the server anyway, and batches piling up behind one WAIT each (a primary that has
+lost its replicas answers every WAIT only at its timeout) would make the waits add up; held, a call waits
+at most about two timeouts. Fewer than N within the
 bound: those calls fail with :class:`broker.store.failures.ReplicaAckError` (503; the change may or may
 not survive a failover, and the client retries it with its idempotency key).
 """
@@ -90,6 +94,7 @@ class ScriptPipe:
         self._wait_command = pack_wait(replicas, replica_timeout_ms) if replicas else b""
         self._replica_timeout_ms = replica_timeout_ms
         self._outgoing_held: list[_Held] = []
+        self._waiting = False  # a WAIT is out: hold further calls until it answers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._connection: Any = None
@@ -123,16 +128,21 @@ class ScriptPipe:
         return future
 
     def _flush(self) -> None:
+        if not self._outgoing:
+            return
         if self._writer is None:
             if self._connecting is None:
                 self._connecting = asyncio.ensure_future(self._connect())
             return  # _connect flushes once connected
+        if self._waiting:
+            return  # the WAIT's reply flushes (_settle)
         data, futures = self._outgoing, self._outgoing_futures
         self._outgoing, self._outgoing_futures = [], []
         if self._outgoing_held:
             data.append(self._wait_command)
             futures.append(_Barrier(self._outgoing_held))
             self._outgoing_held = []
+            self._waiting = True
         if not self._in_flight:
             self._last_progress = self._loop.time() if self._loop else 0.0
         self._in_flight.extend(futures)
@@ -192,6 +202,9 @@ class ScriptPipe:
             self._drop(connection, _as_connection_error(exc))
 
     def _settle(self, barrier: _Barrier, reply: Any) -> None:
+        self._waiting = False
+        if self._outgoing and self._loop is not None:
+            self._loop.call_soon(self._flush)
         acked = reply if isinstance(reply, int) else -1
         for held in barrier.held:
             future = held.future
@@ -225,6 +238,9 @@ class ScriptPipe:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        self._waiting = False
+        if self._outgoing and self._loop is not None:
+            self._loop.call_soon(self._flush)  # the held calls go out on a new connection
         in_flight, self._in_flight = self._in_flight, deque()
         for entry in in_flight:
             future = _future_of(entry)
