@@ -156,8 +156,9 @@ def store_options() -> argparse.ArgumentParser:
         "--redis-url",
         metavar="URL",
         help=(
-            "the Redis to use: redis://, rediss:// (TLS), unix://, or redis+cluster:// / rediss+cluster:// for a "
-            "Redis Cluster (default: $BROKER_REDIS_URL; unset: the embedded store)"
+            "the Redis to use: redis://, rediss:// (TLS), unix://, redis+cluster:// / rediss+cluster:// for a "
+            "Redis Cluster, or redis+sentinel://host:port[,host:port...]/MASTER for a Sentinel-managed primary "
+            "(default: $BROKER_REDIS_URL; unset: the embedded store)"
         ),
     )
     group.add_argument(

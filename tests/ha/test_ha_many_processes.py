@@ -9,18 +9,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from loadgen import History, Workload, check
-from support import broker_command, clean_env, eventually, wait_until
+from support import alive, broker_command, clean_env, eventually, wait_until
 from support.fleet import ApiServer, Fleet, RedisNode
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (``serve --workers 2`` runs its HTTP processes as children)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_api(api: ApiServer) -> None:
+    """SIGKILL the API process and its HTTP processes together (a crashed host, an OOM-killed container)."""
+    assert api.proc is not None
+    below = descendants(api.proc.pid)
+    assert below, "serve --workers 2 has no child processes"
+    api.kill(signal.SIGKILL)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not any(alive(pid) for pid in below), 10, what="the killed API's processes exiting")
 
 
 @dataclass
@@ -61,7 +91,7 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(fleet: Fleet) -> Deployment:
+def deployment(fleet: Fleet) -> Iterator[Deployment]:
     node = fleet.redis(name="store")
     key = f"many-{uuid.uuid4().hex}"
     apis = [fleet.serve(node.url, f"many:{key}", "--workers", "2", "--no-workers", BROKER_PUSH_ALLOW_PRIVATE="1")
@@ -73,7 +103,14 @@ def deployment(fleet: Fleet) -> Deployment:
         wait_until(lambda i=i: "store identity" in workers.log(i) or workers.procs[i].poll() is not None, 30,
                    what=f"worker {i} starting")
         assert workers.procs[i].poll() is None, workers.log(i)
-    return Deployment(node, apis, workers, key)
+    deployment = Deployment(node, apis, workers, key)
+    children = {pid for api in apis if api.proc for pid in descendants(api.proc.pid)}
+    yield deployment
+    for api in apis:  # the restarted ones too
+        if api.proc is not None:
+            children |= set(descendants(api.proc.pid))
+    fleet.stop_all()
+    wait_until(lambda: not any(alive(pid) for pid in children), 30, what="every API's HTTP processes exiting")
 
 
 async def ok(http: httpx.AsyncClient, method: str, path: str, body: Any = None) -> Any:
@@ -180,7 +217,7 @@ async def test_a_fault_run_across_both_apis_and_workers(deployment: Deployment, 
             await asyncio.sleep(2.5)
             if kind == "api":
                 api = deployment.apis[len(faults) % 2]
-                await asyncio.to_thread(api.kill, signal.SIGKILL)
+                await asyncio.to_thread(kill_api, api)
                 await asyncio.to_thread(api.start)
             elif kind == "worker":
                 index = len(faults) % 2
