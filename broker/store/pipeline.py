@@ -40,6 +40,9 @@ from redis import exceptions as redis_errors
 from broker.store.failures import ReplicaAckError
 from broker.store.redis_adapter import abandon, parse_error_reply, streams
 
+#: The longest a connect may take, beyond the reply timeout (the calls waiting for it then fail with 503).
+CONNECT_BOUND_S = 5.0
+
 
 def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
     """The RESP encoding of ``EVALSHA sha len(keys) *keys *args`` (str, bytes, int; TypeError for others),
@@ -153,7 +156,9 @@ class ScriptPipe:
     async def _connect(self) -> None:
         try:
             connection = self._pool.make_connection()
-            await connection.connect()
+            # Bounded as a whole: with Sentinel, a connect first asks the sentinels for the primary.
+            async with asyncio.timeout(CONNECT_BOUND_S if self._timeout is None else self._timeout + CONNECT_BOUND_S):
+                await connection.connect()
             self._connection = connection
             reader, self._writer = streams(connection)
             self._reader_task = asyncio.ensure_future(self._read(reader, connection))

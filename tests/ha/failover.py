@@ -60,6 +60,8 @@ class FailoverResult:
             "never_delivered": len(v.never_delivered),
             "unexpected": len(v.unexpected),
             "duplicates": v.duplicates,
+            "server_errors": self.history.server_errors[:10],
+            "hangs": self.history.hangs[:10],
             "max_promotion_s": max((t["promoted_s"] for t in self.timings), default=0),
             "max_ready_s": max((t["ready_s"] for t in self.timings), default=0),
             "responses": {f"{op} {status}": n for (op, status), n in sorted(self.history.statuses.items())},
@@ -137,4 +139,6 @@ async def run_failovers(fleet: Fleet, store: Replicated, config: FailoverConfig,
         problems.append("the API process was restarted or died")
     if "STORE LOST" in server.stderr():
         problems.append("the API process reported the store as lost (a false positive)")
+    if history.hangs or history.server_errors:
+        problems.append("API log (last lines): " + " | ".join(server.stderr().splitlines()[-40:]))
     return FailoverResult(config, history, check(history), timings, final, problems, seconds)
