@@ -8,6 +8,7 @@ reply ``CODE\\tfield\\tmessage`` maps to the contract error named by ``CODE`` (:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -40,6 +41,11 @@ REPLICA_ACK_MESSAGE = (
     "the change was not confirmed by enough replicas in time (BROKER_REPLICA_ACKS) and may not survive a "
     "failover; retry it (with the same Idempotency-Key for publishes)"
 )
+
+
+#: A store command other than a script call that has not answered after this many seconds is answered 503 (the
+#: client's socket timeout bounds each reply; this bounds the whole, connects and a failover's discovery included).
+ANSWER_TIMEOUT_SECONDS = 10.0
 
 
 def _unavailable(message: str | None = None, retry_after: str = "1") -> Callable[[], errors.BrokerError]:
@@ -112,6 +118,7 @@ def store_failure(exc: BaseException) -> errors.BrokerError:
 async def answered(awaitable: Awaitable[T]) -> T:
     """Await a store command other than a script call; a Redis failure raises its contract error."""
     try:
-        return await awaitable
-    except (redis_errors.RedisError, OSError) as exc:
+        async with asyncio.timeout(ANSWER_TIMEOUT_SECONDS):
+            return await awaitable
+    except (redis_errors.RedisError, OSError) as exc:  # TimeoutError included (an OSError)
         raise store_failure(exc) from exc
