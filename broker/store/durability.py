@@ -51,6 +51,8 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     userinfo, at, hosts = parts.netloc.rpartition("@")
     user, has_password, _ = userinfo.partition(":")
+    if not (at and has_password) and "sentinel_password=" not in parts.query:
+        return url
     netloc = f"{user}:***@{hosts}" if at and has_password else parts.netloc
     query = re.sub(r"(sentinel_password=)[^&]*", r"\1***", parts.query)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
