@@ -15,11 +15,11 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from broker.settings import ConfigError, Settings
-from broker.store.connection import connect, pubsub_client
+from broker.store.connection import close_client, connect, pubsub_client
 from broker.store.instance import InstanceGuard
 from broker.store.notify import Notifier
 from broker.store.queues import Store
-from broker.store.scripts import Scripts
+from broker.store.scripts import ReplicaAcks, Scripts
 from broker.telemetry.tracing import Tracing
 
 
@@ -54,7 +54,7 @@ async def open_services(
     if guard:
         instance_guard = InstanceGuard(client, hook=own_client and isinstance(client, aioredis.Redis))
         await instance_guard.start()
-    scripts = Scripts(client)
+    scripts = Scripts(client, acks=ReplicaAcks(settings.replica_acks, settings.replica_ack_timeout_ms))
     with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
         await scripts.load()
     store = Store(client, scripts, clock) if clock else Store(client, scripts)
@@ -67,4 +67,4 @@ async def open_services(
             await instance_guard.stop()
         await scripts.close()
         if own_client:
-            await client.aclose()
+            await close_client(client)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from broker.sentinel_url import parse_sentinel_url
+
 #: A request body that has not arrived whole after this many seconds is refused (400): sooner than the
 #: 30 s most HTTP clients give up at, so a stalled client is told why.
 DEFAULT_BODY_TIMEOUT_SECONDS = 20
@@ -69,10 +71,16 @@ def parse_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
 
 def _redis_url(raw: str) -> str:
     url = raw.strip()
-    if not re.match(r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://", url):
+    if not re.match(r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster|redis\+sentinel|rediss\+sentinel)://", url):
         raise ConfigError(
-            f"BROKER_REDIS_URL={raw!r} must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://"
+            f"BROKER_REDIS_URL={raw!r} must start with redis://, rediss://, unix://, redis+cluster://, "
+            "rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
         )
+    if re.match(r"^rediss?\+sentinel://", url):
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"BROKER_REDIS_URL (Sentinel): {exc}") from None
     return url
 
 
@@ -103,6 +111,8 @@ class Settings:
     admin_key: str | None = None  # BROKER_ADMIN_KEY: the bearer key of /v1/admin (unset: the admin API is closed)
     log_format: str = "console"
     access_log: bool = True
+    replica_acks: int = 0
+    replica_ack_timeout_ms: int = 1000
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -166,6 +176,12 @@ class Settings:
             values["log_format"] = log_format
         if env.get("BROKER_ACCESS_LOG", "").strip():
             values["access_log"] = _bool("BROKER_ACCESS_LOG", env["BROKER_ACCESS_LOG"])
+        if env.get("BROKER_REPLICA_ACKS", "").strip():
+            values["replica_acks"] = _int("BROKER_REPLICA_ACKS", env["BROKER_REPLICA_ACKS"], 0, 16)
+        if env.get("BROKER_REPLICA_ACK_TIMEOUT_MS", "").strip():
+            values["replica_ack_timeout_ms"] = _int(
+                "BROKER_REPLICA_ACK_TIMEOUT_MS", env["BROKER_REPLICA_ACK_TIMEOUT_MS"], 10, 60_000
+            )
         settings = cls(**values)
         if settings.max_long_polls_per_project is not None and (
             settings.max_long_polls_per_project > settings.max_long_polls

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "broker"
 
 #: Layer of each top-level module or sub-package; a module may import its own layer and the ones below.
 LAYERS: dict[str, int] = {
-    "broker": 0, "broker.settings": 0, "broker.errors": 0, "broker.schemas": 0,
+    "broker": 0, "broker.settings": 0, "broker.sentinel_url": 0, "broker.errors": 0, "broker.schemas": 0,
     "broker.client": 0,  # runs in users' programs: the base modules and libraries only, never the server
     "broker.store": 1,
     "broker.services": 2, "broker.push": 2, "broker.embedded": 2, "broker.telemetry": 2,

@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 from broker.embedded.supervisor import EmbeddedError, attach_or_start
 from broker.settings import PROJECT_RE, ConfigError, Settings
-from broker.store.connection import connect
+from broker.store.connection import close_client, connect
 from broker.store.durability import check_durability, redact_url, wait_until_ready
 from broker.store.scripts import ScriptError, load_all
 
@@ -98,7 +98,7 @@ async def with_client(url: str, action: Callable[[Any], Awaitable[T]], ready_tim
             raise CliError(f"cannot reach Redis at {redact_url(url)}: {exc}") from None
         return await action(client)
     finally:
-        await client.aclose()
+        await close_client(client)
 
 
 def check_scripts() -> None:
@@ -157,8 +157,9 @@ def store_options() -> argparse.ArgumentParser:
         "--redis-url",
         metavar="URL",
         help=(
-            "the Redis to use: redis://, rediss:// (TLS), unix://, or redis+cluster:// / rediss+cluster:// for a "
-            "Redis Cluster (default: $BROKER_REDIS_URL; unset: the embedded store)"
+            "the Redis to use: redis://, rediss:// (TLS), unix://, redis+cluster:// / rediss+cluster:// for a "
+            "Redis Cluster, or redis+sentinel://host:port[,host:port...]/MASTER for a Sentinel-managed primary "
+            "(default: $BROKER_REDIS_URL; unset: the embedded store)"
         ),
     )
     group.add_argument(

@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -27,10 +28,12 @@ import msgspec
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import run_worker as arq_run_worker
+from redis import exceptions as redis_errors
 
 from broker.jobs import tasks
 from broker.jobs.maintenance import Maintenance
 from broker.jobs.runner import BackgroundOptions, BackgroundRunner
+from broker.sentinel_url import is_sentinel_url, parse_sentinel_url
 from broker.services import open_services
 from broker.settings import ConfigError, Settings
 from broker.store.connection import is_cluster_url
@@ -38,6 +41,8 @@ from broker.store.keys import ARQ_QUEUE
 from broker.telemetry.logs import configure as configure_logging
 
 log = logging.getLogger("broker.workers")
+#: Seconds between an arq worker stopping on a lost store connection and its next start.
+RESTART_DELAY_S = 1.0
 
 MAINTENANCE_TIMEOUT_S = 120
 
@@ -74,7 +79,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     options: BackgroundOptions = ctx["options"]
     stack = contextlib.AsyncExitStack()
     ctx["stack"] = stack
-    services = await stack.enter_async_context(open_services(settings))
+    # The store-identity guard, as in the API processes (broker/store/instance.py): a store that came back
+    # empty or was replaced is logged as lost, its new connections are refused and maintenance pauses.
+    services = await stack.enter_async_context(open_services(settings, guard=True))
     runner = BackgroundRunner(
         services.store,
         options=replace(options, maintenance=False),  # arq's cron runs it
@@ -84,13 +91,32 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     await runner.start()
     stack.push_async_callback(runner.stop)
-    ctx.update(store=services.store, runner=runner, maintenance=Maintenance(services.store, options.projects))
+    ctx.update(store=services.store, runner=runner, maintenance=Maintenance(services.store, options.projects),
+               guard=services.guard)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """arq on_shutdown: stop delivering (deliveries in flight get a grace period) and disconnect."""
     if "stack" in ctx:
         await ctx["stack"].aclose()
+
+
+def arq_redis_settings(url: str) -> RedisSettings:
+    """arq's connection settings for ``url``; for ``redis+sentinel://`` arq's own Sentinel support (its pool
+    asks the sentinels for the primary, as the service's client does)."""
+    if not is_sentinel_url(url):
+        return RedisSettings.from_dsn(url)
+    address = parse_sentinel_url(url)
+    return RedisSettings(
+        host=list(address.sentinels),  # arq takes a list of (host, port) for Sentinel
+        sentinel=True,
+        sentinel_master=address.master,
+        database=address.db,
+        username=address.username,
+        password=address.password,
+        ssl=address.ssl,
+        conn_timeout=1,
+    )
 
 
 def worker_settings(settings: Settings) -> type:
@@ -113,7 +139,7 @@ def worker_settings(settings: Settings) -> type:
                 max_tries=1,
             )
         ],
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": arq_redis_settings(settings.redis_url),
         "queue_name": queue_name(options),
         "on_startup": startup,
         "on_shutdown": shutdown,
@@ -139,14 +165,22 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _run_one(settings: Settings) -> None:
+    """One arq worker until SIGINT/SIGTERM. arq's worker stops when its Redis connection fails (a Redis
+    restart, a failover): it is started again after a second, so the process rides out a store outage as the
+    API processes do."""
     cls = worker_settings(settings)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
-    try:
-        arq_run_worker(cls)
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+    while True:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
+        try:
+            arq_run_worker(cls)
+            return
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            log.warning("the worker lost the message store (%s); starting again in 1 s", exc)
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+        time.sleep(RESTART_DELAY_S)
 
 
 def _run_many(settings: Settings) -> int:
@@ -181,7 +215,7 @@ def _run_cluster(settings: Settings) -> int:
     maintenance is bounded and idempotent, delivery is leased."""
 
     async def main() -> None:
-        async with open_services(settings) as services:
+        async with open_services(settings, guard=True) as services:
             runner = BackgroundRunner(
                 services.store,
                 options=BackgroundOptions.from_settings(settings),

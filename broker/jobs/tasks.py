@@ -10,7 +10,11 @@ log = logging.getLogger("broker.workers")
 
 
 async def maintenance(ctx: dict[str, Any]) -> int:
-    """Apply retention, ended leases and due delays to every queue (``ctx["maintenance"]``)."""
+    """Apply retention, ended leases and due delays to every queue (``ctx["maintenance"]``); nothing while the
+    process's store guard (``ctx["guard"]``, if any) knows the store as lost."""
+    guard = ctx.get("guard")
+    if guard is not None and guard.lost:
+        return 0
     moved = int(await ctx["maintenance"].sweep())
     if moved:
         log.debug("maintenance moved %d messages", moved)

@@ -23,6 +23,9 @@ from broker.settings import PROJECT_RE
 from broker.store.keys import AUTH_INITIAL, AUTH_KEYS, AUTH_REVOKED, ProjectKeys
 
 KEY_PREFIX = "bk_"
+#: A key lookup that has not answered after this many seconds is answered 503 (the client pool can queue
+#: connects behind one another while a failover is under way; a request must not wait for all of them).
+LOOKUP_TIMEOUT_SECONDS = 5.0
 SHOWN_PREFIX_LENGTH = 11
 
 
@@ -112,11 +115,12 @@ class KeyRing:
 
     async def _lookup(self, hashed: str) -> str | None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS), self.redis.pipeline(transaction=False) as pipe:
                 pipe.hget(AUTH_KEYS, hashed)
                 pipe.sismember(AUTH_REVOKED, hashed)
                 stored, revoked = await pipe.execute()
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError) as exc:
+        except (TimeoutError, redis_errors.ConnectionError, redis_errors.TimeoutError,
+                redis_errors.BusyLoadingError) as exc:
             raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
         if stored is not None:
             record = msgspec.json.decode(stored, type=StoredKey)

@@ -10,6 +10,7 @@ weak durability (``BROKER_ACCEPT_WEAK_DURABILITY=1``).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,16 +46,16 @@ class DurabilityReport:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for printing."""
+    """``url`` with its password (if any) replaced by ``***``, for printing (also a ``redis+sentinel://`` URL
+    with several hosts, and its ``sentinel_password`` option)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    user, has_password, _ = userinfo.partition(":")
+    if not (at and has_password) and "sentinel_password=" not in parts.query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = f"{user}:***@{hosts}" if at and has_password else parts.netloc
+    query = re.sub(r"(sentinel_password=)[^&]*", r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 async def wait_until_ready(redis: Any, timeout: float = 30.0) -> None:
@@ -103,6 +104,9 @@ def too_old(version: str | None) -> bool:
 async def check_durability(redis: Any) -> DurabilityReport:
     """Read the durability settings of ``redis`` (of every primary, for a Redis Cluster) and report what
     is missing; see :func:`check_node`."""
+    manager = getattr(getattr(redis, "connection_pool", None), "sentinel_manager", None)
+    if manager is not None:
+        return await _check_sentinel_nodes(redis, manager)
     if not isinstance(redis, RedisCluster):
         return await check_node(redis)
     await redis.initialize()  # learns the cluster's nodes
@@ -117,6 +121,32 @@ async def check_durability(redis: Any) -> DurabilityReport:
         finally:
             await plain.aclose()
         where = f"node {node.host}:{node.port}: "
+        merged.incompatible += [where + line for line in part.incompatible]
+        merged.problems += [where + line for line in part.problems]
+        merged.warnings += [where + line for line in part.warnings]
+        merged.verified = merged.verified and part.verified
+        merged.redis_version = merged.redis_version or part.redis_version
+    return merged
+
+
+async def _check_sentinel_nodes(redis: Any, manager: Any) -> DurabilityReport:
+    """The primary the sentinels name (through ``redis`` itself) and each replica they know: a replica
+    becomes the primary at a failover, so it must keep what it acknowledges too."""
+    merged = DurabilityReport()
+    parts = [("primary: ", await check_node(redis))]
+    kwargs = redis.connection_pool.connection_kwargs
+    for host, port in await manager.discover_slaves(redis.connection_pool.service_name):
+        plain = aioredis.Redis(
+            host=host, port=port, username=kwargs.get("username"), password=kwargs.get("password"),
+            socket_connect_timeout=1.0, socket_timeout=3.0,
+        )
+        try:
+            parts.append((f"replica {host}:{port}: ", await check_node(plain)))
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            merged.warnings.append(f"replica {host}:{port} could not be checked: {exc}")
+        finally:
+            await plain.aclose()
+    for where, part in parts:
         merged.incompatible += [where + line for line in part.incompatible]
         merged.problems += [where + line for line in part.problems]
         merged.warnings += [where + line for line in part.warnings]

@@ -8,6 +8,7 @@ reply ``CODE\\tfield\\tmessage`` maps to the contract error named by ``CODE`` (:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -28,6 +29,25 @@ class StoreLostError(redis_errors.ConnectionError):
     """Raised by the connect hook: this connection reaches a store that is not the one the process knew."""
 
 
+class ReplicaAckError(redis_errors.RedisError):
+    """A change was made on the primary but fewer replicas than ``BROKER_REPLICA_ACKS`` confirmed it in time."""
+
+    def __init__(self, acked: int, wanted: int, timeout_ms: int):
+        super().__init__(f"{acked} of {wanted} replicas confirmed within {timeout_ms} ms")
+        self.acked, self.wanted, self.timeout_ms = acked, wanted, timeout_ms
+
+
+REPLICA_ACK_MESSAGE = (
+    "the change was not confirmed by enough replicas in time (BROKER_REPLICA_ACKS) and may not survive a "
+    "failover; retry it (with the same Idempotency-Key for publishes)"
+)
+
+
+#: A store command other than a script call that has not answered after this many seconds is answered 503 (the
+#: client's socket timeout bounds each reply; this bounds the whole, connects and a failover's discovery included).
+ANSWER_TIMEOUT_SECONDS = 10.0
+
+
 def _unavailable(message: str | None = None, retry_after: str = "1") -> Callable[[], errors.BrokerError]:
     return lambda: errors.Unavailable(message, headers={"Retry-After": retry_after})
 
@@ -35,6 +55,7 @@ def _unavailable(message: str | None = None, retry_after: str = "1") -> Callable
 #: Redis failure class -> the contract error it becomes (first match wins: subclasses come first).
 FAILURES: tuple[tuple[type[Exception], Callable[[], errors.BrokerError]], ...] = (
     (StoreLostError, _unavailable(LOST_MESSAGE, "5")),
+    (ReplicaAckError, _unavailable(REPLICA_ACK_MESSAGE)),
     (redis_errors.OutOfMemoryError, _unavailable(OUT_OF_MEMORY_MESSAGE, "5")),
     (redis_errors.BusyLoadingError, _unavailable("the message store is loading its data; retry shortly")),
     (redis_errors.ReadOnlyError, _unavailable("the message store is read-only (a replica or a failover)")),
@@ -97,6 +118,7 @@ def store_failure(exc: BaseException) -> errors.BrokerError:
 async def answered(awaitable: Awaitable[T]) -> T:
     """Await a store command other than a script call; a Redis failure raises its contract error."""
     try:
-        return await awaitable
-    except (redis_errors.RedisError, OSError) as exc:
+        async with asyncio.timeout(ANSWER_TIMEOUT_SECONDS):
+            return await awaitable
+    except (redis_errors.RedisError, OSError) as exc:  # TimeoutError included (an OSError)
         raise store_failure(exc) from exc

@@ -10,6 +10,7 @@ flushed server) loads the script and retries once. Error replies of the form
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.resources
@@ -22,12 +23,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from broker import errors
-from broker.store.failures import store_failure
+from broker.store.failures import ReplicaAckError, store_failure
 from broker.store.keys import lua_keys_include
 from broker.store.pipeline import ScriptPipe
+from broker.store.redis_adapter import on_one_node_connection
 
 log = logging.getLogger("broker.store.scripts")
 
@@ -37,6 +40,13 @@ _INCLUDE_RE = re.compile(r"^--@include\s+\"?([a-z_]+)\"?\s*$", re.MULTILINE)
 _KEYS_RE = re.compile(r"^--\s+KEYS\[(\d+)\]", re.MULTILINE)
 _VARIADIC_RE = re.compile(r"^--\s+KEYS\[\d+\.\.\]", re.MULTILINE)
 GENERATED_INCLUDES = {"keys": lua_keys_include}
+#: Scripts whose effect need not wait for replicas under ``BROKER_REPLICA_ACKS``: reads, and writes that any
+#: later call recomputes from the time (maintenance: ended leases, due delays, retention) or that cost
+#: nothing when lost (rate-limit tokens). Every other script's effect is acknowledged to the client, so it
+#: waits for the replicas.
+NOT_REPLICA_ACKED = frozenset(
+    {"list_queues", "list_subscriptions", "queue_metrics", "stats", "dlq_list", "maintain", "take_tokens"}
+)
 
 
 class ScriptError(Exception):
@@ -242,7 +252,15 @@ def load_all(directory: Path = LUA_DIR) -> dict[str, Script]:
     return {script.name: script for script in Library.load(directory).all()}
 
 
-def _pipe_for(redis: Any) -> ScriptPipe | None:
+@dataclass(frozen=True)
+class ReplicaAcks:
+    """``BROKER_REPLICA_ACKS``: every state change waits for ``replicas`` replicas, at most ``timeout_ms``."""
+
+    replicas: int = 0
+    timeout_ms: int = 1000
+
+
+def _pipe_for(redis: Any, acks: ReplicaAcks) -> ScriptPipe | None:
     """A pipelined connection for a plain client; none for a Redis Cluster (each call goes to its own node)
     or a client whose connections are not sockets."""
     pool = getattr(redis, "connection_pool", None)
@@ -250,7 +268,9 @@ def _pipe_for(redis: Any) -> ScriptPipe | None:
         return None
     if not issubclass(pool.connection_class, AbstractConnection):
         return None
-    return ScriptPipe(pool, pool.connection_kwargs.get("socket_timeout"))
+    return ScriptPipe(
+        pool, pool.connection_kwargs.get("socket_timeout"), replicas=acks.replicas, replica_timeout_ms=acks.timeout_ms
+    )
 
 
 class Scripts:
@@ -258,16 +278,60 @@ class Scripts:
     that carries the calls of all concurrent requests, or, on a Redis Cluster, each call to its own node.
     Failures become contract errors through :func:`broker.store.failures.store_failure`."""
 
-    def __init__(self, redis: Any, library: Library | None = None, *, coalesce: bool = True):
+    def __init__(
+        self, redis: Any, library: Library | None = None, *, coalesce: bool = True, acks: ReplicaAcks | None = None
+    ):
         self.redis = redis
         self.lua = library if library is not None else Library.load()
-        self.pipe = _pipe_for(redis) if coalesce else None
+        self.acks = acks or ReplicaAcks()
+        self.pipe = _pipe_for(redis, self.acks) if coalesce else None
 
     def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
         """The pipe's future, or the cluster client's coroutine (no coroutine frame of its own)."""
+        replicated = bool(self.acks.replicas) and script.name not in NOT_REPLICA_ACKED
         if self.pipe is not None:
-            return self.pipe.evalsha(script.sha, keys, args)
+            return self.pipe.evalsha(script.sha, keys, args, replicated)
+        if replicated:
+            return self._evalsha_and_wait(script, keys, args)
         return self.redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[no-any-return]
+
+    async def _evalsha_and_wait(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Without the pipe (a Redis Cluster, or a client of other connections): the script and a WAIT on the
+        same connection of the node that holds the keys (WAIT counts that connection's writes)."""
+        acks = self.acks
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()  # a no-op once the client knows the cluster
+            node = self.redis.get_node_from_key(keys[0])
+            try:
+                reply, acked = await on_one_node_connection(
+                    node, [("EVALSHA", script.sha, len(keys), *keys, *args), ("WAIT", acks.replicas, acks.timeout_ms)]
+                )
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+                await self._forget_cluster_layout(node)
+                raise
+            if isinstance(reply, redis_errors.MovedError | redis_errors.AskError | redis_errors.TryAgainError):
+                # The slot moved (a failover): learn the new layout, and let the client retry (503).
+                await self._forget_cluster_layout(node)
+                raise redis_errors.ConnectionError(f"the slot moved ({reply}); retry")
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", acks.replicas, acks.timeout_ms)
+            reply, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < acks.replicas:
+            raise ReplicaAckError(int(acked), acks.replicas, acks.timeout_ms)
+        return reply
+
+    async def _forget_cluster_layout(self, node: Any) -> None:
+        """After a node failed or a slot moved: what the cluster client does itself in that case (drop the
+        node from its start-up nodes, close, and read the layout again on the next call)."""
+        self.redis.nodes_manager.startup_nodes.pop(node.name, None)
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
 
     async def close(self) -> None:
         """Close the pipelined connection (the client's own connections are the client's)."""
@@ -289,6 +353,12 @@ class Scripts:
             except redis_errors.NoScriptError:
                 await self.redis.script_load(script.source)
                 return await self._evalsha(script, keys, args)
+        except RuntimeError as exc:
+            # redis-py's cluster client re-reads the cluster's layout while another call drops a failed node
+            # from it ("dictionary changed size during iteration"): the call was not sent; retry it.
+            if isinstance(self.redis, RedisCluster) and "changed size during iteration" in str(exc):
+                raise store_failure(redis_errors.ConnectionError(str(exc))) from None
+            raise
         except (redis_errors.RedisError, OSError) as exc:
             mapped = store_failure(exc)
             if isinstance(mapped, errors.InternalError):

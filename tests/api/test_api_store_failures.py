@@ -10,7 +10,7 @@ import pytest
 from apikit import assert_error
 from redis import exceptions as redis_errors
 
-from broker.store.failures import FAILURES, LOST_MESSAGE, StoreLostError, store_failure
+from broker.store.failures import FAILURES, LOST_MESSAGE, ReplicaAckError, StoreLostError, store_failure
 from broker.store.scripts import Scripts
 
 CASES: list[tuple[Exception, int, str, str]] = [
@@ -19,6 +19,7 @@ CASES: list[tuple[Exception, int, str, str]] = [
     (redis_errors.BusyLoadingError("LOADING Redis is loading"), 503, "UNAVAILABLE", "loading"),
     (redis_errors.ReadOnlyError("READONLY You can't write against a read only replica"), 503, "UNAVAILABLE",
      "read-only"),
+    (ReplicaAckError(0, 1, 500), 503, "UNAVAILABLE", "replicas"),
     (redis_errors.ClusterDownError("CLUSTERDOWN"), 503, "UNAVAILABLE", "cluster is down"),
     (redis_errors.TryAgainError("TRYAGAIN"), 503, "UNAVAILABLE", "unavailable"),
     (redis_errors.MasterDownError("MASTERDOWN"), 503, "UNAVAILABLE", "no primary"),
