@@ -122,17 +122,26 @@ class KeyRing:
         except (TimeoutError, redis_errors.ConnectionError, redis_errors.TimeoutError,
                 redis_errors.BusyLoadingError) as exc:
             raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
+        project: str | None = None
         if stored is not None:
             record = msgspec.json.decode(stored, type=StoredKey)
             if record.expires_at is not None and record.expires_at <= time.time():
                 return None  # rotated, and its overlap window is over
-            if await self.redis.hget(ProjectKeys(record.project).account, "disabled") in (b"1", "1"):
-                return None  # the project is disabled (the charged scripts refuse it at once, too)
-            return record.project
-        for env_hash, project in self.env.items():
-            if hmac.compare_digest(env_hash, hashed):
-                return None if revoked else project
-        return None
+            project = record.project
+        else:
+            for env_hash, env_project in self.env.items():
+                if hmac.compare_digest(env_hash, hashed) and not revoked:
+                    project = env_project
+        if project is not None and await self._disabled(project):
+            return None  # the project is disabled (the charged scripts refuse it at once, too)
+        return project
+
+    async def _disabled(self, project: str) -> bool:
+        try:
+            flag = await self.redis.hget(ProjectKeys(project).account, "disabled")
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError) as exc:
+            raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
+        return flag in (b"1", "1")
 
 
 # --- administration (the `broker keys` commands) ---------------------------------------------------

@@ -313,3 +313,15 @@ async def test_a_refused_admin_change_writes_nothing(admin: Admin, tenant: Any, 
     response = await admin.call("POST", "", {"project": fresh, "limits": {"max_messages": -5}})
     assert_error(response, 400, "VALIDATION_ERROR", "limits.max_messages")
     assert_error(await admin.call("GET", f"/{fresh}"), 404, "NOT_FOUND")
+
+
+async def test_a_disabled_project_is_refused_on_every_route_with_any_of_its_keys(app_factory: Any,
+                                                                                 make_project: Any) -> None:
+    (api,) = await app_factory(make_project("quota"), admin_key=ADMIN_KEY, auth_cache_seconds=0)  # a key from env
+    admin = Admin(api.client)
+    await admin.ok("POST", "", {"project": api.project})
+    await api.ok("GET", "/v1/queue/list")
+    await admin.ok("PATCH", f"/{api.project}", {"disabled": True})
+    assert_error(await api.get("/v1/queue/list"), 401, "UNAUTHORIZED")  # not a charged route: refused by the key ring
+    await admin.ok("PATCH", f"/{api.project}", {"disabled": False})
+    await api.ok("GET", "/v1/queue/list")

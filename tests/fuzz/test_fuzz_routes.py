@@ -72,8 +72,8 @@ def test_every_route_is_fuzzed(data: st.DataObject) -> None:
     assert set(TEMPLATES) == routes and len(TEMPLATES) == len(routes)
     assert set(BODY_TYPES) <= {path for _, path in routes}, "BODY_TYPES entries for paths that are not routes"
     for method, path in TEMPLATES:
-        if method in ("POST", "PATCH") and path not in BODY_TYPES:
-            assert path.startswith("/v1/queue/") and "{queue}" in path, (method, path)
+        if method in ("POST", "PATCH") and path not in BODY_TYPES and not path.startswith("/v1/admin/"):
+            assert path.startswith("/v1/queue/") and "{queue}" in path, (method, path)  # the admin API: 401 here
         drawn_method, raw_path, _query, _headers, _body = data.draw(requests(route=(method, path)))
         prefix, queue_in_path, suffix = path.partition("{queue}")
         target = raw_path.decode("latin-1")

@@ -12,7 +12,8 @@
 -- ARGV[4]  max messages, 1..100
 -- ARGV[5]  visibility timeout, ms; "" = the queue's default
 -- ARGV[6]  maintenance limit per structure
--- ARGV[7]  a random receipt key (at least 32 hex digits), kept as the queue's key if it has none yet
+-- ARGV[7]  a random receipt key (at least 32 hex digits), kept as the queue's key if it has none yet (when
+--          this call issues a receipt)
 -- Returns: {next_wake_ms, lease_deadline_ms, [id, payload, priority, group|"", attempts, receipt]...}
 --   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters;
 --   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
@@ -30,11 +31,9 @@ if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
 if not cfg.rkey and #ARGV[7] < 32 then fail("INTERNAL", "argument receipt key is too short") end
 local acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
-if not cfg.rkey then
-  cfg.rkey = ARGV[7]
-  redis.call("HSET", qk.cfg, "rkey", cfg.rkey)
-end
-local rkey = cfg.rkey
+-- The queue's receipt key, kept below once a receipt is issued: after the messages left avail, so that the
+-- first write of a call is not a growing one (a store out of memory refuses those as a script's first write).
+local rkey = cfg.rkey or ARGV[7]
 
 local deadline = now + visibility_ms
 local reply, nr = {-1, deadline}, 2
@@ -147,6 +146,7 @@ else
   end
   for _, group in ipairs(refresh) do fifo_refresh(qk, group) end
 end
+if nv > 0 and not cfg.rkey then redis.call("HSET", qk.cfg, "rkey", rkey) end
 if nv > 0 then
   call_many("HSET", qk.msgs, values, nv)
   call_many("ZADD", qk.inflight, held, nh)
