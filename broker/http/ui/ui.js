@@ -1,0 +1,603 @@
+// The dashboard at /ui: plain JavaScript, no framework, no build step. Pages (by the URL's fragment):
+//   #/             every queue, sortable, filterable, refreshing by itself
+//   #/queue/NAME   one queue: counts, charts, configuration, push subscription, messages, dead letters
+//   #/dead         the dead letters of a queue chosen from those that have some
+// It calls the API of this server with the project key typed in at sign-in (kept in sessionStorage only).
+// Text from the server is always put in with textContent, never parsed as HTML.
+"use strict";
+
+const KEY_STORAGE = "broker.key";
+const THEME_STORAGE = "broker.theme";
+const REFRESH_MS = 5000;
+const main = document.getElementById("main");
+const statusLine = document.getElementById("status");
+let refreshTimer = null;
+let renderSeq = 0;
+
+// --- small helpers ----------------------------------------------------------------------------------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "text") el.textContent = value;
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function svg(tag, attrs) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs || {})) el.setAttribute(name, String(value));
+  return el;
+}
+
+let fieldSeq = 0;
+function field(labelText, input) {
+  const id = input.id || `f${++fieldSeq}`;
+  input.id = id;
+  return h("div", {}, h("label", { for: id, text: labelText }), input);
+}
+
+function say(text, isError) {
+  statusLine.textContent = text || "";
+  statusLine.classList.toggle("error", Boolean(isError));
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+  return `${Math.floor(seconds / 86400)}d ${Math.floor((seconds % 86400) / 3600)}h`;
+}
+
+function when(text) {
+  if (!text) return "—";
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? text : d.toLocaleString();
+}
+
+function pretty(payload) {
+  try { return JSON.stringify(payload, null, 2); } catch { return String(payload); }
+}
+
+function queueHref(name, section) { return `#/queue/${encodeURIComponent(name)}${section ? "/" + section : ""}`; }
+
+// --- the API ------------------------------------------------------------------------------------------
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY_STORAGE) || ""}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!response.ok) {
+    const error = data && data.error ? data.error : {};
+    if (response.status === 401) signOut("The key was refused: sign in again.");
+    throw new ApiError(response.status, error.code || "HTTP_" + response.status, error.message || `HTTP ${response.status}`);
+  }
+  return data;
+}
+
+const q = encodeURIComponent;
+
+async function allQueues() {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await api("GET", `/v1/queue/overview?limit=1000${cursor ? "&cursor=" + q(cursor) : ""}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+// The overview row of one queue (its push outcome counters): pages through the overview until it is found.
+async function overviewRow(name) {
+  let cursor = null;
+  do {
+    const page = await api("GET", `/v1/queue/overview?limit=1000${cursor ? "&cursor=" + q(cursor) : ""}`);
+    const row = page.items.find((i) => i.queue === name);
+    if (row || !page.items.length || page.items[page.items.length - 1].queue > name) return row || null;
+    cursor = page.next_cursor;
+  } while (cursor);
+  return null;
+}
+
+// --- sign in, theme, routing --------------------------------------------------------------------------
+function signOut(message) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  location.hash = "#/";
+  route();
+  if (message) say(message, true);
+}
+
+function renderSignIn() {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("signout").hidden = true;
+  const input = h("input", { type: "password", id: "key", autocomplete: "current-password", required: true });
+  const form = h("form", { class: "card signin", "aria-labelledby": "signin-title" },
+    h("h1", { id: "signin-title", text: "Sign in" }),
+    h("p", { class: "muted", text: "With a project's API key. It is kept in this tab only (session storage)." }),
+    field("Project API key", input),
+    h("div", { class: "row" }, h("button", { type: "submit", class: "primary", text: "Sign in" })),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY_STORAGE, input.value.trim());
+    try {
+      await api("GET", "/v1/queue/overview?limit=1");
+      say("Signed in.");
+      route();
+    } catch (error) {
+      sessionStorage.removeItem(KEY_STORAGE);
+      say(`Sign-in failed: ${error.message}`, true);
+      renderSignIn();
+      document.getElementById("key").focus();
+    }
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+function applyTheme() {
+  const chosen = sessionStorage.getItem(THEME_STORAGE);
+  if (chosen) document.documentElement.dataset.theme = chosen;
+  const dark = chosen ? chosen === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
+  document.getElementById("theme").textContent = dark ? "Light" : "Dark";
+  document.getElementById("theme").setAttribute("aria-pressed", String(dark));
+}
+
+document.getElementById("theme").addEventListener("click", () => {
+  const dark = document.getElementById("theme").textContent === "Dark";
+  sessionStorage.setItem(THEME_STORAGE, dark ? "dark" : "light");
+  applyTheme();
+});
+document.getElementById("signout").addEventListener("click", () => signOut("Signed out."));
+
+function route() {
+  clearInterval(refreshTimer);
+  refreshTimer = null;
+  const seq = ++renderSeq;
+  if (!sessionStorage.getItem(KEY_STORAGE)) { renderSignIn(); return; }
+  document.getElementById("nav").hidden = false;
+  document.getElementById("signout").hidden = false;
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  for (const link of document.querySelectorAll("#nav a")) {
+    const current = (parts[0] === "dead") === (link.getAttribute("href") === "#/dead") && parts[0] !== "queue";
+    if (current) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
+  }
+  const done = parts[0] === "queue" && parts[1] ? renderQueue(parts[1], seq)
+    : parts[0] === "dead" ? renderDeadPage(parts[1] || "", seq) : renderQueues(seq);
+  done.catch((error) => say(error.message, true));
+}
+
+window.addEventListener("hashchange", () => { route(); main.focus(); });
+
+// --- the queue table ----------------------------------------------------------------------------------
+const COLUMNS = [
+  ["queue", "Queue", false], ["type", "Type", false], ["available", "Available", true],
+  ["in_flight", "In flight", true], ["delayed", "Delayed", true], ["dlq", "Dead letters", true],
+  ["oldest_age_seconds", "Oldest", true], ["in_rate", "In /min", true], ["out_rate", "Out /min", true],
+];
+const tableState = { sort: "queue", descending: false, filter: "", auto: true, previous: null };
+
+function withRates(items, previous) {
+  const now = Date.now();
+  for (const item of items) {
+    const before = previous && previous.items.get(item.queue);
+    const minutes = previous ? (now - previous.at) / 60000 : 0;
+    item.in_rate = before && minutes > 0 ? Math.max(0, (item.published - before.published) / minutes) : null;
+    item.out_rate = before && minutes > 0 ? Math.max(0, (item.acked - before.acked) / minutes) : null;
+  }
+  return { at: now, items: new Map(items.map((item) => [item.queue, item])) };
+}
+
+function sorted(items) {
+  const { sort, descending } = tableState;
+  const filter = tableState.filter.toLowerCase();
+  const shown = filter ? items.filter((i) => i.queue.toLowerCase().includes(filter) || i.type.includes(filter)) : items;
+  return shown.sort((a, b) => {
+    const x = a[sort] ?? -1, y = b[sort] ?? -1;
+    const order = typeof x === "string" ? x.localeCompare(y) : x - y;
+    return (descending ? -order : order) || a.queue.localeCompare(b.queue);
+  });
+}
+
+function cellText(item, key) {
+  if (key === "oldest_age_seconds") return age(item[key]);
+  if (key === "in_rate" || key === "out_rate") return item[key] === null ? "—" : item[key].toFixed(1);
+  return String(item[key]);
+}
+
+function queueRows(items) {
+  const body = document.createDocumentFragment();
+  for (const item of items) {
+    const tr = document.createElement("tr");
+    for (const [key, label, numeric] of COLUMNS) {
+      const td = document.createElement("td");
+      td.dataset.label = label;
+      if (numeric) td.className = "num";
+      if (key === "queue") td.append(h("a", { href: queueHref(item.queue), text: item.queue }));
+      else td.textContent = cellText(item, key);
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+  return body;
+}
+
+async function renderQueues(seq) {
+  const tbody = h("tbody", {});
+  const count = h("span", { class: "muted", id: "queue-count" });
+  const headRow = h("tr", {});
+  const sortSelect = h("select", { id: "sort-by" }, COLUMNS.map(([key, label]) => h("option", { value: key, text: label })));
+  let latest = [];
+  const paint = () => {
+    const shown = sorted(latest.slice());
+    tbody.replaceChildren(queueRows(shown));
+    count.textContent = `${shown.length} of ${latest.length} queues`;
+    for (const th of headRow.children) {
+      const key = th.dataset.key;
+      th.setAttribute("aria-sort", key === tableState.sort ? (tableState.descending ? "descending" : "ascending") : "none");
+    }
+    sortSelect.value = tableState.sort;
+  };
+  const sortBy = (key) => {
+    tableState.descending = tableState.sort === key ? !tableState.descending : COLUMNS.find((c) => c[0] === key)[2];
+    tableState.sort = key;
+    paint();
+  };
+  for (const [key, label, numeric] of COLUMNS) {
+    headRow.append(h("th", { scope: "col", class: numeric ? "num" : null, "data-key": key },
+      h("button", { type: "button", onclick: () => sortBy(key), text: label })));
+  }
+  sortSelect.addEventListener("change", () => { tableState.sort = sortSelect.value; paint(); });
+  const filter = h("input", { type: "search", id: "filter", value: tableState.filter, placeholder: "name or type" });
+  filter.addEventListener("input", () => { tableState.filter = filter.value; paint(); });
+  const auto = h("input", { type: "checkbox", id: "auto-refresh", checked: tableState.auto });
+  auto.addEventListener("change", () => { tableState.auto = auto.checked; });
+  const name = h("input", { id: "new-queue", required: true, pattern: "[A-Za-z0-9_\\-]{1,80}", autocomplete: "off" });
+  const type = h("select", { id: "new-type" }, h("option", { text: "standard" }), h("option", { text: "fifo" }));
+  const create = h("form", { class: "row", "aria-label": "Create a queue" },
+    field("New queue name", name), field("Type", type),
+    h("button", { type: "submit", class: "primary", text: "Create queue" }));
+  create.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", "/v1/queue/create", { name: name.value.trim(), type: type.value });
+      say(`Queue ${name.value.trim()} created.`);
+      name.value = "";
+      await load();
+    } catch (error) { say(`Could not create the queue: ${error.message}`, true); }
+  });
+  main.replaceChildren(
+    h("h1", { text: "Queues" }),
+    create,
+    h("div", { class: "row" }, field("Filter", filter),
+      h("div", { class: "sortbar" }, field("Sort by", sortSelect),
+        h("button", { type: "button", text: "Reverse", onclick: () => { tableState.descending = !tableState.descending; paint(); } })),
+      h("label", { class: "inline", for: "auto-refresh" }, auto, "Refresh every 5 s"),
+      h("button", { type: "button", id: "refresh", text: "Refresh now", onclick: () => load() }), count),
+    h("table", { class: "cards", id: "queues" }, h("caption", { class: "muted", text: "" }), h("thead", {}, headRow), tbody),
+  );
+  const load = async () => {
+    const started = performance.now();
+    const items = await allQueues();
+    if (seq !== renderSeq) return;
+    tableState.previous = withRates(items, tableState.previous);
+    latest = items;
+    paint();
+    document.body.dataset.rendered = String(Math.round(performance.now() - started));
+  };
+  await load();
+  refreshTimer = setInterval(() => { if (tableState.auto) load().catch((e) => say(e.message, true)); }, REFRESH_MS);
+}
+
+// --- charts -------------------------------------------------------------------------------------------
+function chart(title, points, series) {
+  const width = 600, height = 140, pad = 4;
+  const values = series.flatMap((s) => points.map((p) => p[s.key]).filter((v) => v !== null));
+  const top = Math.max(1, ...values);
+  const box = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img",
+    "aria-label": `${title}: ${series.map((s) => `${s.label} up to ${Math.max(0, ...points.map((p) => p[s.key] ?? 0))}`).join(", ")}` });
+  for (const y of [0.25, 0.5, 0.75]) box.append(svg("line", { class: "grid", x1: 0, x2: width, y1: height * y, y2: height * y }));
+  series.forEach((s, i) => {
+    const coords = [];
+    points.forEach((p, n) => {
+      if (p[s.key] === null) return;
+      const x = points.length > 1 ? (n / (points.length - 1)) * width : 0;
+      coords.push(`${x.toFixed(1)},${(height - pad - (p[s.key] / (top * 1.15)) * (height - 2 * pad)).toFixed(1)}`);
+    });
+    box.append(svg("polyline", { class: `line${i + 1}`, points: coords.join(" ") }));
+  });
+  const first = points[0] ? new Date(points[0].minute).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+  return h("figure", { class: "chart card" },
+    h("figcaption", {}, h("b", { text: title }), h("span", { class: "muted", text: ` (max ${top}, from ${first})` })),
+    box,
+    h("div", { class: "legend" }, series.map((s, i) => h("span", {}, h("span", { class: `swatch s${i + 1}` }), s.label))));
+}
+
+// --- one queue --------------------------------------------------------------------------------------
+function counts(stats) {
+  const cell = (value, label) => h("div", {}, h("b", { text: String(value) }), h("span", { text: label }));
+  return h("div", { class: "counts", id: "counts" },
+    cell(stats.available, "available"), cell(stats.in_flight, "in flight"), cell(stats.delayed, "delayed"),
+    cell(stats.dlq, "dead letters"), cell(age(stats.oldest_age_seconds), "oldest available"));
+}
+
+function confirmNamed(title, text, name) {
+  const dialog = document.getElementById("confirm");
+  const input = document.getElementById("confirm-name");
+  const ok = document.getElementById("confirm-ok");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  input.value = "";
+  ok.disabled = true;
+  input.oninput = () => { ok.disabled = input.value !== name; };
+  document.getElementById("confirm-cancel").onclick = () => dialog.close("cancel");
+  return new Promise((resolve) => {
+    dialog.onclose = () => resolve(dialog.returnValue === "ok");
+    dialog.returnValue = "";
+    ok.value = "ok";
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+function configForm(record, reload) {
+  const retries = h("input", { type: "number", min: 0, max: 1000, value: record.max_retries, id: "cfg-retries" });
+  const retention = h("input", { type: "number", min: 1, max: 14, value: record.message_retention_days, id: "cfg-retention" });
+  const visibility = h("input", { type: "number", min: 0, max: 43200, value: record.visibility_timeout_default, id: "cfg-visibility" });
+  const dlq = h("input", { value: record.dead_letter_queue || "", id: "cfg-dlq", autocomplete: "off" });
+  const priority = h("select", { id: "cfg-priority" }, h("option", { value: "false", text: "off" }), h("option", { value: "true", text: "on" }));
+  priority.value = String(record.enable_priority);
+  const form = h("form", { "aria-label": "Configuration" },
+    h("div", { class: "config" }, field("Max retries", retries), field("Retention (days)", retention),
+      field("Visibility timeout (s)", visibility), field("Dead-letter queue (empty for none)", dlq),
+      field("Priority", priority)),
+    h("div", { class: "row" }, h("button", { type: "submit", class: "primary", text: "Save configuration" }),
+      h("span", { class: "muted", text: `${record.type} queue, created ${when(record.created_at)}` })));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("PATCH", `/v1/queue/update/${q(record.queue)}`, {
+        max_retries: Number(retries.value), message_retention_days: Number(retention.value),
+        visibility_timeout_default: Number(visibility.value), dead_letter_queue: dlq.value.trim() || null,
+        enable_priority: priority.value === "true",
+      });
+      say("Configuration saved.");
+      await reload();
+    } catch (error) { say(`Could not save: ${error.message}`, true); }
+  });
+  return form;
+}
+
+function messageItem(m) {
+  const facts = [`priority ${m.priority}`, `attempts ${m.attempts}`, `deliveries ${m.deliveries}`,
+    `enqueued ${when(m.enqueued_at)}`];
+  if (m.state === "delayed") facts.push(`due ${when(m.due_at)}`);
+  if (m.lease_expires_at) facts.push(`lease until ${when(m.lease_expires_at)}`);
+  if (m.group_id) facts.push(`group ${m.group_id}`);
+  return h("tr", {},
+    h("td", { "data-label": "Message" }, h("code", { text: m.message_id })),
+    h("td", { "data-label": "Facts", class: "muted", text: facts.join(" · ") }),
+    h("td", { "data-label": "Payload" }, h("pre", { text: pretty(m.payload) })));
+}
+
+function messagesSection(name) {
+  const state = h("select", { id: "peek-state" }, ["available", "delayed", "in_flight"].map((s) => h("option", { value: s, text: s.replace("_", " ") })));
+  const tbody = h("tbody", { id: "peek-rows" });
+  const more = h("button", { type: "button", id: "peek-more", text: "Load more", hidden: true });
+  const empty = h("p", { class: "muted", id: "peek-empty", text: "No messages in this state.", hidden: true });
+  let cursor = null;
+  let loads = 0; // a newer fresh load wins over one still on its way
+  const load = async (fresh) => {
+    const token = fresh ? ++loads : loads;
+    const from = fresh ? null : cursor;
+    const page = await api("GET", `/v1/queue/peek/${q(name)}?state=${state.value}&limit=20${from ? "&cursor=" + q(from) : ""}`);
+    if (token !== loads) return;
+    if (fresh) tbody.replaceChildren();
+    for (const m of page.items) tbody.append(messageItem(m));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    empty.hidden = tbody.children.length > 0;
+  };
+  state.addEventListener("change", () => load(true).catch((e) => say(e.message, true)));
+  more.addEventListener("click", () => load(false).catch((e) => say(e.message, true)));
+  const payload = h("textarea", { id: "publish-payload" });
+  payload.value = '{"hello": "world"}';
+  const delay = h("input", { type: "number", min: 0, value: 0, id: "publish-delay" });
+  const prio = h("input", { type: "number", min: 0, max: 9, value: 0, id: "publish-priority" });
+  const group = h("input", { id: "publish-group", autocomplete: "off" });
+  const publish = h("form", { "aria-label": "Publish a test message", class: "card" },
+    h("h3", { text: "Publish a test message" }), field("Payload (JSON)", payload),
+    h("div", { class: "row" }, field("Delay (s)", delay), field("Priority", prio), field("Group (FIFO)", group),
+      h("button", { type: "submit", class: "primary", text: "Publish" })));
+  publish.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let value;
+    try { value = JSON.parse(payload.value); } catch { say("The payload is not valid JSON.", true); return; }
+    const body = { queue: name, payload: value, priority: Number(prio.value) };
+    if (Number(delay.value) > 0) body.delay_seconds = Number(delay.value);
+    if (group.value.trim()) body.group_id = group.value.trim();
+    try {
+      const reply = await api("POST", "/v1/queue/publish", body);
+      say(`Published ${reply.message_id}.`);
+      await load(true);
+    } catch (error) { say(`Could not publish: ${error.message}`, true); }
+  });
+  const section = h("section", { "aria-labelledby": "messages-title" },
+    h("h2", { id: "messages-title", text: "Messages" }),
+    h("p", { class: "muted", text: "Peeking reads messages without leasing or changing them." }),
+    h("div", { class: "row" }, field("State", state),
+      h("button", { type: "button", text: "Reload messages", onclick: () => load(true).catch((e) => say(e.message, true)) })),
+    h("table", { class: "cards" }, h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Message" }),
+      h("th", { scope: "col", text: "Facts" }), h("th", { scope: "col", text: "Payload" }))), tbody),
+    empty, more, publish);
+  return { section, load };
+}
+
+function deadLettersSection(name, afterChange) {
+  const tbody = h("tbody", { id: "dead-rows" });
+  const empty = h("p", { class: "muted", id: "dead-empty", text: "No dead letters.", hidden: true });
+  const more = h("button", { type: "button", text: "Load more", hidden: true });
+  let cursor = null;
+  const redrive = async (body, what) => {
+    try {
+      const reply = await api("POST", `/v1/queue/dlq/redrive/${q(name)}`, body);
+      say(`Redrove ${reply.redriven} ${what}.`);
+      await load(true);
+      await afterChange();
+    } catch (error) { say(`Could not redrive: ${error.message}`, true); }
+  };
+  let loads = 0;
+  const load = async (fresh) => {
+    const token = fresh ? ++loads : loads;
+    const from = fresh ? null : cursor;
+    const page = await api("GET", `/v1/queue/dlq/list/${q(name)}?limit=50${from ? "&cursor=" + q(from) : ""}`);
+    if (token !== loads) return;
+    if (fresh) tbody.replaceChildren();
+    for (const d of page.items) {
+      tbody.append(h("tr", {},
+        h("td", { "data-label": "Message" }, h("code", { text: d.message_id })),
+        h("td", { "data-label": "Reason", text: d.reason }),
+        h("td", { "data-label": "Attempts", class: "num", text: String(d.attempts) }),
+        h("td", { "data-label": "Source", text: d.source_queue }),
+        h("td", { "data-label": "Last error", text: d.last_error || "—" }),
+        h("td", { "data-label": "Dead-lettered", text: when(d.dead_lettered_at) }),
+        h("td", { "data-label": "Payload" }, h("pre", { text: pretty(d.payload) })),
+        h("td", {}, h("button", { type: "button", "aria-label": `Redrive ${d.message_id}`, text: "Redrive",
+          onclick: () => redrive({ message_id: d.message_id }, "message") }))));
+    }
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    empty.hidden = tbody.children.length > 0;
+  };
+  more.addEventListener("click", () => load(false).catch((e) => say(e.message, true)));
+  const since = h("input", { type: "datetime-local", id: "redrive-since", step: 1 });
+  const section = h("section", { "aria-labelledby": "dead-title", id: "dead" },
+    h("h2", { id: "dead-title", text: "Dead letters" }),
+    h("div", { class: "row" },
+      h("button", { type: "button", id: "redrive-all", text: "Redrive all", onclick: () => redrive({}, "dead letters") }),
+      field("Dead-lettered since", since),
+      h("button", { type: "button", text: "Redrive since", onclick: () => {
+        if (!since.value) { say("Choose a time first.", true); return; }
+        redrive({ since: new Date(since.value).toISOString() }, "dead letters");
+      } })),
+    h("table", { class: "cards" }, h("thead", {}, h("tr", {}, ["Message", "Reason", "Attempts", "Source", "Last error",
+      "Dead-lettered", "Payload", "Action"].map((t) => h("th", { scope: "col", text: t })))), tbody),
+    empty, more);
+  return { section, load };
+}
+
+async function subscriptionSection(name, row) {
+  const section = h("section", { "aria-labelledby": "push-title" }, h("h2", { id: "push-title", text: "Push subscription" }));
+  try {
+    const s = await api("GET", `/v1/queue/push_subscription/${q(name)}`);
+    const outcome = s.last_attempt_at
+      ? `last attempt ${when(s.last_attempt_at)}: ${s.last_status ?? "no status"}${s.last_error ? " — " + s.last_error : ""}`
+      : "no delivery attempted yet";
+    section.append(h("p", {}, h("code", { text: s.url }), s.disabled ? h("span", { class: "badge", text: " disabled" }) : null),
+      h("p", { class: "muted", text: `${outcome}; ${s.consecutive_failures} failures in a row; ` +
+        `concurrency ${s.max_concurrency}, visibility ${s.visibility_timeout} s${s.signed ? ", signed" : ""}` }));
+  } catch (error) {
+    if (error.code !== "SUBSCRIPTION_NOT_FOUND") throw error;
+    section.append(h("p", { class: "muted", text: "No push subscription." }));
+  }
+  if (row) {
+    section.append(h("p", { class: "muted", id: "push-outcomes",
+      text: `Delivery outcomes so far: ${row.push_success} delivered, ${row.push_failure} failed (retried), ` +
+        `${row.push_dead_lettered} dead-lettered.` }));
+  }
+  return section;
+}
+
+async function renderQueue(name, seq) {
+  const record = await api("GET", `/v1/queue/get/${q(name)}`);
+  if (seq !== renderSeq) return;
+  const countsBox = h("div", {});
+  const charts = h("div", { class: "charts", id: "charts" });
+  const windowSelect = h("select", { id: "history-window" }, h("option", { value: "1h", text: "last hour" }), h("option", { value: "24h", text: "last day" }));
+  const pushBox = h("div", {});
+  const messages = messagesSection(name);
+  let lastCounts = null;
+  const reloadCounts = async () => {
+    const [stats, history] = await Promise.all([
+      api("GET", `/v1/queue/stats/${q(name)}`), api("GET", `/v1/queue/history/${q(name)}?window=${windowSelect.value}`)]);
+    if (seq !== renderSeq) return;
+    countsBox.replaceChildren(counts(stats));
+    // Counts that moved since the last refresh: the lists below are out of date, read them again.
+    const now = [stats.available, stats.in_flight, stats.delayed, stats.dlq].join();
+    if (lastCounts !== null && now !== lastCounts) await Promise.all([messages.load(true), dead.load(true)]);
+    lastCounts = now;
+    charts.replaceChildren(
+      chart("Depth", history.points, [{ key: "depth", label: "available + delayed + in flight" }]),
+      chart("In / out / dead-lettered per minute", history.points, [
+        { key: "published", label: "published" }, { key: "acked", label: "acked" }, { key: "dead_lettered", label: "dead-lettered" }]));
+  };
+  const dead = deadLettersSection(name, reloadCounts);
+  windowSelect.addEventListener("change", () => reloadCounts().catch((e) => say(e.message, true)));
+  const danger = async (what) => {
+    const purge = what === "purge";
+    const ok = await confirmNamed(purge ? `Purge queue ${name}?` : `Delete queue ${name}?`,
+      purge ? `Every available, delayed and in-flight message of ${name} is deleted.`
+        : `Queue ${name} and all its messages are deleted.`, name);
+    if (!ok) { say("Nothing was changed."); return; }
+    try {
+      if (purge) {
+        const reply = await api("POST", `/v1/queue/purge/${q(name)}`, {});
+        say(`Purged ${reply.purged} messages from ${name}.`);
+        await reloadCounts();
+      } else {
+        await api("DELETE", `/v1/queue/delete/${q(name)}`);
+        say(`Queue ${name} deleted.`);
+        location.hash = "#/";
+      }
+    } catch (error) { say(`Could not ${what}: ${error.message}`, true); }
+  };
+  main.replaceChildren(
+    h("p", {}, h("a", { href: "#/", text: "← All queues" })),
+    h("h1", {}, `Queue ${name} `, h("span", { class: "badge", text: record.type })),
+    countsBox,
+    h("div", { class: "row" }, field("History", windowSelect),
+      h("button", { type: "button", id: "purge", class: "danger", text: "Purge…", onclick: () => danger("purge") }),
+      h("button", { type: "button", id: "delete", class: "danger", text: "Delete…", onclick: () => danger("delete") })),
+    charts,
+    h("section", { "aria-labelledby": "config-title" }, h("h2", { id: "config-title", text: "Configuration" }),
+      configForm(record, async () => { await renderQueue(name, seq); })),
+    pushBox, messages.section, dead.section);
+  const row = await overviewRow(name).catch(() => null);
+  await Promise.all([reloadCounts(), messages.load(true), dead.load(true),
+    subscriptionSection(name, row).then((s) => pushBox.replaceChildren(s))]);
+  refreshTimer = setInterval(() => reloadCounts().catch((e) => say(e.message, true)), REFRESH_MS);
+}
+
+// --- dead letters of any queue ----------------------------------------------------------------------
+async function renderDeadPage(chosen, seq) {
+  const items = (await allQueues()).filter((i) => i.dlq > 0 || i.queue === chosen);
+  if (seq !== renderSeq) return;
+  const select = h("select", { id: "dead-queue" }, h("option", { value: "", text: "choose a queue" }),
+    items.map((i) => h("option", { value: i.queue, text: `${i.queue} (${i.dlq})` })));
+  select.value = chosen;
+  select.addEventListener("change", () => { location.hash = `#/dead/${encodeURIComponent(select.value)}`; });
+  main.replaceChildren(h("h1", { text: "Dead letters" }),
+    items.length ? field("Queue", select) : h("p", { class: "muted", text: "No queue has dead letters." }));
+  if (chosen) {
+    const dead = deadLettersSection(chosen, async () => {});
+    main.append(dead.section);
+    await dead.load(true);
+  }
+}
+
+applyTheme();
+route();
