@@ -38,28 +38,26 @@ local function tally(qk, field, n)
   counts[field] = (counts[field] or 0) + n
 end
 
--- The per-minute history of a queue (its "hist" hash, read by history.lua): fields "<minute>:<code>" with
--- the codes below, "<minute>:d" the depth (available + delayed + in flight) as the minute's first change
--- left it, and "last" the newest minute written. One HINCRBY per counter and call; the first change of a
--- minute (an increment that answers its own amount, or a purge or redrive) also samples the depth and
--- deletes the minutes that fell out of the day kept (HISTORY_MINUTES), so the hash stays bounded.
-local HISTORY_CODES = {published = "p", acked = "a", dead_lettered = "x", purged = "", redriven = ""}
+-- The per-minute history of a queue (its "hist" hash, read by history.lua): fields "<minute>:p", ":a" and
+-- ":x" count the messages published, acked and dead-lettered in that minute, "<minute>:d" is the depth
+-- (available + delayed + in flight) as the minute's first change left it, and "last" the newest minute
+-- written. One HINCRBY per counter and call; the first change of a minute (an increment that answers its
+-- own amount, or a purge or redrive) also samples the depth and deletes the minutes that fell out of the
+-- day kept (HISTORY_MINUTES), so the hash stays bounded however long a queue was idle.
 local HISTORY_MINUTES = 1440
+
+-- HINCRBY of one history field; true when it was the field's first increment (of its minute).
+local function history_add(key, field, n)
+  return redis.call("HINCRBY", key, field, string.format("%d", n)) == n
+end
 
 local function flush_history(qk, counts, now)
   local minute = math.floor(now / 60000)
   local m = string.format("%d", minute)
-  local first = false
-  for field, code in pairs(HISTORY_CODES) do
-    local n = counts[field]
-    if n then
-      if code == "" then
-        first = true
-      elseif redis.call("HINCRBY", qk.hist, m .. ":" .. code, string.format("%d", n)) == n then
-        first = true
-      end
-    end
-  end
+  local first = (counts.purged or counts.redriven) ~= nil
+  if counts.published then first = history_add(qk.hist, m .. ":p", counts.published) or first end
+  if counts.acked then first = history_add(qk.hist, m .. ":a", counts.acked) or first end
+  if counts.dead_lettered then first = history_add(qk.hist, m .. ":x", counts.dead_lettered) or first end
   if not first then return end
   local last = tonumber(redis.call("HGET", qk.hist, "last") or "")
   if last and last >= minute then return end
@@ -82,7 +80,9 @@ local function flush_tallies()
   for _, key in ipairs(tallies) do
     local counts = tallies[key]
     for field, n in pairs(counts) do redis.call("HINCRBY", key, field, string.format("%d", n)) end
-    flush_history(tallied_queues[key], counts, tonumber(ARGV[3]))
+    if counts.published or counts.acked or counts.dead_lettered or counts.purged or counts.redriven then
+      flush_history(tallied_queues[key], counts, tonumber(ARGV[3]))
+    end
   end
 end
 
