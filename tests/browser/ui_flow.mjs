@@ -100,6 +100,14 @@ async function flow(page) {
   const source = (await deadRow.locator('td[data-label="Source"]').textContent()).trim();
   if (reason !== "nack" || source !== queue) throw new Error(`dead letter shows ${reason} / ${source}`);
   step("dead-lettered", { reason, source });
+  // Every control of the queue page has an accessible name (a label, its text, or aria-label).
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll("input, select, textarea, button, a")]
+    .filter((el) => !el.closest("dialog") && el.offsetParent !== null)
+    .filter((el) => {
+      const named = el.getAttribute("aria-label") || (el.labels && [...el.labels].some((l) => l.textContent.trim()));
+      return !(named || (["BUTTON", "A"].includes(el.tagName) && el.textContent.trim()));
+    }).map((el) => el.outerHTML.slice(0, 80)));
+  if (unlabelled.length) throw new Error(`controls without a name: ${unlabelled.join(" | ")}`);
   if (shots) await page.screenshot({ path: join(shots, "ui-queue.png"), fullPage: true });
   await page.getByRole("button", { name: `Redrive ${m.message_id}` }).click();
   await page.locator("#status", { hasText: "Redrove 1 message" }).waitFor({ timeout });

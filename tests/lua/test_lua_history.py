@@ -50,3 +50,12 @@ async def test_a_purge_samples_the_depth(make_queue: MakeQueue, clock: Any, redi
     clock.advance(60)
     assert await jobs.purge() == 3
     assert await redis_client.hget(jobs.keys.hist, f"{clock.ms // 60_000}:d") == b"0"
+
+
+async def test_deleting_the_queue_deletes_its_history(make_queue: MakeQueue, store: Any, project: str,
+                                                      redis_client: Any) -> None:
+    jobs = await make_queue("jobs")
+    await jobs.publish(1)
+    assert await redis_client.exists(jobs.keys.hist)
+    assert await store.delete_queue(project, "jobs")
+    assert not await redis_client.exists(jobs.keys.hist)
