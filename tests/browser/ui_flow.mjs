@@ -100,6 +100,7 @@ async function flow(page) {
   const source = (await deadRow.locator('td[data-label="Source"]').textContent()).trim();
   if (reason !== "nack" || source !== queue) throw new Error(`dead letter shows ${reason} / ${source}`);
   step("dead-lettered", { reason, source });
+  await page.locator("#push-outcomes").waitFor({ timeout });
   // Every control of the queue page has an accessible name (a label, its text, or aria-label).
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll("input, select, textarea, button, a")]
     .filter((el) => !el.closest("dialog") && el.offsetParent !== null)
@@ -145,6 +146,8 @@ async function flow(page) {
   if (dark === "rgb(255, 255, 255)") throw new Error("the dark theme did not apply");
   await page.goto(`${base}/ui#/queue/${queue}`, { waitUntil: "load", timeout });
   await page.getByRole("heading", { name: `Queue ${queue}` }).waitFor({ timeout });
+  await page.locator("#push-outcomes").waitFor({ timeout });
+  await page.locator("#charts svg").first().waitFor({ timeout });
   if (shots) await page.screenshot({ path: join(shots, "ui-queue-dark.png") });
 }
 

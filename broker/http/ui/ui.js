@@ -319,6 +319,10 @@ function chart(title, points, series) {
       coords.push(`${x.toFixed(1)},${(height - pad - (p[s.key] / (top * 1.15)) * (height - 2 * pad)).toFixed(1)}`);
     });
     box.append(svg("polyline", { class: `line${i + 1}`, points: coords.join(" ") }));
+    if (coords.length) { // the latest value as a dot, visible even when the series has a single point
+      const [x, y] = coords[coords.length - 1].split(",");
+      box.append(svg("circle", { class: `dot${i + 1}`, cx: Math.min(Number(x), width - 4), cy: y, r: 4 }));
+    }
   });
   const first = points[0] ? new Date(points[0].minute).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
   return h("figure", { class: "chart card" },
