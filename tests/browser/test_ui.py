@@ -89,8 +89,8 @@ def test_the_whole_flow(driver: Path, server: tuple[ApiServer, str, str], tmp_pa
     report = run(driver, "flow", api.url, key, shots, QUEUE="orders")
     names = [s if isinstance(s, str) else s["name"] for s in report["steps"]]
     assert names == ["signed in", "queue created", "table refreshed by itself", "configuration edited",
-                     "published from the page", "peeked, pretty-printed", "dead-lettered", "redriven", "purged",
-                     "charts", "dark"]
+                     "published from the page", "peeked, pretty-printed", "dead-lettered", "found by id", "redriven",
+                     "purged", "charts", "dark"]
     # What the page did, seen from the API: the queue is there, configured, purged, with nothing dead.
     stats = call(api.url, key, "GET", "/v1/queue/stats/orders")
     assert (stats["available"], stats["in_flight"], stats["dlq"]) == (0, 0, 0)

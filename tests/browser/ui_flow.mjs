@@ -101,6 +101,10 @@ async function flow(page) {
   if (reason !== "nack" || source !== queue) throw new Error(`dead letter shows ${reason} / ${source}`);
   step("dead-lettered", { reason, source });
   await page.locator("#push-outcomes").waitFor({ timeout });
+  await page.getByLabel("Find a message by id").fill(m.message_id);
+  await page.getByRole("button", { name: "Find", exact: true }).click();
+  await page.locator("#find-result b", { hasText: "dead letter" }).waitFor({ timeout });
+  step("found by id", { shown: (await page.locator("#find-result p").first().textContent()).trim() });
   // Every control of the queue page has an accessible name (a label, its text, or aria-label).
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll("input, select, textarea, button, a")]
     .filter((el) => !el.closest("dialog") && el.offsetParent !== null)

@@ -440,8 +440,24 @@ function messagesSection(name) {
       await load(true);
     } catch (error) { say(`Could not publish: ${error.message}`, true); }
   });
+  const lookupId = h("input", { id: "find-id", autocomplete: "off", spellcheck: "false" });
+  const found = h("div", { id: "find-result", "aria-live": "polite" });
+  const lookup = h("form", { class: "row", "aria-label": "Find a message" }, field("Find a message by id", lookupId),
+    h("button", { type: "submit", text: "Find" }));
+  lookup.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const m = await api("GET", `/v1/queue/message/${q(name)}/${q(lookupId.value.trim())}`);
+      const where = m.held_in === name ? "" : ` in ${m.held_in}`;
+      const dead = m.state === "dead_letter" ? ` (${m.reason}, from ${m.source_queue}${m.last_error ? ": " + m.last_error : ""})` : "";
+      found.replaceChildren(h("p", {}, h("b", { text: m.state.replace("_", " ") + where }), dead),
+        h("table", { class: "cards" }, h("tbody", {}, messageItem(m))));
+    } catch (error) {
+      found.replaceChildren(h("p", { class: "muted", text: error.message }));
+    }
+  });
   const section = h("section", { "aria-labelledby": "messages-title" },
-    h("h2", { id: "messages-title", text: "Messages" }),
+    h("h2", { id: "messages-title", text: "Messages" }), lookup, found,
     h("p", { class: "muted", text: "Peeking reads messages without leasing or changing them." }),
     h("div", { class: "row" }, field("State", state),
       h("button", { type: "button", text: "Reload messages", onclick: () => load(true).catch((e) => say(e.message, true)) })),
