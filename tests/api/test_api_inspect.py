@@ -199,3 +199,19 @@ async def test_payloads_come_back_as_published(api: Any, make_queue: MakeQueue) 
     await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": payload})
     response = await api.get("/v1/queue/peek/jobs")
     assert json.loads(response.content)["items"][0]["payload"] == payload
+
+
+async def test_peek_follows_delivery_order_in_priority_and_fifo_queues(api: Any, make_queue: MakeQueue) -> None:
+    await make_queue("ranked", enable_priority=True)
+    for priority in (0, 9, 5):
+        await api.ok("POST", "/v1/queue/publish", {"queue": "ranked", "payload": priority, "priority": priority})
+    page = await api.ok("GET", "/v1/queue/peek/ranked")
+    assert [m["payload"] for m in page["items"]] == [9, 5, 0]
+    await make_queue("lines", type="fifo")
+    for n, group in enumerate(["a", "b", "a"]):
+        await api.ok("POST", "/v1/queue/publish", {"queue": "lines", "payload": n, "group_id": group})
+    items = (await api.ok("GET", "/v1/queue/peek/lines"))["items"]
+    assert [(m["payload"], m["group_id"]) for m in items] == [(0, "a"), (1, "b"), (2, "a")]
+    # Peeking a FIFO queue leased nothing and took no group's turn: a consume still gets them all.
+    taken = (await api.ok("POST", "/v1/queue/consume", {"queue": "lines", "max_messages": 10}))["messages"]
+    assert sorted(m["payload"] for m in taken) == [0, 1, 2]
