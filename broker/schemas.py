@@ -366,6 +366,8 @@ class HistoryPoint(Struct, kw_only=True):
     published: int
     acked: int
     dead_lettered: int
+    push_success: int
+    push_failure: int
     depth: int | None
 
 

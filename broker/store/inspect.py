@@ -98,7 +98,8 @@ class Inspector:
                 depth = sampled
             points.append(HistoryPoint(
                 minute=rfc3339(minute * MINUTE_MS), published=fields.get(f"{m}:p", 0), acked=fields.get(f"{m}:a", 0),
-                dead_lettered=fields.get(f"{m}:x", 0), depth=depth_now if minute == current else depth,
+                dead_lettered=fields.get(f"{m}:x", 0), push_success=fields.get(f"{m}:s", 0),
+                push_failure=fields.get(f"{m}:f", 0), depth=depth_now if minute == current else depth,
             ))
         return points
 

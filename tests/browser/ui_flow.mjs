@@ -101,6 +101,7 @@ async function flow(page) {
   if (reason !== "nack" || source !== queue) throw new Error(`dead letter shows ${reason} / ${source}`);
   step("dead-lettered", { reason, source });
   await page.locator("#push-outcomes").waitFor({ timeout });
+  await page.locator("#push-recent", { hasText: "Last hour: 0 delivered, 0 failed attempts." }).waitFor({ timeout });
   await page.getByLabel("Find a message by id").fill(m.message_id);
   await page.getByRole("button", { name: "Find", exact: true }).click();
   await page.locator("#find-result b", { hasText: "dead letter" }).waitFor({ timeout });

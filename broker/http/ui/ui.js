@@ -539,6 +539,15 @@ async function subscriptionSection(name, row) {
       text: `Delivery outcomes so far: ${row.push_success} delivered, ${row.push_failure} failed (retried), ` +
         `${row.push_dead_lettered} dead-lettered.` }));
   }
+  // Recent outcomes: the attempts per minute over the last hour, from the queue's history.
+  const points = (await api("GET", `/v1/queue/history/${q(name)}?window=1h`)).points;
+  const delivered = points.reduce((n, p) => n + p.push_success, 0);
+  const failed = points.reduce((n, p) => n + p.push_failure, 0);
+  section.append(h("p", { id: "push-recent", text: `Last hour: ${delivered} delivered, ${failed} failed attempts.` }));
+  if (delivered || failed) {
+    section.append(chart("Push attempts per minute", points, [
+      { key: "push_success", label: "delivered" }, { key: "push_failure", label: "failed" }]));
+  }
   return section;
 }
 

@@ -38,8 +38,9 @@ local function tally(qk, field, n)
   counts[field] = (counts[field] or 0) + n
 end
 
--- The per-minute history of a queue (its "hist" hash, read by history.lua): fields "<minute>:p", ":a" and
--- ":x" count the messages published, acked and dead-lettered in that minute, "<minute>:d" is the depth
+-- The per-minute history of a queue (its "hist" hash, read by history.lua): fields "<minute>:p", ":a", ":x",
+-- ":s" and ":f" count the messages published, acked and dead-lettered and the push deliveries that succeeded
+-- and failed (retried or dead-lettered) in that minute, "<minute>:d" is the depth
 -- (available + delayed + in flight) as the minute's first change left it, and "last" the newest minute
 -- written. One HINCRBY per counter and call; the first change of a minute (an increment that answers its
 -- own amount, or a purge or redrive) also samples the depth and deletes the minutes that fell out of the
@@ -58,6 +59,9 @@ local function flush_history(qk, counts, now)
   if counts.published then first = history_add(qk.hist, m .. ":p", counts.published) or first end
   if counts.acked then first = history_add(qk.hist, m .. ":a", counts.acked) or first end
   if counts.dead_lettered then first = history_add(qk.hist, m .. ":x", counts.dead_lettered) or first end
+  if counts.push_success then first = history_add(qk.hist, m .. ":s", counts.push_success) or first end
+  local failed = (counts.push_failure or 0) + (counts.push_dead_lettered or 0) -- a last failed attempt too
+  if failed > 0 then first = history_add(qk.hist, m .. ":f", failed) or first end
   if not first then return end
   local last = tonumber(redis.call("HGET", qk.hist, "last") or "")
   if last and last >= minute then return end
@@ -66,7 +70,8 @@ local function flush_history(qk, counts, now)
     for old = last - HISTORY_MINUTES + 1, math.min(minute - HISTORY_MINUTES, last) do
       local o = string.format("%d", old)
       stale[n + 1], stale[n + 2], stale[n + 3], stale[n + 4] = o .. ":p", o .. ":a", o .. ":x", o .. ":d"
-      n = n + 4
+      stale[n + 5], stale[n + 6] = o .. ":s", o .. ":f"
+      n = n + 6
     end
     if n > 0 then call_many("HDEL", qk.hist, stale, n) end
   end
@@ -80,7 +85,8 @@ local function flush_tallies()
   for _, key in ipairs(tallies) do
     local counts = tallies[key]
     for field, n in pairs(counts) do redis.call("HINCRBY", key, field, string.format("%d", n)) end
-    if counts.published or counts.acked or counts.dead_lettered or counts.purged or counts.redriven then
+    if counts.published or counts.acked or counts.dead_lettered or counts.purged or counts.redriven
+        or counts.push_success or counts.push_failure or counts.push_dead_lettered then
       flush_history(tallied_queues[key], counts, tonumber(ARGV[3]))
     end
   end
