@@ -6,7 +6,7 @@
 //             change (queue table and queue page), dead-letter a message (consumed and nacked through the
 //             API), redrive it from the page, purge behind the named confirmation; screenshots
 //   phone     a 390 px wide viewport: the queue table and a queue's page scroll no sideways
-//   keyboard  sign in, open a queue and purge it with the keyboard only; focus is always visible
+//   keyboard  sign in, open a queue, purge it and delete it with the keyboard only; focus is always visible
 //   many      first render of the queue table of a project with many queues (QUEUE_COUNT), in ms
 // Environment: CHROMIUM (default /usr/bin/chromium), STEP_TIMEOUT_MS (default 20000), QUEUE (the queue name).
 import { mkdtempSync, rmSync } from "node:fs";
@@ -221,6 +221,17 @@ async function keyboard(page) {
   await page.keyboard.press("Escape");
   await page.locator("#status", { hasText: "Nothing was changed." }).waitFor({ timeout });
   step("escape cancels");
+  await page.locator("#delete").focus();
+  await page.keyboard.press("Enter");
+  await page.locator("#confirm").waitFor({ state: "visible", timeout });
+  const title = (await page.locator("#confirm-title").textContent()).trim();
+  if (title !== `Delete queue ${queue}?`) throw new Error(`confirmation says ${title}`);
+  await page.keyboard.type(queue);
+  await page.keyboard.press("Enter");
+  await page.locator("#status", { hasText: `Queue ${queue} deleted.` }).waitFor({ timeout });
+  await page.getByRole("heading", { name: "Queues" }).waitFor({ timeout });
+  if (await page.getByRole("link", { name: queue, exact: true }).count()) throw new Error("still listed");
+  step("deleted with the keyboard");
 }
 
 async function many(page) {
