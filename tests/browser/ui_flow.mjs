@@ -120,6 +120,26 @@ async function flow(page) {
   await waitCount(page, "dead letters", "0");
   await waitCount(page, "available", "2");
   step("redriven");
+  // Redrive since a time (a minute ago, in the page's local time), then all.
+  for (const how of ["since", "all"]) {
+    const [again] = (await api("POST", "/v1/queue/consume", { queue, max_messages: 1 })).messages;
+    await api("POST", "/v1/queue/nack", { queue, message_id: again.message_id, receipt: again.receipt, requeue: false });
+    await waitCount(page, "dead letters", "1");
+    if (how === "since") {
+      const since = await page.evaluate(() => {
+        const d = new Date(Date.now() - 60000);
+        const pad = (n) => String(n).padStart(2, "0");
+        return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      });
+      await page.getByLabel("Dead-lettered since").fill(since);
+      await page.getByRole("button", { name: "Redrive since" }).click();
+    } else {
+      await page.getByRole("button", { name: "Redrive all" }).click();
+    }
+    await page.locator("#status", { hasText: "Redrove 1 dead letters." }).waitFor({ timeout });
+    await waitCount(page, "dead letters", "0");
+  }
+  step("redriven since a time, and all");
   // Purge: the confirmation names the queue and stays disabled until the name is typed.
   await page.getByRole("button", { name: "Purge…" }).click();
   const dialog = page.locator("#confirm");
