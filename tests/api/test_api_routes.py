@@ -14,11 +14,12 @@ from apikit import assert_error
 from support import project_snapshot
 
 from broker.http.app import ROUTES
+from broker.http.routes.ui import ASSETS as UI_ASSETS
 
 UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"), ("GET", "/docs"),
                    ("GET", "/docs/assets/swagger-ui.css"), ("GET", "/docs/assets/swagger-ui-bundle.js"),
                    ("GET", "/docs/assets/docs.js"), ("GET", "/metrics"), ("GET", "/ui"),
-                   ("GET", "/ui/assets/ui.js"), ("GET", "/ui/assets/ui.css")}
+                   *(("GET", f"/ui/assets/{name}") for name in UI_ASSETS)}
 QUEUE = "shared"
 PUSH_URL = "https://93.184.215.14/hook"  # a literal, globally routable address: no DNS lookup needed
 

@@ -17,7 +17,7 @@ async def test_the_page_references_only_its_own_origin(api: Any) -> None:
     assert "default-src 'none'" in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     references = re.findall(r'(?:src|href)="([^"]*)"', response.text)
-    assert {r for r in references if r.startswith("ui/assets/")} == {f"ui/assets/{name}" for name in ASSETS}
+    assert {r for r in references if r.startswith("ui/assets/")} == {"ui/assets/ui.js", "ui/assets/ui.css"}
     for reference in references:
         assert reference == "data:," or not re.match(r"^([a-z][a-z0-9+.-]*:|//)", reference, re.I), reference
     assert "<script>" not in response.text and "style=" not in response.text
@@ -28,8 +28,17 @@ async def test_the_page_references_only_its_own_origin(api: Any) -> None:
         assert asset.content == (UI_DIR / name).read_bytes()
 
 
+def test_the_modules_import_only_each_other() -> None:
+    """Every module of UI_DIR is served, and imports only served modules, by relative path."""
+    modules = {path.name for path in UI_DIR.glob("*.js")}
+    assert modules == {name for name in ASSETS if name.endswith(".js")}
+    for name in modules:
+        imported = set(re.findall(r'^import .* from "([^"]+)";$', (UI_DIR / name).read_text(), re.M))
+        assert imported <= {f"./{m}" for m in modules}, (name, imported)
+
+
 def test_the_files_ask_no_other_host_and_write_no_html() -> None:
-    script = (UI_DIR / "ui.js").read_text()
+    script = "\n".join((UI_DIR / name).read_text() for name in ASSETS if name.endswith(".js"))
     css = (UI_DIR / "ui.css").read_text()
     assert set(re.findall(r"https?://[^\s\"'`)]+", script + css)) == {"http://www.w3.org/2000/svg"}  # a namespace
     assert "@import" not in css and "url(" not in css

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.http.app import ROUTES
+from broker.http.routes.ui import ASSETS as UI_ASSETS
 
 #: (method, path template) -> body of a request that would succeed (or fail only on a missing message).
 BODIES: dict[tuple[str, str], Any] = {
@@ -23,8 +24,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/queue/purge/{queue}"): {},
 }
 UNAUTHENTICATED = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/swagger-ui.css",
-                   "/docs/assets/swagger-ui-bundle.js", "/docs/assets/docs.js", "/metrics", "/ui", "/ui/assets/ui.js",
-                   "/ui/assets/ui.css"}
+                   "/docs/assets/swagger-ui-bundle.js", "/docs/assets/docs.js", "/metrics", "/ui",
+                   *(f"/ui/assets/{name}" for name in UI_ASSETS)}
 
 
 def _fill(value: Any, queue: str) -> Any:

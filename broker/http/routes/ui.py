@@ -1,5 +1,5 @@
-"""GET /ui: the dashboard (queues, one queue, dead letters), a page and two files served from
-``broker/http/ui`` (package data: the wheel carries them). No auth on the files themselves: the page asks
+"""GET /ui: the dashboard (queues, one queue, dead letters), a page, its stylesheet and its JavaScript modules
+served from ``broker/http/ui`` (package data: the wheel carries them). No auth on the files themselves: the page asks
 for a project key and sends it, as a bearer token, on its calls to the API; the key is kept in the tab's
 session storage only.
 
@@ -17,7 +17,8 @@ from starlette.responses import FileResponse, Response
 from broker.http.operation import ApiRoute, Operation
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
-ASSETS = ("ui.js", "ui.css")
+#: The files under /ui/assets/: the stylesheet, the entry module (ui.js) and the modules it imports.
+ASSETS = ("ui.css", "ui.js", "api.js", "dom.js", "queue.js", "queues.js")
 MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".html": "text/html"}
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
