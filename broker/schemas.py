@@ -326,6 +326,78 @@ class PushMessage(MessageFields, kw_only=True):
     lease_expires_at: str
 
 
+# --- inspection (extensions: what the dashboard at /ui reads; nothing is leased or changed) ------------
+PEEK_STATES = ("available", "delayed", "in_flight")
+HISTORY_WINDOWS = {"1h": 60, "24h": 1440}  # window -> minutes
+MAX_PEEK = 100
+MAX_OVERVIEW = 1000
+
+
+class PeekedMessage(MessageFields, kw_only=True):
+    """A message as it sits, not leased: ``attempts`` in the current retry budget, ``deliveries`` ever."""
+
+    state: str
+    deliveries: int
+    due_at: str
+    lease_expires_at: str | None
+
+
+class PeekPage(Struct, kw_only=True):
+    queue: str
+    state: str
+    items: list[PeekedMessage]
+    next_cursor: str | None
+
+
+class InspectedMessage(PeekedMessage, kw_only=True):
+    """One message wherever it is: ``held_in`` is the queue that holds it (a dead letter may wait in the
+    dead-letter queue)."""
+
+    queue: str
+    held_in: str
+    dead_lettered_at: str | None
+    reason: str | None
+    source_queue: str | None
+    last_error: str | None
+
+
+class HistoryPoint(Struct, kw_only=True):
+    minute: str
+    published: int
+    acked: int
+    dead_lettered: int
+    push_success: int
+    push_failure: int
+    depth: int | None
+
+
+class QueueHistory(Struct, kw_only=True):
+    queue: str
+    window: str
+    points: list[HistoryPoint]
+
+
+class QueueOverviewItem(Struct, kw_only=True):
+    queue: str
+    type: str
+    available: int
+    in_flight: int
+    delayed: int
+    dlq: int
+    oldest_age_seconds: int | None
+    published: int
+    acked: int
+    dead_lettered: int
+    push_success: int
+    push_failure: int
+    push_dead_lettered: int
+
+
+class QueueOverview(Struct, kw_only=True):
+    items: list[QueueOverviewItem]
+    next_cursor: str | None
+
+
 # --- errors and health ----------------------------------------------------------------------------
 class ErrorBody(Struct, kw_only=True, omit_defaults=True):
     code: str

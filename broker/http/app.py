@@ -20,7 +20,7 @@ from broker.http.context import Context
 from broker.http.edge import BodyDeadline, RequestContext, handle_error
 from broker.http.fastpath import FastPath
 from broker.http.openapi import document_bytes
-from broker.http.routes import account, admin, dlq, docs, health, messages, metrics, push, queues
+from broker.http.routes import account, admin, dlq, docs, health, inspect, messages, metrics, push, queues, ui
 from broker.jobs.inprocess import start_background
 from broker.services import open_services
 from broker.settings import Settings
@@ -32,7 +32,7 @@ from broker.telemetry.tracing import Tracing
 log = logging.getLogger("broker.http.app")
 
 ROUTES = [*health.routes, *queues.routes, *messages.routes, *dlq.routes, *push.routes, *docs.routes,
-          *metrics.routes, *account.routes, *admin.routes]
+          *metrics.routes, *account.routes, *admin.routes, *inspect.routes, *ui.routes]
 
 
 class BrokerApp(Starlette):

@@ -74,6 +74,9 @@ QUEUE_PARTS: dict[str, tuple[str, str]] = {
     "ctr": ("hash", "message counters for /metrics: published, delivered, acked, nacked, lease_expired, "
             "dead_lettered, redriven, purged, push_success, push_failure, push_dead_lettered (one HINCRBY per "
             "counter and call, lua/include/lifecycle.lua)"),
+    "hist": ("hash", "per-minute history for queue.history: '<minute>:p|a|x|s|f' published, acked, dead-lettered, "
+             "push successes and failures (one HINCRBY per counter and call), '<minute>:d' depth after the minute's "
+             "first change, 'last' the newest minute; a day of minutes kept (lua/include/lifecycle.lua)"),
 }
 
 

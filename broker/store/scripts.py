@@ -214,10 +214,14 @@ class Library:
     delete_queue: Script
     dlq_list: Script
     extend: Script
+    history: Script
     list_queues: Script
     list_subscriptions: Script
     maintain: Script
     nack: Script
+    overview: Script
+    peek: Script
+    peek_message: Script
     publish: Script
     purge: Script
     queue_metrics: Script

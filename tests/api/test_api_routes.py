@@ -14,10 +14,12 @@ from apikit import assert_error
 from support import project_snapshot
 
 from broker.http.app import ROUTES
+from broker.http.routes.ui import ASSETS as UI_ASSETS
 
 UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"), ("GET", "/docs"),
                    ("GET", "/docs/assets/swagger-ui.css"), ("GET", "/docs/assets/swagger-ui-bundle.js"),
-                   ("GET", "/docs/assets/docs.js"), ("GET", "/metrics")}
+                   ("GET", "/docs/assets/docs.js"), ("GET", "/metrics"), ("GET", "/ui"),
+                   *(("GET", f"/ui/assets/{name}") for name in UI_ASSETS)}
 QUEUE = "shared"
 PUSH_URL = "https://93.184.215.14/hook"  # a literal, globally routable address: no DNS lookup needed
 
@@ -131,7 +133,21 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/v1/queue/push_subscription/{queue}"): Sample(with_own_queue=status(404, "SUBSCRIPTION_NOT_FOUND")),
     ("DELETE", "/v1/queue/push_subscription/{queue}"): Sample(with_own_queue=status(404, "SUBSCRIPTION_NOT_FOUND")),
     ("GET", "/v1/account"): Sample(without_queue=reply_is({"credit": None}), with_own_queue=reply_is({"credit": None})),
+    ("GET", "/v1/queue/peek/{queue}"): Sample(
+        query="state=in_flight", with_own_queue=reply_is({"items": [], "next_cursor": None})
+    ),
+    ("GET", "/v1/queue/message/{queue}/{message_id}"): Sample(with_own_queue=status(404, "MESSAGE_NOT_FOUND")),
+    ("GET", "/v1/queue/history/{queue}"): Sample(query="window=24h"),
+    ("GET", "/v1/queue/overview"): Sample(
+        without_queue=reply_is({"items": []}),
+        with_own_queue=lambda r: [i["available"] for i in r.json()["items"]] == [0] or pytest.fail(r.text),
+    ),
 }
+
+
+def fill_path(path: str, message_id: str = "0" * 19) -> str:
+    """A route's path with its parameters filled in: queue "shared", and ``message_id``."""
+    return path.format(queue=QUEUE, message_id=message_id, project="p", key_id="k")
 
 
 def test_every_route_has_a_sample() -> None:
@@ -141,7 +157,7 @@ def test_every_route_has_a_sample() -> None:
 
 
 async def send(api: Any, method: str, path: str, sample: Sample, world: World, **kw: Any) -> httpx.Response:
-    url = path.format(queue=QUEUE) + (f"?{sample.query}" if sample.query else "")
+    url = fill_path(path, world.available) + (f"?{sample.query}" if sample.query else "")
     response: httpx.Response = await api.client.request(method, url, json=sample.body(world), **kw)
     return response
 
@@ -214,7 +230,7 @@ def allowed_methods() -> dict[str, set[str]]:
 async def test_wrong_method_is_405_in_the_error_shape(path: str, api: Any) -> None:
     allowed = allowed_methods()[path]
     for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - allowed):
-        response = await api.request(method, path.format(queue=QUEUE, project="p", key_id="k"), {})
+        response = await api.request(method, fill_path(path), {})
         assert_error(response, 405, "METHOD_NOT_ALLOWED")
 
 
@@ -235,6 +251,6 @@ def body_queue_cases() -> list[Any]:
 async def test_body_queue_must_equal_the_path_queue(method: str, path: str, api: Any) -> None:
     await api.ok("POST", "/v1/queue/create", {"name": QUEUE})
     await api.ok("POST", "/v1/queue/create", {"name": "other"})
-    response = await api.request(method, path.format(queue=QUEUE), {"queue": "other"})
+    response = await api.request(method, fill_path(path), {"queue": "other"})
     assert_error(response, 400, "VALIDATION_ERROR", "queue")
     assert (await api.ok("GET", f"/v1/queue/get/{QUEUE}"))["queue"] == QUEUE

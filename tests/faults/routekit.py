@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.http.app import ROUTES
+from broker.http.routes.ui import ASSETS as UI_ASSETS
 
 #: (method, path template) -> body of a request that would succeed (or fail only on a missing message).
 BODIES: dict[tuple[str, str], Any] = {
@@ -23,7 +24,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/queue/purge/{queue}"): {},
 }
 UNAUTHENTICATED = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/swagger-ui.css",
-                   "/docs/assets/swagger-ui-bundle.js", "/docs/assets/docs.js", "/metrics"}
+                   "/docs/assets/swagger-ui-bundle.js", "/docs/assets/docs.js", "/metrics", "/ui",
+                   *(f"/ui/assets/{name}" for name in UI_ASSETS)}
 
 
 def _fill(value: Any, queue: str) -> Any:
@@ -46,5 +48,6 @@ def route_requests(queue: str) -> list[tuple[str, str, Any]]:
             body = BODIES.get((method, route.path), {"queue": "{queue}"} if method != "GET" else None)
             if "{queue}" in route.path and isinstance(body, dict) and body.get("queue") == "{queue}":
                 body = {k: v for k, v in body.items() if k != "queue"}
-            requests.append((method, route.path.replace("{queue}", queue), _fill(body, queue)))
+            path = route.path.replace("{queue}", queue).replace("{message_id}", "0" * 19)
+            requests.append((method, path, _fill(body, queue)))
     return requests

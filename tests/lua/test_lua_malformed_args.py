@@ -62,6 +62,10 @@ VALID: dict[str, Call] = {
     "list_queues": lambda w: ([w.pk.queues], [w.tag, "", 10]),
     "queue_metrics": lambda w: ([w.pk.queues], [w.tag, w.now, "", 10]),
     "delete_queue": lambda w: ([w.cfg("new"), w.pk.queues, w.pk.subscriptions], [w.tag, "new"]),
+    "peek": lambda w: ([w.cfg()], [w.tag, "jobs", "avail", "", "", 10]),
+    "peek_message": lambda w: ([w.cfg()], [w.tag, "jobs", w.leased]),
+    "history": lambda w: ([w.cfg()], [w.tag, "jobs"]),
+    "overview": lambda w: ([w.pk.queues], [w.tag, w.now, "", 10]),
 }
 
 #: (script, 1-based ARGV index, bad values).
@@ -101,6 +105,11 @@ TABLE: list[tuple[str, int, list[str]]] = [
     ("list_queues", 3, [*NOT_NOW, *NEGATIVE, "0"]),
     ("queue_metrics", 2, NOT_NOW),
     ("queue_metrics", 4, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("peek", 3, ["", "dead", "msgs", "cfg"]),  # only the three waiting and in-flight structures
+    ("peek", 4, NOT_A_NUMBER),  # "" is the first page
+    ("peek", 6, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("overview", 2, NOT_NOW),
+    ("overview", 4, [*NOT_NOW, *NEGATIVE, "0"]),
 ]
 
 #: The bad values that are a client's mistake the API also refuses (400); every other one is a caller's bug (500).

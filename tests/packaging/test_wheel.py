@@ -191,6 +191,11 @@ def test_serve_from_the_wheel_publishes_consumes_and_acks(installed: Installed, 
             assert (stats["available"], stats["in_flight"], stats["dlq"]) == (0, 0, 0), stats
             unknown = api.get("/stats/nowhere")
             assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "QUEUE_NOT_FOUND"
+        # The dashboard's files are package data too: served from the wheel as they are in the source.
+        for path, name in (("/ui", "index.html"), *((f"/ui/assets/{n}", n) for n in ("ui.js", "dom.js", "ui.css"))):
+            served = httpx.get(base + path, timeout=10)
+            assert served.status_code == 200, (path, served.status_code)
+            assert served.content == (installed.source / "broker" / "http" / "ui" / name).read_bytes(), path
     finally:
         status = stop_process(serve, timeout=40)  # SIGTERM: a clean stop exits 0
     assert status == 0, err.read_text()

@@ -9,6 +9,7 @@ import pytest
 
 from broker import errors
 from broker.schemas import CreateQueueRequest
+from broker.store.inspect import Inspector
 from broker.store.keys import ProjectKeys
 from broker.store.queues import OutgoingMessage
 
@@ -70,3 +71,14 @@ async def test_unknown_message_and_queue(store, subs, project, leased):
     await store.create_queue(project, CreateQueueRequest(name="bare"))
     with pytest.raises(errors.SubscriptionNotFound):
         await subs.unsubscribe(project, "bare")
+
+
+async def test_push_outcomes_are_in_the_history(store, subs, project, leased, clock):
+    """queue.history counts the push attempts per minute: successes, and failures retried or dead-lettered."""
+    sub, message = leased
+    assert await subs.fail(sub, message.message_id, message.receipt, delay_ms=0, status=500, error="HTTP 500") \
+        == "requeued"
+    [again], _ = await store.claim(project, "q", 1, 30_000)
+    assert await subs.push_ack(sub, again.message_id, again.receipt, 200) == (True, True)
+    [point] = (await Inspector(store).history(project, "q", 1))
+    assert (point.push_success, point.push_failure, point.acked, point.published) == (1, 1, 1, 1)

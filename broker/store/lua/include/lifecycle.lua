@@ -24,6 +24,7 @@
 -- end with flush_tallies(): one HINCRBY per counter and queue that moved, whatever the number of messages.
 -- They live with the queue (deleted with it) and are exact across every process and restart.
 local tallies = {}
+local tallied_queues = {} -- ctr key -> the queue's keys (flush_history writes its "hist")
 
 local function tally(qk, field, n)
   if n == 0 then return end
@@ -32,13 +33,62 @@ local function tally(qk, field, n)
     counts = {}
     tallies[qk.ctr] = counts
     tallies[#tallies + 1] = qk.ctr
+    tallied_queues[qk.ctr] = qk
   end
   counts[field] = (counts[field] or 0) + n
 end
 
+-- The per-minute history of a queue (its "hist" hash, read by history.lua): fields "<minute>:p", ":a", ":x",
+-- ":s" and ":f" count the messages published, acked and dead-lettered and the push deliveries that succeeded
+-- and failed (retried or dead-lettered) in that minute, "<minute>:d" is the depth
+-- (available + delayed + in flight) as the minute's first change left it, and "last" the newest minute
+-- written. One HINCRBY per counter and call; the first change of a minute (an increment that answers its
+-- own amount, or a purge or redrive) also samples the depth and deletes the minutes that fell out of the
+-- day kept (HISTORY_MINUTES), so the hash stays bounded however long a queue was idle.
+local HISTORY_MINUTES = 1440
+
+-- HINCRBY of one history field; true when it was the field's first increment (of its minute).
+local function history_add(key, field, n)
+  return redis.call("HINCRBY", key, field, string.format("%d", n)) == n
+end
+
+local function flush_history(qk, counts, now)
+  local minute = math.floor(now / 60000)
+  local m = string.format("%d", minute)
+  local first = (counts.purged or counts.redriven) ~= nil
+  if counts.published then first = history_add(qk.hist, m .. ":p", counts.published) or first end
+  if counts.acked then first = history_add(qk.hist, m .. ":a", counts.acked) or first end
+  if counts.dead_lettered then first = history_add(qk.hist, m .. ":x", counts.dead_lettered) or first end
+  if counts.push_success then first = history_add(qk.hist, m .. ":s", counts.push_success) or first end
+  local failed = (counts.push_failure or 0) + (counts.push_dead_lettered or 0) -- a last failed attempt too
+  if failed > 0 then first = history_add(qk.hist, m .. ":f", failed) or first end
+  if not first then return end
+  local last = tonumber(redis.call("HGET", qk.hist, "last") or "")
+  if last and last >= minute then return end
+  if last then -- the minutes last - 1439 .. minute - 1440 are out of the day now (none before last - 1439 is left)
+    local stale, n = {}, 0
+    for old = last - HISTORY_MINUTES + 1, math.min(minute - HISTORY_MINUTES, last) do
+      local o = string.format("%d", old)
+      stale[n + 1], stale[n + 2], stale[n + 3], stale[n + 4] = o .. ":p", o .. ":a", o .. ":x", o .. ":d"
+      stale[n + 5], stale[n + 6] = o .. ":s", o .. ":f"
+      n = n + 6
+    end
+    if n > 0 then call_many("HDEL", qk.hist, stale, n) end
+  end
+  local depth = redis.call("ZCARD", qk.avail) + redis.call("ZCARD", qk.delayed) + redis.call("ZCARD", qk.inflight)
+  redis.call("HSET", qk.hist, m .. ":d", string.format("%d", depth), "last", m)
+end
+
+-- Every script that tallies is a target_queue script with `now` in ARGV[3] (tests/lua/test_lua_history.py
+-- checks their headers), so flush_tallies reads it there rather than changing every caller.
 local function flush_tallies()
   for _, key in ipairs(tallies) do
-    for field, n in pairs(tallies[key]) do redis.call("HINCRBY", key, field, string.format("%d", n)) end
+    local counts = tallies[key]
+    for field, n in pairs(counts) do redis.call("HINCRBY", key, field, string.format("%d", n)) end
+    if counts.published or counts.acked or counts.dead_lettered or counts.purged or counts.redriven
+        or counts.push_success or counts.push_failure or counts.push_dead_lettered then
+      flush_history(tallied_queues[key], counts, tonumber(ARGV[3]))
+    end
   end
 end
 
