@@ -14,6 +14,7 @@ from typing import Any
 from broker.jobs import tasks
 from broker.jobs.maintenance import Maintenance
 from broker.jobs.push import PushDispatcher
+from broker.push.pool import ENDPOINT_CONNECTIONS
 from broker.push.ssrf import AddressGuard, Resolver
 from broker.push.webhooks import WebhookSender
 from broker.settings import ConfigError, Settings
@@ -46,6 +47,8 @@ class BackgroundOptions:
     push_refresh_s: float = 1.0
     push_poll_s: float = 2.0
     stop_grace_s: float = 5.0
+    #: deliveries (and connections) to one endpoint at once, shared by its subscriptions (docs/push.md)
+    push_per_endpoint: int = ENDPOINT_CONNECTIONS
     projects: tuple[str, ...] | None = None
 
     @classmethod
@@ -92,12 +95,13 @@ class BackgroundRunner:
         if self.options.push:
             self.dispatcher = PushDispatcher(
                 self.store,
-                WebhookSender(self.guard, self.ssl_context),
+                WebhookSender(self.guard, self.ssl_context, per_endpoint=self.options.push_per_endpoint),
                 notifier=self.notifier,
                 projects=self.options.projects,
                 refresh_interval=self.options.push_refresh_s,
                 poll_interval=self.options.push_poll_s,
                 tracing=self.tracing,
+                per_endpoint=self.options.push_per_endpoint,
             )
             self.dispatcher.start()
 
