@@ -12,8 +12,10 @@ process that trusts the CA through ``SSL_CERT_FILE`` and may push to loopback (`
    the first count that shows deliveries and the count that shows none left, over that time; CPU is that
    of the worker process (user + system) over the same window.
 
-``python -m bench.push [--quick] [--profile N]`` prints a table and writes ``bench/results/push.json``;
-``--profile N`` records the worker with py-spy during the N-subscription row and prints where its time goes.
+``python -m bench.push [--quick] [--profile N] [--compare COMMIT]`` prints a table and writes
+``bench/results/push.json``; ``--profile N`` records the worker with py-spy during the N-subscription row and
+prints where its time goes; ``--compare COMMIT`` measures the worker of that commit too, against the same
+ceiling.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Config:
     messages: int = 40_000  # per row
     subscriptions: tuple[int, ...] = (1, 10, 100)
     profile: int = 0  # py-spy on the row with this many subscriptions (0: none)
+    compare: str = ""  # also measure the worker of this commit, in the same run
     retries: int = 2  # a row that other processes disturbed (DISTURBED_CORES) is measured again, this often
 
     @classmethod
@@ -123,13 +126,14 @@ def receiver(tls: Tls) -> Iterator[tuple[int, subprocess.Popen[str]]]:
 
 
 @contextlib.contextmanager
-def worker(redis_url: str, tls: Tls, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """One ``broker worker`` process (push delivery, arq's maintenance cron)."""
+def worker(redis_url: str, tls: Tls, log: Path, code: Path = REPO) -> Iterator[subprocess.Popen[bytes]]:
+    """One ``broker worker`` process (push delivery, arq's maintenance cron), importing the service from
+    ``code`` (the repository, or another commit's copy for ``--compare``)."""
     env = {**os.environ, "BROKER_REDIS_URL": redis_url, "BROKER_PUSH_ALLOW_PRIVATE": "1",
            "SSL_CERT_FILE": str(tls.ca), "BROKER_LOG_LEVEL": "warning"}
     command = [sys.executable, "-c", "import sys; from broker.cli.main import main; sys.exit(main())", "worker"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT)
     try:
         time.sleep(0.5)
         if proc.poll() is not None:
@@ -285,7 +289,7 @@ def push_row(server: RedisServer, port: int, worker_pid: int, receiver_pid: int,
         asyncio.run(_cleanup(server.url, queues))
     window = end - start[0]
     delivered = start[1]
-    row = {"subscriptions": subscriptions, "max_concurrency": concurrency, "messages": total,
+    row = {"subscriptions": subscriptions, "max_concurrency": concurrency, "messages": delivered,
            "seconds": round(window, 3), "messages_per_s": round(delivered / window, 1),
            "worker_cores": round(cpu[worker_pid], 2), "receiver_cores": round(cpu[receiver_pid], 2),
            "redis_cores": round(cpu[redis_pid], 2), "other_cores": others}
@@ -355,6 +359,31 @@ def _commit() -> dict[str, Any]:
             "uncommitted_changes": len(git("status", "--porcelain", "--", "broker").splitlines())}
 
 
+def measured_row(server: RedisServer, port: int, worker_pid: int, receiver_pid: int, subscriptions: int,
+                 config: Config, directory: Path, log: Any) -> dict[str, Any]:
+    """One row, measured again while other processes disturbed it (up to ``retries`` times); the least
+    disturbed attempt."""
+    row = push_row(server, port, worker_pid, receiver_pid, server.proc.pid, subscriptions, config, directory, log)
+    for _ in range(config.retries):
+        if row["other_cores"] <= DISTURBED_CORES:
+            break
+        log(f"  disturbed (other processes at {row['other_cores']:.2f} cores); measuring again")
+        again = push_row(server, port, worker_pid, receiver_pid, server.proc.pid, subscriptions, config, directory,
+                         log)
+        row = again if again["other_cores"] < row["other_cores"] else row
+    return row
+
+
+def checkout(commit: str, target: Path) -> Path:
+    """The service code (``broker/``) of ``commit``, unpacked into ``target``."""
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit, "broker"], cwd=REPO, capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {commit}: {archive.stderr.decode()[-500:]}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 def run(config: Config, log: Any = print) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="bench-push-"))
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **_commit(),
@@ -365,23 +394,21 @@ def run(config: Config, log: Any = print) -> dict[str, Any]:
             log(f"receiver ceiling: wrk, {CEILING_CONNECTIONS} connections, {config.seconds} s ...")
             results["ceiling"] = ceiling(port, recv.pid, config.seconds, directory)
             log(f"  {results['ceiling']['requests_per_s']:,.0f} requests/s")
-            with worker(server.url, tls, directory / "worker.log") as proc:
-                for n in config.subscriptions:
-                    log(f"push, {n} subscription(s), {config.messages:,} messages ...")
-                    row = push_row(server, port, proc.pid, recv.pid, server.proc.pid, n, config, directory, log)
-                    for _ in range(config.retries):
-                        if row["other_cores"] <= DISTURBED_CORES:
-                            break
-                        log(f"  disturbed (other processes at {row['other_cores']:.2f} cores); measuring again")
-                        again = push_row(server, port, proc.pid, recv.pid, server.proc.pid, n, config, directory,
-                                         log)
-                        row = again if again["other_cores"] < row["other_cores"] else row
-                    row["ratio"] = round(row["messages_per_s"] / results["ceiling"]["requests_per_s"], 3)
-                    results["rows"].append(row)
-                    log(f"  {row['messages_per_s']:,.0f} messages/s (ratio {row['ratio']:.3f}), worker at "
-                        f"{row['worker_cores']:.2f} cores")
-                    if "profile" in row:
-                        log(json.dumps(row["profile"], indent=1))
+            variants = [("this", REPO)]
+            if config.compare:
+                variants.append((config.compare, checkout(config.compare, directory / "compare")))
+            for code_name, code in variants:
+                with worker(server.url, tls, directory / f"worker-{code_name}.log", code) as proc:
+                    for n in config.subscriptions:
+                        log(f"push ({code_name} code), {n} subscription(s), {config.messages:,} messages ...")
+                        row = {"code": code_name, **measured_row(server, port, proc.pid, recv.pid, n, config,
+                                                                 directory, log)}
+                        row["ratio"] = round(row["messages_per_s"] / results["ceiling"]["requests_per_s"], 3)
+                        results["rows"].append(row)
+                        log(f"  {row['messages_per_s']:,.0f} messages/s (ratio {row['ratio']:.3f}), worker at "
+                            f"{row['worker_cores']:.2f} cores, other processes at {row['other_cores']:.2f}")
+                        if "profile" in row:
+                            log(json.dumps(row["profile"], indent=1))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return results
@@ -395,11 +422,11 @@ def table(results: dict[str, Any]) -> str:
              f"receiver ceiling (wrk, {c['connections']} connections, HTTPS): {c['requests_per_s']:,.0f} requests/s "
              f"(receiver at {c['receiver_cores']:.2f} cores; other processes at {c['other_cores']:.2f} cores)",
              "",
-             "| subscriptions | max_concurrency | messages | messages/s | / ceiling | worker cores | receiver cores "
-             "| redis cores | other processes |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| code | subscriptions | max_concurrency | messages | messages/s | / ceiling | worker cores "
+             "| receiver cores | redis cores | other processes |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["rows"]:
-        lines.append(f"| {r['subscriptions']} | {r['max_concurrency']} | {r['messages']:,} "
+        lines.append(f"| {r['code']} | {r['subscriptions']} | {r['max_concurrency']} | {r['messages']:,} "
                      f"| {r['messages_per_s']:,.0f} | {r['ratio']:.3f} | {r['worker_cores']:.2f} "
                      f"| {r['receiver_cores']:.2f} | {r['redis_cores']:.2f} | {r['other_cores']:.2f} |")
     return "\n".join(lines)
@@ -410,10 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer messages, a shorter ceiling")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="record the worker with py-spy during the row with N subscriptions")
+    parser.add_argument("--compare", metavar="COMMIT", default="",
+                        help="also measure the worker of COMMIT (its broker/ from git), in the same run")
     parser.add_argument("--subscriptions", type=str, default="1,10,100", help="rows to run (default 1,10,100)")
     args = parser.parse_args(argv)
     config = Config.make(args.quick, args.profile)
-    config = Config(**{**asdict(config), "subscriptions": tuple(int(n) for n in args.subscriptions.split(","))})
+    config = Config(**{**asdict(config), "subscriptions": tuple(int(n) for n in args.subscriptions.split(",")),
+                       "compare": args.compare})
     try:
         results = run(config, log=lambda text: print(text, file=sys.stderr, flush=True))
     except BenchError as exc:

@@ -217,15 +217,15 @@ class WebhookSender:
         headers = webhook_headers(message_id, body, secret)
         if extra_headers:
             headers.update(extra_headers)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        # aiohttp's total timeout covers the connection (the guard's lookup included), the request and the
+        # answer's body; the reads below are bounded by the same deadline.
+        deadline = asyncio.get_running_loop().time() + timeout_s
         try:
-            async with asyncio.timeout_at(deadline):
-                if literal and not self.guard.allow_private:
-                    await self.guard.addresses(host, port)  # a refusal says why; no lookup for an address
-                response = await self._client().post(
-                    url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout(timeout_s)
-                )
+            if literal and not self.guard.allow_private:
+                await self.guard.addresses(host, port)  # a refusal says why; no lookup for an address
+            response = await self._client().post(
+                url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout(timeout_s)
+            )
         except RefusedAddress as exc:
             return Attempt(None, f"refused address: {exc}")
         except TimeoutError:
@@ -235,11 +235,12 @@ class WebhookSender:
         try:
             status = response.status
             if 200 <= status < 300:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await _read_some(response, DRAIN_BYTES)  # so that the connection can be reused
-                except (TimeoutError, aiohttp.ClientError, OSError):
-                    response.close()
+                if not response.content.at_eof():  # read what is left, so that the connection can be reused
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            await _read_some(response, DRAIN_BYTES)
+                    except (TimeoutError, aiohttp.ClientError, OSError):
+                        response.close()
                 return Attempt(status)
             snippet = ""
             try:
