@@ -12,10 +12,10 @@ process that trusts the CA through ``SSL_CERT_FILE`` and may push to loopback (`
    the first count that shows deliveries and the count that shows none left, over that time; CPU is that
    of the worker process (user + system) over the same window.
 
-``python -m bench.push [--quick] [--profile N] [--compare COMMIT]`` prints a table and writes
+``python -m bench.push [--quick] [--profile N] [--compare COMMIT] [--clients]`` prints a table and writes
 ``bench/results/push.json``; ``--profile N`` records the worker with py-spy during the N-subscription row and
 prints where its time goes; ``--compare COMMIT`` measures the worker of that commit too, against the same
-ceiling.
+ceiling; ``--clients`` measures httpx and aiohttp side by side against the receiver (CPU per request).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Config:
     subscriptions: tuple[int, ...] = (1, 10, 100)
     profile: int = 0  # py-spy on the row with this many subscriptions (0: none)
     compare: str = ""  # also measure the worker of this commit, in the same run
+    clients: bool = False  # also measure httpx and aiohttp side by side against the receiver
     retries: int = 2  # a row that other processes disturbed (DISTURBED_CORES) is measured again, this often
 
     @classmethod
@@ -374,6 +375,70 @@ def measured_row(server: RedisServer, port: int, worker_pid: int, receiver_pid: 
     return row
 
 
+# --- the HTTP clients, side by side -------------------------------------------------------------------
+CLIENT_REQUESTS = 3000
+CLIENT_CONCURRENCY = 100
+
+
+async def _client_run(name: str, url: str, context: Any) -> dict[str, float]:
+    """``CLIENT_REQUESTS`` POSTs of a delivery body, ``CLIENT_CONCURRENCY`` at once, over kept-alive
+    connections (after a warm-up that opens them); wall time and CPU of this process."""
+    import aiohttp
+    import httpx
+
+    limit = asyncio.Semaphore(CLIENT_CONCURRENCY)
+    headers = {"content-type": "application/json"}
+    if name == "httpx":
+        hx = httpx.AsyncClient(verify=context, trust_env=False, limits=httpx.Limits(
+            max_connections=CLIENT_CONCURRENCY, max_keepalive_connections=CLIENT_CONCURRENCY))
+
+        async def post() -> int:
+            return (await hx.post(url, content=DELIVERY_BODY, headers=headers)).status_code
+
+        close: Any = hx.aclose
+    else:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit_per_host=CLIENT_CONCURRENCY),
+                                        trust_env=False)
+
+        async def post() -> int:
+            async with session.post(url, data=DELIVERY_BODY, headers=headers, allow_redirects=False) as answer:
+                await answer.read()
+                return answer.status
+
+        close = session.close
+
+    async def one() -> None:
+        async with limit:
+            if await post() != 204:
+                raise BenchError(f"{name}: the receiver did not answer 204")
+
+    try:
+        await asyncio.gather(*(one() for _ in range(2 * CLIENT_CONCURRENCY)))
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(CLIENT_REQUESTS)))
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        await close()
+    return {"requests_per_s": round(CLIENT_REQUESTS / wall, 1),
+            "cpu_us_per_request": round(1e6 * cpu / CLIENT_REQUESTS)}
+
+
+def clients(port: int, tls: Tls) -> dict[str, Any]:
+    """httpx and aiohttp against the receiver, each on uvloop (when installed) and on asyncio's loop."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(tls.ca))
+    url = f"https://127.0.0.1:{port}/hook"
+    found: dict[str, Any] = {"requests": CLIENT_REQUESTS, "concurrency": CLIENT_CONCURRENCY}
+    for name in ("httpx", "aiohttp"):
+        found[f"{name}, asyncio"] = asyncio.run(_client_run(name, url, context))
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            found[f"{name}, uvloop"] = uvloop.run(_client_run(name, url, context))
+    return found
+
+
 def checkout(commit: str, target: Path) -> Path:
     """The service code (``broker/``) of ``commit``, unpacked into ``target``."""
     target.mkdir(parents=True)
@@ -394,6 +459,9 @@ def run(config: Config, log: Any = print) -> dict[str, Any]:
             log(f"receiver ceiling: wrk, {CEILING_CONNECTIONS} connections, {config.seconds} s ...")
             results["ceiling"] = ceiling(port, recv.pid, config.seconds, directory)
             log(f"  {results['ceiling']['requests_per_s']:,.0f} requests/s")
+            if config.clients:
+                log("HTTP clients side by side ...")
+                results["clients"] = clients(port, tls)
             variants = [("this", REPO)]
             if config.compare:
                 variants.append((config.compare, checkout(config.compare, directory / "compare")))
@@ -425,6 +493,10 @@ def table(results: dict[str, Any]) -> str:
              "| code | subscriptions | max_concurrency | messages | messages/s | / ceiling | worker cores "
              "| receiver cores | redis cores | other processes |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    found = results.get("clients", {})
+    lines[2:2] = [f"client {label} ({found['concurrency']} at once): {figures['requests_per_s']:,.0f} requests/s, "
+                  f"{figures['cpu_us_per_request']} us CPU per request"
+                  for label, figures in found.items() if isinstance(figures, dict)]
     for r in results["rows"]:
         lines.append(f"| {r['code']} | {r['subscriptions']} | {r['max_concurrency']} | {r['messages']:,} "
                      f"| {r['messages_per_s']:,.0f} | {r['ratio']:.3f} | {r['worker_cores']:.2f} "
@@ -439,11 +511,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="record the worker with py-spy during the row with N subscriptions")
     parser.add_argument("--compare", metavar="COMMIT", default="",
                         help="also measure the worker of COMMIT (its broker/ from git), in the same run")
+    parser.add_argument("--clients", action="store_true",
+                        help="also measure httpx and aiohttp side by side against the receiver")
     parser.add_argument("--subscriptions", type=str, default="1,10,100", help="rows to run (default 1,10,100)")
     args = parser.parse_args(argv)
     config = Config.make(args.quick, args.profile)
     config = Config(**{**asdict(config), "subscriptions": tuple(int(n) for n in args.subscriptions.split(",")),
-                       "compare": args.compare})
+                       "compare": args.compare, "clients": args.clients})
     try:
         results = run(config, log=lambda text: print(text, file=sys.stderr, flush=True))
     except BenchError as exc:
