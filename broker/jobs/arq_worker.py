@@ -164,13 +164,23 @@ def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format, settings.access_log)
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed (as ``broker serve`` uses), else asyncio's: push delivery spends much of
+    its time in the loop's TLS and socket code."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def _run_one(settings: Settings) -> None:
     """One arq worker until SIGINT/SIGTERM. arq's worker stops when its Redis connection fails (a Redis
     restart, a failover): it is started again after a second, so the process rides out a store outage as the
     API processes do."""
     cls = worker_settings(settings)
     while True:
-        loop = asyncio.new_event_loop()
+        loop = _new_event_loop()
         asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
         try:
             arq_run_worker(cls)

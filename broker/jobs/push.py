@@ -1,5 +1,7 @@
 """Push delivery: one loop per process finds the subscribed queues; each queue gets its own claim loop
-and its deliveries run as separate tasks, so a slow endpoint never stalls another queue.
+and its deliveries run as separate tasks, so a slow endpoint never stalls another queue. Before leasing,
+a claim loop takes slots of its endpoint (broker/push/endpoints.py): the deliveries to one endpoint are
+bounded, and shared in turn by the subscriptions that push to it.
 
 A delivery leases its message with ``Store.claim`` for the subscription's visibility timeout, so one
 message is delivered by one process at a time; a process that dies mid-delivery leaves a lease that
@@ -20,6 +22,8 @@ from typing import Any
 import msgspec
 
 from broker import errors
+from broker.push.endpoints import Endpoints, EndpointSlots, origin_of
+from broker.push.pool import ENDPOINT_CONNECTIONS
 from broker.push.webhooks import WebhookSender, retry_delay_ms
 from broker.schemas import MAX_CONSUME, PushMessage, QueueMessage
 from broker.store.notify import Notifier
@@ -102,18 +106,36 @@ class QueuePusher:
                 self.slot_freed.clear()
                 await self._pause(lambda: asyncio.wait_for(self.slot_freed.wait(), d.poll_interval))
                 continue
+            slots = d.endpoints.slots(sub.url)
+            granted = await self._acquire(slots, free)
+            if not granted:
+                continue
             try:
-                messages, wake_ms = await self._claim(sub, free)
+                messages, wake_ms = await self._claim(sub, granted)
             except errors.QueueNotFound:
+                slots.release(granted)
                 return
             except Exception as exc:
+                slots.release(granted)
                 log.warning("push %s/%s: claim failed: %s", sub.project, sub.queue, exc)
                 await self._pause(lambda: asyncio.sleep(d.poll_interval))
                 continue
+            slots.release(granted - len(messages))
             for message in messages:
-                self._spawn(sub, message)
-            if len(messages) < free:
+                self._spawn(sub, message, slots)
+            if len(messages) < granted:
                 await self._pause(functools.partial(self._idle, wake_ms))
+
+    async def _acquire(self, slots: EndpointSlots, want: int) -> int:
+        """Slots of the subscription's endpoint (broker/push/endpoints.py); a wait that stop_claiming may cut
+        short (then none are taken)."""
+        if self.stopped:
+            return 0
+        self._pausing = True
+        try:
+            return await slots.acquire(want)
+        finally:
+            self._pausing = False
 
     async def _claim(self, sub: ActiveSubscription, free: int) -> tuple[list[QueueMessage], int]:
         """Lease up to ``free`` messages. On a FIFO queue one claim may return several consecutive
@@ -147,13 +169,14 @@ class QueuePusher:
         else:
             await asyncio.sleep(timeout)
 
-    def _spawn(self, sub: ActiveSubscription, message: QueueMessage) -> None:
-        task = asyncio.create_task(self._deliver(sub, message), name=f"push:{message.message_id}")
+    def _spawn(self, sub: ActiveSubscription, message: QueueMessage, slots: EndpointSlots) -> None:
+        task = asyncio.create_task(self._deliver(sub, message))
         self.deliveries.add(task)
         self.dispatcher.deliveries.add(task)
-        task.add_done_callback(self._delivered)
+        task.add_done_callback(functools.partial(self._delivered, slots))
 
-    def _delivered(self, task: asyncio.Task[None]) -> None:
+    def _delivered(self, slots: EndpointSlots, task: asyncio.Task[None]) -> None:
+        slots.release(1)
         self.deliveries.discard(task)
         self.dispatcher.deliveries.discard(task)
         self.slot_freed.set()
@@ -215,8 +238,10 @@ class PushDispatcher:
         refresh_interval: float = 1.0,
         poll_interval: float = 2.0,
         tracing: Tracing | None = None,
+        per_endpoint: int = ENDPOINT_CONNECTIONS,
     ):
         self.tracing = tracing or Tracing()
+        self.endpoints = Endpoints(per_endpoint)
         self.store = store
         self.subs = SubscriptionStore(store)
         self.sender = sender
@@ -248,6 +273,7 @@ class PushDispatcher:
             if key not in wanted or retired.finished:
                 del self.pushers[key]
                 await retired.stop_claiming()
+        self.endpoints.forget_idle({origin_of(sub.url) for sub in wanted.values()})
         for key, sub in wanted.items():
             current = self.pushers.get(key)
             if current is None:

@@ -14,6 +14,7 @@ from typing import Any
 from broker.jobs import tasks
 from broker.jobs.maintenance import Maintenance
 from broker.jobs.push import PushDispatcher
+from broker.push.pool import ENDPOINT_CONNECTIONS
 from broker.push.ssrf import AddressGuard, Resolver
 from broker.push.webhooks import WebhookSender
 from broker.settings import ConfigError, Settings
@@ -35,6 +36,19 @@ def _seconds(extra: dict[str, Any], name: str, default: float) -> float:
     return seconds
 
 
+def _count(extra: dict[str, Any], name: str, default: int, most: int) -> int:
+    value = extra.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"{name}={value!r} is not a whole number")
+    try:
+        count = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if not 1 <= count <= most:
+        raise ConfigError(f"{name}={count} is out of range (1..{most})")
+    return count
+
+
 @dataclass(frozen=True)
 class BackgroundOptions:
     """How the background jobs run. ``projects`` limits them to those projects (tests, or sharding
@@ -46,18 +60,22 @@ class BackgroundOptions:
     push_refresh_s: float = 1.0
     push_poll_s: float = 2.0
     stop_grace_s: float = 5.0
+    #: deliveries (and connections) to one endpoint at once, shared by its subscriptions (docs/push.md)
+    push_per_endpoint: int = ENDPOINT_CONNECTIONS
     projects: tuple[str, ...] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BackgroundOptions:
         """Defaults, overridden by ``settings.extra`` keys ``background_projects``,
-        ``maintenance_interval_seconds``, ``push_refresh_seconds`` and ``push_poll_seconds``."""
+        ``maintenance_interval_seconds``, ``push_refresh_seconds``, ``push_poll_seconds`` and
+        ``push_endpoint_concurrency``."""
         extra = dict(settings.extra)
         projects = extra.get("background_projects")
         return cls(
             maintenance_interval_s=_seconds(extra, "maintenance_interval_seconds", cls.maintenance_interval_s),
             push_refresh_s=_seconds(extra, "push_refresh_seconds", cls.push_refresh_s),
             push_poll_s=_seconds(extra, "push_poll_seconds", cls.push_poll_s),
+            push_per_endpoint=_count(extra, "push_endpoint_concurrency", cls.push_per_endpoint, 10_000),
             projects=tuple(projects) if projects is not None else None,
         )
 
@@ -92,12 +110,13 @@ class BackgroundRunner:
         if self.options.push:
             self.dispatcher = PushDispatcher(
                 self.store,
-                WebhookSender(self.guard, self.ssl_context),
+                WebhookSender(self.guard, self.ssl_context, per_endpoint=self.options.push_per_endpoint),
                 notifier=self.notifier,
                 projects=self.options.projects,
                 refresh_interval=self.options.push_refresh_s,
                 poll_interval=self.options.push_poll_s,
                 tracing=self.tracing,
+                per_endpoint=self.options.push_per_endpoint,
             )
             self.dispatcher.start()
 

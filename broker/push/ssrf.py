@@ -13,9 +13,9 @@ A push URL must be https and its host must resolve only to globally routable add
   (server and client).
 - A host written as a number the way ``inet_aton`` reads it (``2130706433``, ``0x7f000001``,
   ``017700000001``, ``127.1``) is that address.
-- A host name is resolved once; every address it resolves to must pass, and the connection goes to
-  one of exactly those addresses (:class:`GuardedBackend`), so a second resolution cannot return a
-  different answer (DNS rebinding). TLS still uses the host name for SNI and certificate checks.
+- A host name is resolved once per new connection; every address it resolves to must pass, and the
+  connection goes to one of exactly those addresses (broker/push/pool.py), so a second resolution cannot
+  return a different answer (DNS rebinding). TLS still uses the host name for SNI and certificate checks.
 
 A refused host *name* is answered with one message whatever the reason (no answer, a resolver error, a
 private answer), at subscribe time and in a delivery's ``last_error``: otherwise any key holder could ask the
@@ -32,16 +32,10 @@ import asyncio
 import ipaddress
 import logging
 import socket
-import ssl
-import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
-import certifi
-import httpcore
 import httpx
-
-from broker.push.httpx_adapter import replace_pool
 
 log = logging.getLogger("broker.push.ssrf")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -282,74 +276,3 @@ async def check_url(url: str, guard: AddressGuard) -> None:
         await guard.addresses(parsed.host, parsed.port or 443)
     except RefusedAddress as exc:
         raise RefusedUrl(f"url refused: {exc}") from None
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """An httpcore network backend that resolves through an :class:`AddressGuard` and connects to one
-    of the addresses it checked. httpcore then starts TLS with the URL's host name as SNI and for the
-    certificate check, so pinning the address costs nothing in verification."""
-
-    def __init__(self, guard: AddressGuard, inner: httpcore.AsyncNetworkBackend | None = None):
-        self.guard = guard
-        self.inner = inner or httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        last: Exception | None = None
-        for address in await self.guard.addresses(host, port):
-            try:
-                return await self.inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        raise last or httpcore.ConnectError(f"no address to connect to for {host}")
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[typing.Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise RefusedAddress("unix sockets are not push targets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-def default_ssl_context() -> ssl.SSLContext:
-    """Certificate verification against the system store (which honours SSL_CERT_FILE/SSL_CERT_DIR)
-    and the certifi bundle."""
-    context = ssl.create_default_context()
-    context.load_verify_locations(certifi.where())
-    return context
-
-
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """An httpx transport whose connections go through :class:`GuardedBackend`. Every request opens a
-    fresh connection (no keep-alive), so each delivery is checked against the addresses its host
-    resolves to at that moment. Proxies from the environment are never used.
-
-    httpx has no public parameter for the network backend, so the connection pool built by the parent
-    class is replaced by one that uses it (broker/push/httpx_adapter.py)."""
-
-    def __init__(
-        self,
-        guard: AddressGuard,
-        ssl_context: ssl.SSLContext | None = None,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ):
-        context = ssl_context or default_ssl_context()
-        super().__init__(verify=context, trust_env=False)
-        replace_pool(self, httpcore.AsyncConnectionPool(
-            ssl_context=context,
-            max_connections=None,
-            max_keepalive_connections=0,
-            keepalive_expiry=0,
-            http1=True,
-            http2=False,
-            network_backend=GuardedBackend(guard, inner),
-        ))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import email.utils
+import functools
 import hashlib
 import hmac
 import random
@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
-from broker.push.ssrf import AddressGuard, GuardedTransport, RefusedAddress, RefusedUrl, parse_push_url
+from broker.push.pool import ENDPOINT_CONNECTIONS, SocketFactory, guarded_connector
+from broker.push.ssrf import AddressGuard, RefusedAddress, RefusedUrl, literal_address, parse_push_url
 
 SECRET_PREFIX = "whsec_"
 USER_AGENT = "broker-push/1"
@@ -41,6 +42,7 @@ class InvalidSecret(ValueError):
     """A ``whsec_`` secret whose rest is not base64 of at least one byte."""
 
 
+@functools.lru_cache(maxsize=1024)
 def secret_key(secret: str) -> bytes:
     """The HMAC key of ``secret`` (see the module docstring)."""
     if secret.startswith(SECRET_PREFIX):
@@ -118,42 +120,89 @@ class Attempt:
         return self.status == 410
 
 
-async def _body_snippet(response: httpx.Response) -> str:
+#: A 2xx answer's body is read (and dropped) up to this size so that its connection can be reused; a longer
+#: one closes the connection instead.
+DRAIN_BYTES = 64 * 1024
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+async def _read_some(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body (all of it when shorter)."""
     read = b""
-    async for chunk in response.aiter_raw():
-        read += chunk
-        if len(read) >= ERROR_BODY_CHARS * 4:
+    while len(read) < limit:
+        chunk = await response.content.read(limit - len(read))
+        if not chunk:
             break
-    text = " ".join(read.decode("utf-8", "replace").split())
-    return text[:ERROR_BODY_CHARS]
+        read += chunk
+    return read
 
 
-def _failure_text(response: httpx.Response, snippet: str) -> str:
-    text = f"HTTP {response.status_code}"
-    if response.is_redirect:
-        text += f" (redirects are not followed; location: {response.headers.get('location', '')[:200]})"
+def _failure_text(response: aiohttp.ClientResponse, snippet: str) -> str:
+    text = f"HTTP {response.status}"
+    location = response.headers.get("location")
+    if response.status in _REDIRECTS and location is not None:
+        text += f" (redirects are not followed; location: {location[:200]})"
     return f"{text}: {snippet}" if snippet else text
 
 
 class WebhookSender:
-    """Sends push attempts through a :class:`GuardedTransport`: the address check applies to every
-    attempt, redirects are never followed, and no proxy from the environment is used."""
+    """Sends push attempts with aiohttp over the connections of :func:`guarded_connector`: kept alive per
+    endpoint, every new one resolved and checked by the guard (broker/push/pool.py). Redirects are never
+    followed, and no proxy from the environment is used. ``socket_factory`` stands in for socket creation
+    (tests); the session is made on the first attempt, inside the running event loop."""
 
     def __init__(
         self,
         guard: AddressGuard,
         ssl_context: ssl.SSLContext | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        per_endpoint: int = ENDPOINT_CONNECTIONS,
+        socket_factory: SocketFactory | None = None,
     ):
         self.guard = guard
-        self.client = httpx.AsyncClient(
-            transport=transport or GuardedTransport(guard, ssl_context),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self.ssl_context = ssl_context
+        self.per_endpoint = per_endpoint
+        self.socket_factory = socket_factory
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._targets: dict[str, tuple[str, int, bool] | RefusedUrl] = {}
+
+    def _target(self, url: str) -> tuple[str, int, bool] | RefusedUrl:
+        """(host, port, names an address) of an acceptable URL, or why it is refused; remembered per URL."""
+        target = self._targets.get(url)
+        if target is None:
+            try:
+                parsed = parse_push_url(url, self.guard.allow_private)
+                target = (parsed.host, parsed.port or 443, literal_address(parsed.host) is not None)
+            except RefusedUrl as exc:
+                target = exc
+            if len(self._targets) >= 4096:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = guarded_connector(self.guard, self.ssl_context, per_endpoint=self.per_endpoint,
+                                          socket_factory=self.socket_factory)
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=False,
+                skip_auto_headers=("Accept-Encoding",),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            if len(self._timeouts) > 64:
+                self._timeouts.clear()
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
 
     async def send(
         self, url: str, message_id: str, body: bytes, secret: str | None, timeout_s: float,
@@ -161,38 +210,48 @@ class WebhookSender:
     ) -> Attempt:
         """POST ``body`` to ``url``, signed when there is a secret, with ``extra_headers`` (trace context);
         never raises for a failed attempt."""
-        try:
-            target = parse_push_url(url, self.guard.allow_private)
-        except RefusedUrl as exc:
-            return Attempt(None, str(exc))
+        target = self._target(url)
+        if isinstance(target, RefusedUrl):
+            return Attempt(None, str(target))
+        host, port, literal = target
         headers = webhook_headers(message_id, body, secret)
         if extra_headers:
             headers.update(extra_headers)
-        request = self.client.build_request(
-            "POST", target, content=body, headers=headers, timeout=httpx.Timeout(timeout_s)
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        # aiohttp's total timeout covers the connection (the guard's lookup included), the request and the
+        # answer's body; the reads below are bounded by the same deadline.
+        deadline = asyncio.get_running_loop().time() + timeout_s
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await self.client.send(request, stream=True)
+            if literal and not self.guard.allow_private:
+                await self.guard.addresses(host, port)  # a refusal says why; no lookup for an address
+            response = await self._client().post(
+                url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout(timeout_s)
+            )
         except RefusedAddress as exc:
             return Attempt(None, f"refused address: {exc}")
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             return Attempt(None, f"timeout: no answer within {timeout_s:g} s")
-        except (httpx.HTTPError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             return Attempt(None, f"connection failed: {type(exc).__name__}: {exc}"[:400])
         try:
-            if 200 <= response.status_code < 300:
-                return Attempt(response.status_code)
+            status = response.status
+            if 200 <= status < 300:
+                if not response.content.at_eof():  # read what is left, so that the connection can be reused
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            await _read_some(response, DRAIN_BYTES)
+                    except (TimeoutError, aiohttp.ClientError, OSError):
+                        response.close()
+                return Attempt(status)
             snippet = ""
-            with contextlib.suppress(Exception):
+            try:
                 async with asyncio.timeout_at(deadline):
-                    snippet = await _body_snippet(response)
+                    read = await _read_some(response, ERROR_BODY_CHARS * 4)
+                snippet = " ".join(read.decode("utf-8", "replace").split())[:ERROR_BODY_CHARS]
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                response.close()
+            retry_after = None
+            if status in (429, 503):
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return Attempt(status, _failure_text(response, snippet), retry_after)
         finally:
-            with contextlib.suppress(Exception):
-                await response.aclose()
-        retry_after = None
-        if response.status_code in (429, 503):
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return Attempt(response.status_code, _failure_text(response, snippet), retry_after)
+            response.release()

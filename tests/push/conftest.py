@@ -46,7 +46,8 @@ Responder = Callable[[Received], Awaitable[Reply]]
 @dataclass
 class Receiver:
     """A minimal HTTPS server: records every request, answers with ``respond`` (default 200), or with
-    the next of ``statuses`` while there are any. One request per connection."""
+    the next of ``statuses`` while there are any. One request per connection, unless ``keep_alive``;
+    ``connections`` counts the connections accepted, :meth:`drop_connections` closes the open ones."""
 
     server_context: ssl.SSLContext
     requests: list[Received] = field(default_factory=list)
@@ -55,7 +56,14 @@ class Receiver:
     port: int = 0
     in_progress: int = 0
     max_in_progress: int = 0
+    keep_alive: bool = False
+    connections: int = 0
+    _open: set[asyncio.StreamWriter] = field(default_factory=set)
     _server: asyncio.Server | None = None
+
+    def drop_connections(self) -> None:
+        for writer in list(self._open):
+            writer.close()
 
     def url(self, path: str = "/hook", host: str = "localhost") -> str:
         return f"https://{host}:{self.port}{path}"
@@ -92,34 +100,48 @@ class Receiver:
         return 200, {}, b"ok"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._open.add(writer)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    name, value = line.split(":", 1)
-                    headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            request = Received(method, path, headers, body)
-            self.requests.append(request)
-            self.in_progress += 1
-            self.max_in_progress = max(self.max_in_progress, self.in_progress)
-            try:
-                status, extra, content = await self._answer(request)
-            finally:
-                self.in_progress -= 1
-            head_out = [f"HTTP/1.1 {status} X", f"content-length: {len(content)}", "connection: close"]
-            head_out += [f"{k}: {v}" for k, v in extra.items()]
-            writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + content)
-            await writer.drain()
+            while await self._one(reader, writer) and self.keep_alive:
+                pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError, ValueError):
             pass
         finally:
+            self._open.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Read one request and answer it; False when the connection ended first."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return False
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        request = Received(method, path, headers, body)
+        self.requests.append(request)
+        self.in_progress += 1
+        self.max_in_progress = max(self.max_in_progress, self.in_progress)
+        try:
+            status, extra, content = await self._answer(request)
+        finally:
+            self.in_progress -= 1
+        head_out = [f"HTTP/1.1 {status} X", f"content-length: {len(content)}"]
+        if not self.keep_alive:
+            head_out.append("connection: close")
+        head_out += [f"{k}: {v}" for k, v in extra.items()]
+        writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + content)
+        await writer.drain()
+        return True
 
 
 @pytest.fixture

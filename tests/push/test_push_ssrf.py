@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import ssl
 from typing import Any
 
-import httpcore
 import pytest
 
 from broker.push import ssrf
-from broker.push.ssrf import AddressGuard, GuardedTransport, literal_address, parse_ipv4_loose, refusal_reason
+from broker.push.ssrf import AddressGuard, literal_address, parse_ipv4_loose, refusal_reason
 from broker.push.webhooks import WebhookSender
 
 REFUSED = [
@@ -154,16 +154,17 @@ async def test_a_name_that_does_not_resolve_is_refused_alike(strict_api, monkeyp
 
 
 # --- delivery time ----------------------------------------------------------------------------------
-class RecordingBackend(httpcore.AsyncNetworkBackend):
-    """Stands in for the network: records connection attempts and refuses them."""
+class RecordingBackend:
+    """Stands in for the network (as the sender's socket factory): records the address of every socket about
+    to be connected, and refuses to make it."""
 
     def __init__(self) -> None:
         self.connects: list[tuple[str, int]] = []
 
-    async def connect_tcp(self, host: str, port: int, timeout: Any = None, local_address: Any = None,
-                          socket_options: Any = None) -> httpcore.AsyncNetworkStream:
-        self.connects.append((host, port))
-        raise httpcore.ConnectError("no network in this test")
+    def __call__(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        address = addr_info[4]
+        self.connects.append((address[0], address[1]))
+        raise OSError("no network in this test")
 
 
 TLS_CONTEXT = ssl.create_default_context()  # built once: loading trust stores per sender is slow
@@ -172,7 +173,7 @@ TLS_CONTEXT = ssl.create_default_context()  # built once: loading trust stores p
 async def send_with(resolver: Any, url: str = "https://hooks.test/hook") -> tuple[Any, RecordingBackend]:
     network = RecordingBackend()
     guard = AddressGuard(False, resolver)
-    sender = WebhookSender(guard, transport=GuardedTransport(guard, TLS_CONTEXT, inner=network))
+    sender = WebhookSender(guard, TLS_CONTEXT, socket_factory=network)
     try:
         attempt = await sender.send(url, "m1", b"{}", None, 2.0)
     finally:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from support import eventually
 
 from broker.jobs.inprocess import start_background
 from broker.jobs.runner import BackgroundOptions
 from broker.schemas import CreateQueueRequest
 from broker.services import open_services
-from broker.settings import Settings
+from broker.settings import ConfigError, Settings
 from broker.store.keys import ProjectKeys
 from broker.store.queues import OutgoingMessage
 
@@ -63,3 +64,11 @@ def test_options_from_settings():
     assert BackgroundOptions.from_settings(Settings()) == BackgroundOptions()
     options = BackgroundOptions.from_settings(Settings(extra={"push_poll_seconds": "0.5"}))
     assert options.push_poll_s == 0.5
+
+
+def test_endpoint_concurrency_from_settings():
+    options = BackgroundOptions.from_settings(Settings(extra={"push_endpoint_concurrency": "8"}))
+    assert options.push_per_endpoint == 8
+    for bad in (0, 10_001, "many", 1.5, True):
+        with pytest.raises(ConfigError):
+            BackgroundOptions.from_settings(Settings(extra={"push_endpoint_concurrency": bad}))
