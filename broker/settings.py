@@ -102,6 +102,8 @@ class Settings:
     metrics_token: str | None = None
     log_format: str = "console"
     access_log: bool = True
+    sqs_pepper: str | None = None  # seals the SQS secrets in the store (docs/sqs.md); None: data_dir/sqs-pepper
+    sqs_region: str = "us-east-1"  # the region in the SQS edge's ARNs
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -160,6 +162,16 @@ class Settings:
             values["log_format"] = log_format
         if env.get("BROKER_ACCESS_LOG", "").strip():
             values["access_log"] = _bool("BROKER_ACCESS_LOG", env["BROKER_ACCESS_LOG"])
+        if env.get("BROKER_SQS_PEPPER", "").strip():
+            pepper = env["BROKER_SQS_PEPPER"].strip()
+            if len(pepper) < 16:
+                raise ConfigError("BROKER_SQS_PEPPER must be at least 16 characters")
+            values["sqs_pepper"] = pepper
+        if env.get("BROKER_SQS_REGION", "").strip():
+            region = env["BROKER_SQS_REGION"].strip()
+            if not re.match(r"^[a-z0-9-]{1,32}\Z", region):
+                raise ConfigError(f"BROKER_SQS_REGION={region!r} must be lowercase letters, digits and '-'")
+            values["sqs_region"] = region
         settings = cls(**values)
         if settings.max_long_polls_per_project is not None and (
             settings.max_long_polls_per_project > settings.max_long_polls

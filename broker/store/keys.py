@@ -6,6 +6,7 @@ Layout (``P`` a validated project name, ``Q`` a validated queue name; neither ca
     v1:auth:keys               hash   sha256(api key) -> {"project", "prefix", "created_at"} JSON
     v1:auth:revoked            set    sha256 of revoked keys given by BROKER_API_KEYS
     v1:auth:initial            string set when `serve` created the first key of an empty store
+    v1:auth:sqs                hash   SQS access key id -> {"project", "key_digest", "sealed"} JSON (store/sqskeys.py)
     v1:projects                set    projects that have queues (for the background workers)
     v1:meta:instance           string store identity, written once (detects a store that came back empty)
     v1:ratelimits              set    projects that have a request-rate limit (for `broker limits show`)
@@ -34,6 +35,7 @@ VERSION = "v1"
 AUTH_KEYS = f"{VERSION}:auth:keys"
 AUTH_REVOKED = f"{VERSION}:auth:revoked"
 AUTH_INITIAL = f"{VERSION}:auth:initial"  # set once when the first key of a store was created
+AUTH_SQS = f"{VERSION}:auth:sqs"  # SQS credentials of API keys, the secret sealed (broker/store/sqskeys.py)
 PROJECTS = f"{VERSION}:projects"
 INSTANCE = f"{VERSION}:meta:instance"
 RATE_LIMITS = f"{VERSION}:ratelimits"  # projects with a rate limit; only `broker limits` reads and writes it
@@ -67,6 +69,8 @@ QUEUE_PARTS: dict[str, tuple[str, str]] = {
     "ctr": ("hash", "message counters for /metrics: published, delivered, acked, nacked, lease_expired, "
             "dead_lettered, redriven, purged, push_success, push_failure, push_dead_lettered (one HINCRBY per "
             "counter and call, lua/include/lifecycle.lua)"),
+    "sqs": ("hash", "SQS-only queue attributes (DelaySeconds, ReceiveMessageWaitTimeSeconds, ...) and tags "
+            "('tag:' + key), written by lua/sqs_attributes.lua (docs/sqs.md)"),
 }
 
 

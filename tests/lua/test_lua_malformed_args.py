@@ -62,6 +62,7 @@ VALID: dict[str, Call] = {
     "list_queues": lambda w: ([w.pk.queues], [w.tag, "", 10]),
     "queue_metrics": lambda w: ([w.pk.queues], [w.tag, w.now, "", 10]),
     "delete_queue": lambda w: ([w.cfg("new"), w.pk.queues, w.pk.subscriptions], [w.tag, "new"]),
+    "sqs_attributes": lambda w: ([w.cfg()], [w.tag, "jobs", 1, "DelaySeconds", "5", "tag:gone"]),
 }
 
 #: (script, 1-based ARGV index, bad values).
@@ -101,6 +102,7 @@ TABLE: list[tuple[str, int, list[str]]] = [
     ("list_queues", 3, [*NOT_NOW, *NEGATIVE, "0"]),
     ("queue_metrics", 2, NOT_NOW),
     ("queue_metrics", 4, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("sqs_attributes", 3, [*NOT_NOW, *NEGATIVE, "3"]),  # more pairs than given
 ]
 
 #: The bad values that are a client's mistake the API also refuses (400); every other one is a caller's bug (500).
