@@ -3,9 +3,9 @@ query form (``X-Amz-Algorithm``, ``X-Amz-Credential``, ...), with AWS's 15-minut
 
 The canonical request is built as AWS documents it (and as botocore's signer builds it): the method, the path
 URI-encoded (again, for a service other than S3), the query parameters sorted and encoded, the signed headers
-lower-cased with their values trimmed, the signed header names and the payload's SHA-256 (``UNSIGNED-PAYLOAD``
-in the presigned form, or the ``X-Amz-Content-SHA256`` header when it was signed). The signing key of an
-(access key, date, region) is cached: it changes once a day.
+lower-cased with their values trimmed, the signed header names and the payload's SHA-256 (the
+``X-Amz-Content-SHA256`` header when it was signed; in the presigned form ``UNSIGNED-PAYLOAD`` is accepted
+too). The signing key of an (access key, date, region) is cached: it changes once a day.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def parse(query_string: bytes, headers: dict[str, str], body: bytes, now: float)
         signed = tuple(query["X-Amz-SignedHeaders"].split(";"))
         signature = query["X-Amz-Signature"]
         presigned = True
-        payload_hash = UNSIGNED_PAYLOAD
+        payload_hash = hashlib.sha256(body).hexdigest()  # what botocore's signer hashes; UNSIGNED-PAYLOAD too
         canonical_pairs = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
         try:
             expires = int(query.get("X-Amz-Expires", "900"))
@@ -167,12 +167,18 @@ def verify(claim: SignedRequest, secret: str, method: str, raw_path: str, header
             raise sqs_errors.signature_mismatch(f"The signed header {name!r} is missing from the request.")
         canonical_headers += f"{name}:{_SPACES.sub(' ', headers[name].strip())}\n"
     path = quote(raw_path or "/", safe="/~")
-    canonical = "\n".join((method, path, claim.canonical_query, canonical_headers, ";".join(claim.signed_headers),
-                           claim.payload_hash))
     scope = f"{claim.date}/{claim.region}/{SERVICE}/aws4_request"
-    to_sign = f"{ALGORITHM}\n{claim.amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    expected = hmac.new(signing_key(secret, claim.date, claim.region), to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, claim.signature):
+    key = signing_key(secret, claim.date, claim.region)
+    # A presigned URL's payload is UNSIGNED-PAYLOAD for AWS's docs and some SDKs, the body's hash for botocore.
+    hashes = (claim.payload_hash, UNSIGNED_PAYLOAD) if claim.presigned else (claim.payload_hash,)
+    matched = False
+    for payload_hash in hashes:
+        canonical = "\n".join((method, path, claim.canonical_query, canonical_headers,
+                               ";".join(claim.signed_headers), payload_hash))
+        to_sign = f"{ALGORITHM}\n{claim.amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        matched = matched or hmac.compare_digest(expected, claim.signature)
+    if not matched:
         raise sqs_errors.signature_mismatch(
             "The request signature we calculated does not match the signature you provided. Check your AWS "
             "Secret Access Key and signing method."
