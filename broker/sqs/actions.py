@@ -374,6 +374,7 @@ class Prepared:
     body: str
     attributes: dict[str, sqs_messages.Attribute]
     system: dict[str, sqs_messages.Attribute]
+    size: int  # the body and the attributes, as SQS counts them
 
 
 def _prepare(env: Env, info: QueueInfo, entry: dict[str, Any]) -> Prepared:
@@ -381,7 +382,7 @@ def _prepare(env: Env, info: QueueInfo, entry: dict[str, Any]) -> Prepared:
     attributes = sqs_messages.check_attributes(entry.get("MessageAttributes"))
     system = sqs_messages.check_attributes(entry.get("MessageSystemAttributes"), system=True)
     limit = int(info.sqs.get("MaximumMessageSize", sqs_messages.MAX_MESSAGE_BYTES))
-    size = len(body.encode()) + sqs_messages.attributes_size(attributes)
+    size = len(body.encode()) + (sqs_messages.attributes_size(attributes) if attributes else 0)
     if size > limit:
         raise sqs_errors.invalid_parameter(f"One or more parameters are invalid. Reason: Message must be shorter "
                                            f"than {limit} bytes.")
@@ -415,13 +416,15 @@ def _prepare(env: Env, info: QueueInfo, entry: dict[str, Any]) -> Prepared:
                                                "request includes a parameter that is not valid for this queue type.")
         if delay is None:
             delay = int(info.sqs.get("DelaySeconds", "0"))
-    trace = system.get("AWSTraceHeader")
-    extra = Extra(a=attributes, d=dedup, s=env.access_key_id, t=trace.string_value if trace else None)
+    extra = b""
+    if attributes or system or dedup is not None:
+        trace = system.get("AWSTraceHeader")
+        extra = sqs_messages.encode_extra(Extra(a=attributes, d=dedup, t=trace.string_value if trace else None))
     message = OutgoingMessage(
         payload=sqs_messages.payload_of(body), delay_ms=(delay or 0) * 1000, group_id=group if info.fifo else None,
-        fingerprint=fingerprint, idempotency_key=key, extra=sqs_messages.encode_extra(extra),
+        fingerprint=fingerprint, idempotency_key=key, extra=extra,
     )
-    return Prepared(message, body, attributes, system)
+    return Prepared(message, body, attributes, system, size)
 
 
 def sequence_number(message_id: str) -> str:
@@ -475,21 +478,22 @@ async def send_message_batch(env: Env, params: dict[str, Any]) -> dict[str, Any]
     name = queue_name_of(env, params)
     entries = _entries(params)
     info = await env.cache.get(env.project, name)
+    prepared: list[tuple[str, Prepared]] = []
+    failed = []
     total = 0
     for entry in entries:
-        body = entry.get("MessageBody")
-        total += len(body.encode()) if isinstance(body, str) else 0
-        total += sqs_messages.attributes_size(sqs_messages.check_attributes(entry.get("MessageAttributes")))
+        try:
+            one = _prepare(env, info, entry)
+        except sqs_errors.SqsError as exc:
+            failed.append(_failed(entry["Id"], exc))
+            body = entry.get("MessageBody")
+            total += len(body.encode()) if isinstance(body, str) else 0
+        else:
+            prepared.append((entry["Id"], one))
+            total += one.size
     if total > sqs_messages.MAX_MESSAGE_BYTES:
         raise sqs_errors.batch_error("BatchRequestTooLong", f"Batch requests cannot be longer than "
                                      f"{sqs_messages.MAX_MESSAGE_BYTES} bytes. You have sent {total} bytes.")
-    prepared: list[tuple[str, Prepared]] = []
-    failed = []
-    for entry in entries:
-        try:
-            prepared.append((entry["Id"], _prepare(env, info, entry)))
-        except sqs_errors.SqsError as exc:
-            failed.append(_failed(entry["Id"], exc))
     successful = []
     if prepared:
         ids = await env.ctx.store.publish(env.project, name, [p.message for _, p in prepared], batch=True)
@@ -546,7 +550,7 @@ async def receive_message(env: Env, params: dict[str, Any]) -> dict[str, Any]:
             "Body": body,
         }
         system = {
-            "SenderId": extra.s or "native", "SentTimestamp": str(message_enqueued_ms(delivery.message_id)),
+            "SenderId": env.project, "SentTimestamp": str(message_enqueued_ms(delivery.message_id)),
             "ApproximateReceiveCount": receives,
         }
         if receives == "1":

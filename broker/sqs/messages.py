@@ -1,5 +1,5 @@
 """An SQS message on the native queues: how its body maps to a native payload and back, what is kept with it
-(its message attributes, deduplication id, sender, trace header), its MD5 digests as SQS computes them, and
+(its message attributes, deduplication id, trace header), its MD5 digests as SQS computes them, and
 its receipt handles.
 
 The body rule (docs/sqs.md): an SQS body is stored as the native payload that is that body as a JSON string
@@ -44,7 +44,6 @@ class Extra(msgspec.Struct, omit_defaults=True, frozen=True):
 
     a: dict[str, Attribute] = {}  # message attributes
     d: str | None = None          # MessageDeduplicationId
-    s: str | None = None          # SenderId (the access key id)
     t: str | None = None          # AWSTraceHeader
 
 
@@ -73,6 +72,9 @@ def extra_of(raw: bytes) -> Extra:
 
 
 def encode_extra(extra: Extra) -> bytes:
+    """The stored bytes; a message with nothing to keep stores none (and keeps the stored form of a native one)."""
+    if not extra.a and extra.d is None and extra.t is None:
+        return b""
     return _encode(extra)
 
 

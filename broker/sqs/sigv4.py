@@ -63,7 +63,13 @@ def _parse_credential(credential: str) -> tuple[str, str, str]:
 
 
 def _epoch(amz_date: str) -> int:
-    return calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+    """Seconds since the epoch of a checked ``YYYYMMDD'T'HHMMSS'Z'`` (slicing: strptime costs more than the rest
+    of a verification)."""
+    try:
+        return calendar.timegm((int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]), int(amz_date[9:11]),
+                                int(amz_date[11:13]), int(amz_date[13:15]), 0, 0, 0))
+    except ValueError:
+        raise sqs_errors.incomplete_signature("X-Amz-Date is not a valid date.") from None
 
 
 def parse(query_string: bytes, headers: dict[str, str], body: bytes, now: float) -> SignedRequest:

@@ -135,7 +135,7 @@ def test_message_move_task_redrives_to_the_source(sqs: Any, make_queue: Callable
     assert code_of(exc) == "InvalidParameterValue"  # not a dead-letter queue
 
 
-def test_sqs_to_native_and_back(sqs: Any, make_queue: Callable[..., str], native: Client) -> None:
+def test_sqs_to_native_and_back(sqs: Any, sqs_server: Any, make_queue: Callable[..., str], native: Client) -> None:
     url = make_queue()
     queue = name_of(url)
     sqs.send_message(QueueUrl=url, MessageBody='{"looks": "like json"}', MessageAttributes={
@@ -147,7 +147,7 @@ def test_sqs_to_native_and_back(sqs: Any, make_queue: Callable[..., str], native
     native.publish(queue, payload="plain text")
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["SenderId"])["Messages"]
     assert [m["Body"] for m in got] == ['{"order":7}', "plain text"]
-    assert got[0]["Attributes"]["SenderId"] == "native"
+    assert got[0]["Attributes"]["SenderId"] == sqs_server.project
     for m in got:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     assert native.stats(queue).available == 0 and native.stats(queue).in_flight == 0
