@@ -18,10 +18,12 @@ import datetime
 import hashlib
 import hmac
 import json
+import os
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from bench.procs import api_env, http_server, redis_server
@@ -97,10 +99,25 @@ class Signer:
         return head, body
 
 
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User and system CPU time used so far by the processes ``pids`` (the API and its redis-server)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+#: What ``drive`` measured last: messages and the CPU seconds the server processes spent on them.
+LAST: dict[str, float] = {}
+SERVER_PIDS: tuple[int, ...] = ()
+
+
 async def drive(port: int, connections: int, seconds: float,
                 step: Callable[[Connection], Awaitable[int]]) -> float:
     """Messages per second of ``step`` (messages it handled; 0 ends that connection) on ``connections`` for
-    ``seconds``."""
+    ``seconds``; also keeps, in ``LAST``, the server's CPU microseconds per message (API process and Redis): a
+    figure the machine's other load moves far less than throughput."""
     opened = [await Connection.open(port) for _ in range(connections)]
     deadline = time.perf_counter() + seconds
     counts = [0] * connections
@@ -112,15 +129,16 @@ async def drive(port: int, connections: int, seconds: float,
                 return
             counts[i] += done
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(SERVER_PIDS)
     await asyncio.gather(*(loop(i) for i in range(connections)))
     elapsed = time.perf_counter() - started
+    LAST["cpu_us_per_message"] = (cpu_seconds(SERVER_PIDS) - cpu) * 1e6 / max(1, sum(counts))
     for connection in opened:
         connection.writer.close()
     return sum(counts) / elapsed
 
 
-async def measure(port: int, key: str, seconds: float, connections: int, rounds: int) -> dict[str, float]:
+async def measure(port: int, key: str, seconds: float, connections: int, rounds: int) -> dict[str, Any]:
     signer = Signer(port, *derive(key))
     native_queue, sqs_queue = f"nat-{uuid.uuid4().hex[:6]}", f"sqs-{uuid.uuid4().hex[:6]}"
     setup = await Connection.open(port)
@@ -170,20 +188,24 @@ async def measure(port: int, key: str, seconds: float, connections: int, rounds:
     # measured seconds apart is steadier than one of figures measured a minute apart. The figures are medians.
     figures: dict[str, list[float]] = {name: [] for name in (
         "native_publish_batch", "sqs_send_message_batch", "native_consume_ack_batch", "sqs_receive_delete_batch")}
-    ratios: dict[str, list[float]] = {"send_ratio": [], "receive_ratio": []}
-    for _ in range(rounds):
-        native_rate = await drive(port, connections, seconds, native_publish)
-        sqs_rate = await drive(port, connections, seconds, sqs_send)
-        figures["native_publish_batch"].append(native_rate)
-        figures["sqs_send_message_batch"].append(sqs_rate)
-        ratios["send_ratio"].append(sqs_rate / native_rate)
-    for _ in range(rounds):  # the consumes take what the publishes left, for less time, so no queue runs dry
-        native_rate = await drive(port, connections, seconds / 2, native_consume)
-        sqs_rate = await drive(port, connections, seconds / 2, sqs_receive)
-        figures["native_consume_ack_batch"].append(native_rate)
-        figures["sqs_receive_delete_batch"].append(sqs_rate)
-        ratios["receive_ratio"].append(sqs_rate / native_rate)
-    result = {name: statistics.median(values) for name, values in {**figures, **ratios}.items()}
+    ratios: dict[str, list[float]] = {"send_ratio": [], "receive_ratio": [], "send_cpu_ratio": [],
+                                      "receive_cpu_ratio": []}
+    pairs = (("native_publish_batch", native_publish, "sqs_send_message_batch", sqs_send, "send", seconds),
+             # the consumes take what the publishes left, for less time, so no queue runs dry
+             ("native_consume_ack_batch", native_consume, "sqs_receive_delete_batch", sqs_receive, "receive",
+              seconds / 2))
+    for native_name, native_step, sqs_name, sqs_step, kind, duration in pairs:
+        for _ in range(rounds):
+            native_rate = await drive(port, connections, duration, native_step)
+            native_cpu = LAST["cpu_us_per_message"]
+            sqs_rate = await drive(port, connections, duration, sqs_step)
+            figures[native_name].append(native_rate)
+            figures[sqs_name].append(sqs_rate)
+            ratios[f"{kind}_ratio"].append(sqs_rate / native_rate)
+            # messages per CPU second, SQS over native: above 1 when an SQS message costs the server less
+            ratios[f"{kind}_cpu_ratio"].append(native_cpu / LAST["cpu_us_per_message"])
+    result: dict[str, Any] = {name: statistics.median(values) for name, values in {**figures, **ratios}.items()}
+    result["rounds"] = {name: [round(v, 2) for v in values] for name, values in {**figures, **ratios}.items()}
     return result
 
 
@@ -198,12 +220,15 @@ def main() -> None:
     with redis_server() as redis:
         env = {**api_env(redis.url, project, key), "BROKER_SQS_PEPPER": "bench-pepper-0123456789"}
         with http_server("broker.http.app:app_from_env", env) as api:
+            global SERVER_PIDS
+            SERVER_PIDS = (api.pid, redis.proc.pid)
             result = asyncio.run(measure(api.port, key, args.seconds, args.connections, args.rounds))
     if args.json:
         print(json.dumps(result))
         return
     for name, value in result.items():
-        print(f"{name:28} {value:10.2f}" + ("" if "ratio" in name else " msgs/s"))
+        if name != "rounds":
+            print(f"{name:28} {value:10.2f}" + ("" if "ratio" in name else " msgs/s") + f"   {result['rounds'][name]}")
     print("goal: both ratios >= 0.80:", "met" if min(result["send_ratio"], result["receive_ratio"]) >= 0.8
           else "NOT met")
 

@@ -377,7 +377,22 @@ class Prepared:
     size: int  # the body and the attributes, as SQS counts them
 
 
+_PLAIN = frozenset(("Id", "MessageBody", "QueueUrl"))
+_NONE: dict[str, sqs_messages.Attribute] = {}
+
+
 def _prepare(env: Env, info: QueueInfo, entry: dict[str, Any]) -> Prepared:
+    """One message to send, validated and encoded (a body alone, to a standard queue, the short way)."""
+    if not info.fifo and entry.keys() <= _PLAIN:
+        body = sqs_messages.check_body(entry.get("MessageBody"))
+        size = len(body.encode())
+        if size > sqs_messages.MAX_MESSAGE_BYTES or "MaximumMessageSize" in info.sqs or "DelaySeconds" in info.sqs:
+            return _prepare_fully(env, info, entry)
+        return Prepared(OutgoingMessage(sqs_messages.payload_of(body)), body, _NONE, _NONE, size)
+    return _prepare_fully(env, info, entry)
+
+
+def _prepare_fully(env: Env, info: QueueInfo, entry: dict[str, Any]) -> Prepared:
     body = sqs_messages.check_body(entry.get("MessageBody"))
     attributes = sqs_messages.check_attributes(entry.get("MessageAttributes"))
     system = sqs_messages.check_attributes(entry.get("MessageSystemAttributes"), system=True)
@@ -549,22 +564,23 @@ async def receive_message(env: Env, params: dict[str, Any]) -> dict[str, Any]:
             "MD5OfBody": sqs_messages.md5_of_body(body),
             "Body": body,
         }
-        system = {
-            "SenderId": env.project, "SentTimestamp": str(message_enqueued_ms(delivery.message_id)),
-            "ApproximateReceiveCount": receives,
-        }
-        if receives == "1":
-            system["ApproximateFirstReceiveTimestamp"] = now_ms
-        if info.fifo:
-            system["MessageGroupId"] = delivery.group_id or ""
-            system["SequenceNumber"] = sequence_number(delivery.message_id)
-            if extra.d:
-                system["MessageDeduplicationId"] = extra.d
-        if extra.t:
-            system["AWSTraceHeader"] = extra.t
-        chosen_system = {k: v for k, v in system.items() if k in system_names}
-        if chosen_system:
-            message["Attributes"] = chosen_system
+        if system_names:
+            system = {
+                "SenderId": env.project, "SentTimestamp": str(message_enqueued_ms(delivery.message_id)),
+                "ApproximateReceiveCount": receives,
+            }
+            if receives == "1":
+                system["ApproximateFirstReceiveTimestamp"] = now_ms
+            if info.fifo:
+                system["MessageGroupId"] = delivery.group_id or ""
+                system["SequenceNumber"] = sequence_number(delivery.message_id)
+                if extra.d:
+                    system["MessageDeduplicationId"] = extra.d
+            if extra.t:
+                system["AWSTraceHeader"] = extra.t
+            chosen_system = {k: v for k, v in system.items() if k in system_names}
+            if chosen_system:
+                message["Attributes"] = chosen_system
         chosen = sqs_messages.select_attributes(extra.a, attribute_names)
         if chosen:
             message["MD5OfMessageAttributes"] = sqs_messages.md5_of_attributes(chosen)

@@ -206,19 +206,16 @@ def select_attributes(attributes: dict[str, Attribute], names: list[str]) -> dic
 
 # --- receipt handles ------------------------------------------------------------------------------------------
 def receipt_handle(queue: str, message_id: str, receipt: str) -> str:
-    """A handle names the queue, the message and its lease (the native receipt); base64url, opaque to clients."""
-    return base64.urlsafe_b64encode(f"{queue}\0{message_id}\0{receipt}".encode()).decode().rstrip("=")
+    """A handle names the queue, the message and its lease (the native receipt, whose MAC proves the lease):
+    ``queue~message_id~receipt``; none of the three can hold ``~``."""
+    return f"{queue}~{message_id}~{receipt}"
 
 
 def read_receipt_handle(handle: Any, queue: str) -> tuple[str, str]:
     """(message id, native receipt) of a handle given for ``queue``, or raise ReceiptHandleIsInvalid."""
-    if not isinstance(handle, str) or not handle or len(handle) > 1024:
+    if not isinstance(handle, str) or len(handle) > 1024:
         raise sqs_errors.receipt_handle_invalid(str(handle or ""))
-    try:
-        text = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4)).decode()
-    except (binascii.Error, ValueError):
-        raise sqs_errors.receipt_handle_invalid(handle) from None
-    parts = text.split("\0")
-    if len(parts) != 3 or parts[0] != queue or not parts[1] or not parts[2]:
+    parts = handle.split("~")
+    if len(parts) != 3 or parts[0] != queue or not parts[1] or not parts[2] or len(parts[1]) > 64:
         raise sqs_errors.receipt_handle_invalid(handle)
     return parts[1], parts[2]

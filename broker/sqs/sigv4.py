@@ -75,8 +75,8 @@ def _epoch(amz_date: str) -> int:
 def parse(query_string: bytes, headers: dict[str, str], body: bytes, now: float) -> SignedRequest:
     """The signature claim of a request (header form, else presigned query form), its time checked; raises
     the SQS error AWS gives for a missing, malformed or expired one."""
-    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    query = dict(pairs)
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
+    query = dict(pairs) if pairs else {}
     authorization = headers.get("authorization")
     if authorization is not None:
         scheme, _, rest = authorization.strip().partition(" ")
@@ -98,10 +98,11 @@ def parse(query_string: bytes, headers: dict[str, str], body: bytes, now: float)
         presigned = False
         payload_hash = hashlib.sha256(body).hexdigest()
         if "x-amz-content-sha256" in signed:
-            payload_hash = headers.get("x-amz-content-sha256", "")
-            if payload_hash != UNSIGNED_PAYLOAD and payload_hash != hashlib.sha256(body).hexdigest():
+            given = headers.get("x-amz-content-sha256", "")
+            if given != UNSIGNED_PAYLOAD and given != payload_hash:
                 raise sqs_errors.signature_mismatch("The provided 'x-amz-content-sha256' header does not match "
                                                     "what was computed.")
+            payload_hash = given
         canonical_pairs = pairs
     elif "X-Amz-Signature" in query:
         if query.get("X-Amz-Algorithm") != ALGORITHM:
@@ -143,7 +144,7 @@ def parse(query_string: bytes, headers: dict[str, str], body: bytes, now: float)
         raise sqs_errors.signature_mismatch("'Host' must be a signed header.")
     canonical_query = "&".join(
         f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(canonical_pairs)
-    )
+    ) if canonical_pairs else ""
     return SignedRequest(access_key_id, date, region, amz_date, signed, signature, presigned, canonical_query,
                          payload_hash)
 
@@ -171,8 +172,11 @@ def verify(claim: SignedRequest, secret: str, method: str, raw_path: str, header
     for name in claim.signed_headers:
         if name not in headers:
             raise sqs_errors.signature_mismatch(f"The signed header {name!r} is missing from the request.")
-        canonical_headers += f"{name}:{_SPACES.sub(' ', headers[name].strip())}\n"
-    path = quote(raw_path or "/", safe="/~")
+        value = headers[name].strip()
+        if "  " in value or "\t" in value or "\n" in value:
+            value = _SPACES.sub(" ", value)
+        canonical_headers += f"{name}:{value}\n"
+    path = "/" if raw_path in ("", "/") else quote(raw_path, safe="/~")
     scope = f"{claim.date}/{claim.region}/{SERVICE}/aws4_request"
     key = signing_key(secret, claim.date, claim.region)
     # A presigned URL's payload is UNSIGNED-PAYLOAD for AWS's docs and some SDKs, the body's hash for botocore.
