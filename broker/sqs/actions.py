@@ -446,8 +446,10 @@ def sequence_number(message_id: str) -> str:
     return f"{int(message_id[11:], 16):020d}"
 
 
-def _sent(prepared: Prepared, message_id: str, fifo: bool) -> dict[str, Any]:
+def _sent(prepared: Prepared, message_id: str, fifo: bool, entry_id: str | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": sqs_messages.md5_of_body(prepared.body)}
+    if entry_id is not None:
+        result["Id"] = entry_id
     if prepared.attributes:
         result["MD5OfMessageAttributes"] = sqs_messages.md5_of_attributes(prepared.attributes)
     if prepared.system:
@@ -512,8 +514,7 @@ async def send_message_batch(env: Env, params: dict[str, Any]) -> dict[str, Any]
     successful = []
     if prepared:
         ids = await env.ctx.store.publish(env.project, name, [p.message for _, p in prepared], batch=True)
-        successful = [{"Id": entry_id, **_sent(p, mid, info.fifo)} for (entry_id, p), mid in zip(prepared, ids,
-                                                                                               strict=True)]
+        successful = [_sent(p, mid, info.fifo, entry_id) for (entry_id, p), mid in zip(prepared, ids, strict=True)]
     return {"Successful": successful, "Failed": failed}
 
 
