@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from broker.client import Client
+from broker.client import BrokerError, Client
 
 
 def code_of(exc: pytest.ExceptionInfo[ClientError]) -> str:
@@ -82,6 +82,9 @@ def test_fifo_names_need_the_suffix(sqs: Any, native: Client) -> None:
     with pytest.raises(ClientError):
         sqs.create_queue(QueueName=f"std-{uuid.uuid4().hex[:6]}.fifo")
     name = f"nat-{uuid.uuid4().hex[:6]}.fifo"
+    with pytest.raises(BrokerError) as refused:
+        native.create_queue(name)  # a standard queue's name cannot end in .fifo
+    assert refused.value.status == 400
     native.create_queue(name, type="fifo")  # the native API accepts the suffix on FIFO queues
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
