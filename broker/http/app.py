@@ -91,7 +91,7 @@ def create_app(
                 long_polls=LongPollSlots(settings.max_long_polls, settings.long_polls_per_project),
                 body_deadline=BodyDeadline(settings.body_timeout_seconds), tracing=services.tracing,
             )
-            sqs_keys = SqsKeyRing(services.redis, load_pepper(settings.sqs_pepper, settings.data_dir),
+            sqs_keys = SqsKeyRing(services.redis, lambda: load_pepper(settings.sqs_pepper, settings.data_dir),
                                   settings.api_keys, settings.auth_cache_seconds)
             if redis is None:
                 settle_garbage_collector()

@@ -18,9 +18,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ ACCESS_KEY_ID_LABEL = b"broker sqs access key id v1"
 SECRET_LABEL = b"broker sqs secret access key v1"
 SEAL_LABEL = b"broker sqs seal v1\0"
 PEPPER_FILE = "sqs-pepper"
+log = logging.getLogger("broker.store.sqskeys")
 
 
 def derive(api_key: str) -> tuple[str, str]:
@@ -102,10 +105,14 @@ class SqsKeyRing:
     """Resolves SQS access key ids to (project, secret): the stored credentials, and those of the keys of
     BROKER_API_KEYS (derived at start). Lookups are cached like :class:`~broker.store.apikeys.KeyRing`'s."""
 
-    def __init__(self, redis: Any, pepper: bytes, env_keys: tuple[tuple[str, str], ...] = (),
+    def __init__(self, redis: Any, pepper: Callable[[], bytes], env_keys: tuple[tuple[str, str], ...] = (),
                  cache_seconds: float = 0.5):
+        """``pepper`` is called on the first lookup of a stored credential (so that a server no SQS client
+        talks to never needs its file); a pepper that cannot be had refuses stored credentials, logged once."""
         self.redis = redis
-        self.pepper = pepper
+        self._pepper_source = pepper
+        self._pepper: bytes | None = None
+        self._pepper_failed = False
         self.cache_seconds = cache_seconds
         self.env: dict[str, tuple[str, str, str]] = {}  # access key id -> (project, secret, key digest)
         for project, key in env_keys:
@@ -124,6 +131,15 @@ class SqsKeyRing:
         self._cache[access_key_id] = (found, time.monotonic() + self.cache_seconds)
         return found
 
+    def pepper(self) -> bytes | None:
+        if self._pepper is None and not self._pepper_failed:
+            try:
+                self._pepper = self._pepper_source()
+            except OSError as exc:
+                self._pepper_failed = True
+                log.warning("SQS credentials in the store are refused: no pepper (%s); set BROKER_SQS_PEPPER", exc)
+        return self._pepper
+
     async def _lookup(self, access_key_id: str) -> Credential | None:
         if not access_key_id.startswith("AKBR") or len(access_key_id) != 20:
             return None
@@ -134,7 +150,10 @@ class SqsKeyRing:
                 record = msgspec.json.decode(raw, type=StoredCredential)
                 if not await self.redis.hexists(AUTH_KEYS, record.key_digest):
                     return None  # its API key was revoked
-                return Credential(record.project, unseal(self.pepper, access_key_id, record.sealed))
+                pepper = self.pepper()
+                if pepper is None:
+                    return None
+                return Credential(record.project, unseal(pepper, access_key_id, record.sealed))
             if env is not None:
                 if await self.redis.sismember(AUTH_REVOKED, env[2]):
                     return None
