@@ -144,7 +144,11 @@ _XML_MEMBERS: dict[str, tuple[str, str]] = {
 def _xml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return escape(str(value))
+    return escape(str(value), _XML_CONTROL)
+
+
+#: Characters an XML reader would change (a carriage return reads as a newline), written as references.
+_XML_CONTROL = {"\r": "&#xD;"}
 
 
 def _xml(members: dict[str, Any], entry_name: str) -> str:

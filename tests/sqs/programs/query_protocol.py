@@ -25,7 +25,7 @@ attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attribut
 assert attrs["VisibilityTimeout"] == "40", attrs
 sqs.set_queue_attributes(QueueUrl=url, Attributes={"ReceiveMessageWaitTimeSeconds": "1"})
 
-sent = sqs.send_message(QueueUrl=url, MessageBody="query <body> & more", MessageAttributes={
+sent = sqs.send_message(QueueUrl=url, MessageBody="query <body> & more\r\n", MessageAttributes={
     "s": {"DataType": "String", "StringValue": "x<y"},
     "n": {"DataType": "Number.int", "StringValue": "5"},
     "b": {"DataType": "Binary", "BinaryValue": b"\x01\x02"},
@@ -44,7 +44,7 @@ while len(seen) < 3:
     assert got, seen
     for m in got:
         seen[m["Body"]] = m
-first = seen["query <body> & more"]
+first = seen["query <body> & more\r\n"]  # a carriage return survives the XML
 assert first["MessageId"] == sent["MessageId"]
 assert first["MessageAttributes"]["b"]["BinaryValue"] == b"\x01\x02"
 assert first["MessageAttributes"]["n"]["StringValue"] == "5"
