@@ -33,16 +33,24 @@ ROUTE = "/{account}/{queue} (SQS)"
 
 
 def is_sqs(scope: Scope) -> bool:
-    """Whether the SQS edge serves this request: POST to ``/`` or to a queue URL (a path of two segments that is
-    no native route), or a GET of either with ``Action=`` in its query string (a presigned URL)."""
-    if scope["type"] != "http":
+    """Whether the SQS edge serves this request: to ``/`` or to a queue URL (a path of two segments that is no
+    native route), and SQS's by its look: an ``X-Amz-Target`` header, an ``AWS4-HMAC-SHA256`` authorization, or
+    ``Action=`` / ``X-Amz-`` in the query string (a presigned URL). Anything else is the native API's (a
+    request to ``/`` with a bearer key gets the contract's 404)."""
+    if scope["type"] != "http" or scope["method"] not in ("POST", "GET"):
         return False
     path: str = scope["path"]
     if path != "/" and (path.startswith("/v1/") or not _QUEUE_PATH.match(path)):
         return False
-    if scope["method"] == "POST":
+    query: bytes = scope.get("query_string", b"")
+    if b"Action=" in query or b"X-Amz-" in query:
         return True
-    return scope["method"] == "GET" and b"Action=" in scope.get("query_string", b"")
+    if scope["method"] != "POST":
+        return False
+    for name, value in scope["headers"]:
+        if name == b"x-amz-target" or (name == b"authorization" and value.startswith(b"AWS4-")):
+            return True
+    return False
 
 
 @dataclass
