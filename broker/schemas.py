@@ -15,9 +15,11 @@ from msgspec import Meta, Struct
 # --- limits (documented in docs/api.md) -----------------------------------------------------------
 # Python's "$" also matches before a final newline ("jobs\n" would pass); the lookahead refuses that and
 # means nothing to the JSON Schema (ECMA) reading of the pattern.
-QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$(?!\n)"
+# A FIFO queue may end its name in ".fifo", as SQS requires of its FIFO queues: one name in both APIs (docs/sqs.md).
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$(?!\n)|^[A-Za-z0-9_-]{1,75}\.fifo$(?!\n)"
 GROUP_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$(?!\n)"
-QUEUE_NAME_RULE = "queue names are 1 to 80 characters: letters, digits, '_' and '-'"
+QUEUE_NAME_RULE = ("queue names are 1 to 80 characters: letters, digits, '_' and '-' (a FIFO queue's may end in "
+                   "'.fifo')")
 GROUP_ID_RULE = "group ids are 1 to 128 characters, no control characters"
 #: What a refused pattern means, in words (error messages name the rule, not the regex).
 PATTERN_RULES = {QUEUE_NAME_PATTERN: QUEUE_NAME_RULE, GROUP_ID_PATTERN: GROUP_ID_RULE}
@@ -35,7 +37,8 @@ MAX_RECEIPT = 128
 MAX_URL = 2048
 MAX_SECRET = 512
 
-QueueName = Annotated[str, Meta(pattern=QUEUE_NAME_PATTERN, description="^[A-Za-z0-9_-]{1,80}$")]
+QueueName = Annotated[str, Meta(pattern=QUEUE_NAME_PATTERN,
+                                 description="^[A-Za-z0-9_-]{1,80}$, or up to 75 of them and .fifo (FIFO queues)")]
 GroupId = Annotated[str, Meta(pattern=GROUP_ID_PATTERN, description="1..128 printable characters")]
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]
 MessageId = Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_ID)]

@@ -113,6 +113,8 @@ class Settings:
     access_log: bool = True
     replica_acks: int = 0
     replica_ack_timeout_ms: int = 1000
+    sqs_pepper: str | None = None  # seals the SQS secrets in the store (docs/sqs.md); None: data_dir/sqs-pepper
+    sqs_region: str = "us-east-1"  # the region in the SQS edge's ARNs
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -182,6 +184,16 @@ class Settings:
             values["replica_ack_timeout_ms"] = _int(
                 "BROKER_REPLICA_ACK_TIMEOUT_MS", env["BROKER_REPLICA_ACK_TIMEOUT_MS"], 10, 60_000
             )
+        if env.get("BROKER_SQS_PEPPER", "").strip():
+            pepper = env["BROKER_SQS_PEPPER"].strip()
+            if len(pepper) < 16:
+                raise ConfigError("BROKER_SQS_PEPPER must be at least 16 characters")
+            values["sqs_pepper"] = pepper
+        if env.get("BROKER_SQS_REGION", "").strip():
+            region = env["BROKER_SQS_REGION"].strip()
+            if not re.match(r"^[a-z0-9-]{1,32}\Z", region):
+                raise ConfigError(f"BROKER_SQS_REGION={region!r} must be lowercase letters, digits and '-'")
+            values["sqs_region"] = region
         settings = cls(**values)
         if settings.max_long_polls_per_project is not None and (
             settings.max_long_polls_per_project > settings.max_long_polls

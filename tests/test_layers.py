@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     "broker.store": 1,
     "broker.services": 2, "broker.push": 2, "broker.embedded": 2, "broker.telemetry": 2,
     "broker.jobs": 3,
-    "broker.http": 4,
+    "broker.http": 4, "broker.sqs": 4,  # the SQS edge, mounted by broker.http.app
     "broker.cli": 5,
 }
 

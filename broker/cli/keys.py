@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
 from broker.cli.common import CliError, admin, project_name, say, settings_from, usage
 from broker.store.apikeys import SHOWN_PREFIX_LENGTH, create_key, list_keys, revoke_key
+from broker.store.sqskeys import load_pepper, store_credential
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     """``broker keys create --project P``: print a new key once."""
     settings = settings_from(args)
+    if getattr(args, "json", False):
+        return _create_with_sqs(args)
     key = admin(settings, lambda client: create_key(client, args.project))
     print(key, flush=True)
     say(f'created an API key for project "{args.project}"; it is shown once (above), store it now')
+    return 0
+
+
+def _create_with_sqs(args: argparse.Namespace) -> int:
+    """``broker keys create --project P --json``: the key and its SQS credentials as one JSON object."""
+    settings = settings_from(args)
+    pepper = load_pepper(settings.sqs_pepper, settings.data_dir)
+
+    async def create(client: Any) -> dict[str, str]:
+        key = await create_key(client, args.project)
+        access_key_id, secret = await store_credential(client, pepper, args.project, key)
+        return {"project": args.project, "key": key, "key_id": key[:SHOWN_PREFIX_LENGTH],
+                "sqs_access_key_id": access_key_id, "sqs_secret_access_key": secret}
+
+    print(json.dumps(admin(settings, create)), flush=True)
+    say(f'created an API key with SQS credentials for project "{args.project}"; shown once (above), store it now')
     return 0
 
 
@@ -85,6 +105,9 @@ def add_parser(commands: Any, store: argparse.ArgumentParser) -> argparse.Argume
         description="Create an API key for a project and print it (on stdout) once; only its digest is stored.",
     )
     create.add_argument("--project", required=True, type=project_name, help="the project (tenant) the key belongs to")
+    create.add_argument("--json", action="store_true",
+                        help="print one JSON object: project, key, key_id, sqs_access_key_id, sqs_secret_access_key "
+                             "(the SQS credentials of the key, docs/sqs.md)")
     create.set_defaults(handler=cmd_keys_create)
     listing = key_commands.add_parser(
         "list",

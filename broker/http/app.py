@@ -24,8 +24,10 @@ from broker.http.routes import account, admin, dlq, docs, health, inspect, messa
 from broker.jobs.inprocess import start_background
 from broker.services import open_services
 from broker.settings import Settings
+from broker.sqs.edge import SqsEdge, is_sqs
 from broker.store.apikeys import KeyRing
 from broker.store.ratelimit import LongPollSlots, RateLimiter
+from broker.store.sqskeys import SqsKeyRing, load_pepper
 from broker.telemetry.logs import configure as configure_logging
 from broker.telemetry.tracing import Tracing
 
@@ -46,7 +48,9 @@ class BrokerApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.fast_path.match(scope)
-        if route is None:
+        if route is None and is_sqs(scope):  # the SQS-compatible edge (docs/sqs.md)
+            await scope["state"]["sqs"](scope, receive, send)
+        elif route is None:
             await super().__call__(scope, receive, send)
         else:
             await self.fast_path.serve(route, scope, receive, send)
@@ -87,11 +91,13 @@ def create_app(
                 long_polls=LongPollSlots(settings.max_long_polls, settings.long_polls_per_project),
                 body_deadline=BodyDeadline(settings.body_timeout_seconds), tracing=services.tracing,
             )
+            sqs_keys = SqsKeyRing(services.redis, lambda: load_pepper(settings.sqs_pepper, settings.data_dir),
+                                  settings.api_keys, settings.auth_cache_seconds)
             if redis is None:
                 settle_garbage_collector()
             background = await start_background(services) if settings.run_workers else None
             try:
-                yield {"ctx": ctx}
+                yield {"ctx": ctx, "sqs": SqsEdge.build(ctx, sqs_keys)}
             finally:
                 if background is not None:
                     await background.stop()

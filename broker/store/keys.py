@@ -6,6 +6,7 @@ Layout (``P`` a validated project name, ``Q`` a validated queue name; neither ca
     v1:auth:keys               hash   sha256(api key) -> {"project", "prefix", "created_at"} JSON
     v1:auth:revoked            set    sha256 of revoked keys given by BROKER_API_KEYS
     v1:auth:initial            string set when `serve` created the first key of an empty store
+    v1:auth:sqs                hash   SQS access key id -> {"project", "key_digest", "sealed"} JSON (store/sqskeys.py)
     v1:projects                set    projects that have queues (for the background workers)
     v1:meta:instance           string store identity, written once (detects a store that came back empty)
     v1:ratelimits              set    projects that have a request-rate limit (for `broker limits show`)
@@ -37,6 +38,7 @@ VERSION = "v1"
 AUTH_KEYS = f"{VERSION}:auth:keys"
 AUTH_REVOKED = f"{VERSION}:auth:revoked"
 AUTH_INITIAL = f"{VERSION}:auth:initial"  # set once when the first key of a store was created
+AUTH_SQS = f"{VERSION}:auth:sqs"  # SQS credentials of API keys, the secret sealed (broker/store/sqskeys.py)
 PROJECTS = f"{VERSION}:projects"
 INSTANCE = f"{VERSION}:meta:instance"
 RATE_LIMITS = f"{VERSION}:ratelimits"  # projects with a rate limit; only `broker limits` reads and writes it
@@ -77,6 +79,8 @@ QUEUE_PARTS: dict[str, tuple[str, str]] = {
     "hist": ("hash", "per-minute history for queue.history: '<minute>:p|a|x|s|f' published, acked, dead-lettered, "
              "push successes and failures (one HINCRBY per counter and call), '<minute>:d' depth after the minute's "
              "first change, 'last' the newest minute; a day of minutes kept (lua/include/lifecycle.lua)"),
+    "sqs": ("hash", "SQS-only queue attributes (DelaySeconds, ReceiveMessageWaitTimeSeconds, ...) and tags "
+            "('tag:' + key), written by lua/sqs_attributes.lua (docs/sqs.md)"),
 }
 
 

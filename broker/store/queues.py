@@ -88,6 +88,7 @@ class OutgoingMessage(msgspec.Struct, frozen=True, gc=False):
     group_id: str | None = None
     fingerprint: str = ""
     idempotency_key: str | None = None
+    extra: bytes = b""  # kept with the message, returned by claim_extras (the SQS edge's attributes)
 
 
 class QueueMetrics(msgspec.Struct, frozen=True, gc=False):
@@ -122,6 +123,7 @@ class Store:
         self.scripts = scripts or Scripts(redis)
         self.lua = self.scripts.lua
         self.clock = clock
+        self.receipt_key = _RECEIPT_KEY  # offered to claim (lua/claim.lua, ARGV[7])
 
     def _run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
         return self.scripts.run(script, keys, args)
@@ -271,7 +273,8 @@ class Store:
         columns: list[list[Any]] = []
         if len(messages) == 1:  # the common single publish, without building four lists
             m = messages[0]
-            for name, value in (("d", m.delay_ms), ("p", m.priority), ("g", m.group_id), ("f", m.fingerprint)):
+            for name, value in (("d", m.delay_ms), ("p", m.priority), ("g", m.group_id), ("f", m.fingerprint),
+                                ("x", m.extra)):
                 if value:
                     names += name
                     columns.append([value])
@@ -281,6 +284,7 @@ class Store:
                 ("p", [m.priority for m in messages]),
                 ("g", [m.group_id or "" for m in messages]),
                 ("f", [m.fingerprint for m in messages]),
+                ("x", [m.extra for m in messages]),
             ):
                 if any(values):
                     names += name
@@ -308,11 +312,11 @@ class Store:
             [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
              MAINTENANCE_LIMIT, _RECEIPT_KEY],
         )
-        # {next_wake_ms, lease_deadline_ms, [id, payload, priority, group, attempts, receipt]...}
+        # {next_wake_ms, lease_deadline_ms, [id, payload, priority, group, attempts, receipt, extra]...}
         messages = []
         lease_expires_at = rfc3339(int(reply[1])) if len(reply) > 1 else ""
-        for i in range(2, len(reply), 6):
-            mid, payload, priority, group, attempts, receipt = reply[i : i + 6]
+        for i in range(2, len(reply), 7):
+            mid, payload, priority, group, attempts, receipt, _ = reply[i : i + 7]  # extra: see claim_extras
             message_id = _text(mid)
             messages.append(
                 QueueMessage(

@@ -230,6 +230,7 @@ class Library:
     redrive: Script
     set_rate_limit: Script
     stats: Script
+    sqs_attributes: Script
     subscribe: Script
     take_tokens: Script
     unsubscribe: Script

@@ -66,6 +66,7 @@ VALID: dict[str, Call] = {
     "peek_message": lambda w: ([w.cfg()], [w.tag, "jobs", w.leased]),
     "history": lambda w: ([w.cfg()], [w.tag, "jobs"]),
     "overview": lambda w: ([w.pk.queues], [w.tag, w.now, "", 10]),
+    "sqs_attributes": lambda w: ([w.cfg()], [w.tag, "jobs", 1, "DelaySeconds", "5", "tag:gone"]),
 }
 
 #: (script, 1-based ARGV index, bad values).
@@ -110,6 +111,7 @@ TABLE: list[tuple[str, int, list[str]]] = [
     ("peek", 6, [*NOT_NOW, *NEGATIVE, "0"]),
     ("overview", 2, NOT_NOW),
     ("overview", 4, [*NOT_NOW, *NEGATIVE, "0"]),
+    ("sqs_attributes", 3, [*NOT_NOW, *NEGATIVE, "3"]),  # more pairs than given
 ]
 
 #: The bad values that are a client's mistake the API also refuses (400); every other one is a caller's bug (500).

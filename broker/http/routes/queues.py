@@ -34,6 +34,8 @@ async def create_queue(request: Request) -> Response:
     req = await ctx.body(request, CreateQueueRequest)
     if req.dead_letter_queue == req.name:
         raise errors.ValidationError("a queue cannot be its own dead-letter queue", field="dead_letter_queue")
+    if req.name.endswith(".fifo") and req.type != "fifo":
+        raise errors.ValidationError("only a FIFO queue's name may end in '.fifo'", field="name")
     record, _created = await ctx.store.create_queue(project, req)
     return JSON(record)
 

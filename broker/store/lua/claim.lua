@@ -14,10 +14,10 @@
 -- ARGV[6]  maintenance limit per structure
 -- ARGV[7]  a random receipt key (at least 32 hex digits), kept as the queue's key if it has none yet (when
 --          this call issues a receipt)
--- Returns: {next_wake_ms, lease_deadline_ms, [id, payload, priority, group|"", attempts, receipt]...}
+-- Returns: {next_wake_ms, lease_deadline_ms, [id, payload, priority, group|"", attempts, receipt, extra|""]...}
 --   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters;
 --   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
---   hex digits); its receipt is lease_receipt(rkey, id, lease).
+--   hex digits); its receipt is lease_receipt(rkey, id, lease); extra is F_EXTRA (lua/include/message.lua).
 -- Errors: QUEUE_NOT_FOUND; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include lifecycle
 --@include account
@@ -59,7 +59,8 @@ local function deliver(id, raw, offset, s)
   reply[nr + 4] = s[4] or ""
   reply[nr + 5] = attempts
   reply[nr + 6] = lease_receipt(rkey, id, lease)
-  nr = nr + 6
+  reply[nr + 7] = s[12] or ""
+  nr = nr + 7
 end
 
 local max_s = string.format("%d", max)

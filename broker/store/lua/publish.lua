@@ -14,8 +14,9 @@
 -- ARGV[5]   field prefix for errors: "" (publish) or "messages" (publish_batch)
 -- ARGV[6]   number of messages n
 -- ARGV[7]   the columns given after the payloads, in this order: "d" delay ms, "p" priority 0..9, "g"
---           group id ("" for none), "f" fingerprint ("" without a message idempotency key). A column is
---           left out when every message has its default (0, 0, "", ""): "" when all are.
+--           group id ("" for none), "f" fingerprint ("" without a message idempotency key), "x" extra bytes
+--           kept with the message (F_EXTRA: the SQS edge's attributes; "" none). A column is left out when
+--           every message has its default (0, 0, "", "", ""): "" when all are.
 -- ARGV[8 .. 7+n]  the payloads (compact JSON), message 1 to n
 -- then each column of ARGV[7] in turn: n values, message 1 to n
 -- Returns: the message ids, in order (an id already published under a message's key is returned again).
@@ -33,14 +34,16 @@ local n = to_int(ARGV[6], "n", 0)
 
 -- Where each column starts (its value for message i is argv[column + i]); nil when left out.
 local columns, last = ARGV[7] or "", 7 + n
-local delay_at, priority_at, group_at, fp_at = nil, nil, nil, nil
+local delay_at, priority_at, group_at, fp_at, extra_at = nil, nil, nil, nil, nil
 local known = ""
 if columns ~= "" then
   if string.find(columns, "d", 1, true) then delay_at, last = last, last + n end
   if string.find(columns, "p", 1, true) then priority_at, last = last, last + n end
   if string.find(columns, "g", 1, true) then group_at, last = last, last + n end
   if string.find(columns, "f", 1, true) then fp_at, last = last, last + n end
+  if string.find(columns, "x", 1, true) then extra_at, last = last, last + n end
   known = (delay_at and "d" or "") .. (priority_at and "p" or "") .. (group_at and "g" or "") .. (fp_at and "f" or "")
+    .. (extra_at and "x" or "")
 end
 if columns ~= known or #ARGV ~= last then
   fail("INTERNAL", "arguments do not match the columns '" .. columns .. "' of " .. n .. " messages")
@@ -139,7 +142,10 @@ for i = 1, n do
     local group = group_at and argv[group_at + i] or ""
     if group == "" then group = false end
     local state
-    if delay == 0 and not group and seq < 4294967296 then
+    local extra = extra_at and argv[extra_at + i] or ""
+    if extra ~= "" then
+      state = new_state_extra(days, priority, delay, group, seq, extra)
+    elseif delay == 0 and not group and seq < 4294967296 then
       state = plain_state[priority]
       if not state then
         state = new_state(days, priority, 0, false, seq)

@@ -1,6 +1,9 @@
 -- Idempotency records: key -> cmsgpack {fingerprint, reply}, kept 24 h.
 -- An empty fingerprint means the request carried no idempotency key.
 local IDEMPOTENCY_TTL_MS = 86400000
+-- A message fingerprint that starts with "sqs:" is an SQS deduplication id (docs/sqs.md): kept for SQS's
+-- 5-minute deduplication window instead.
+local SQS_DEDUP_TTL_MS = 300000
 
 -- The stored reply for this key, or nil; raises IDEMPOTENCY_KEY_REUSED for a different request, naming
 -- `field` (default "idempotency_key").
@@ -18,6 +21,8 @@ end
 
 local function idem_store(key, fingerprint, reply)
   if fingerprint ~= "" then
-    redis.call("SET", key, cmsgpack.pack({fingerprint, reply}), "PX", IDEMPOTENCY_TTL_MS)
+    local ttl = IDEMPOTENCY_TTL_MS
+    if string.sub(fingerprint, 1, 4) == "sqs:" then ttl = SQS_DEDUP_TTL_MS end
+    redis.call("SET", key, cmsgpack.pack({fingerprint, reply}), "PX", ttl)
   end
 end

@@ -2,7 +2,7 @@
 -- Stored, it is one field of the queue's "msgs" hash, id -> value, kept small (docs/design.md, "Memory
 -- per message"):
 --   value = cmsgpack array {retention days, priority, due - enqueued, group, attempts, lease,
---                           sequence / 2^32, source, dead-lettered - enqueued, reason, error}
+--                           sequence / 2^32, source, dead-lettered - enqueued, reason, error, extra}
 --           followed by the payload bytes as they are (no length header).
 -- The array leaves out its trailing fields that hold their defaults (0 for the due offset, the delivery
 -- counts and the sequence part, false for the others), so a message that is due from its publish and was
@@ -22,6 +22,7 @@ local F_DUE = 10       -- ms from which it may be delivered
 local F_ERROR = 11     -- last push status/error kept on a dead letter, or false
 local F_PAYLOAD = 12   -- compact JSON text
 local F_DAYS = 13      -- retention in days given when it entered this queue: deleted at enqueued + days
+local F_EXTRA = 14     -- opaque bytes kept with the message for the SQS edge (its attributes), or false
 
 local DAY_MS = 86400000
 local PRIORITY_STEP = 4398046511104 -- 2^42: sequence numbers stay below it, scores stay exact doubles
@@ -51,7 +52,7 @@ local function msg_decode(id, raw)
   return {
     s[5] or 0, s[6] or 0, s[2], enqueued, (s[7] or 0) * 4294967296 + tonumber(string.sub(id, 12), 16),
     s[4] or false, s[8] or false, s[9] and enqueued + s[9] or false, s[10] or false, enqueued + (s[3] or 0),
-    s[11] or false, payload, s[1],
+    s[11] or false, payload, s[1], s[12] or false,
   }
 end
 
@@ -61,11 +62,11 @@ local function msg_get(qk, id)
   return msg_decode(id, raw)
 end
 
--- The stored array (the value before the payload) from its 11 fields, `s`, in the stored order: the trailing
+-- The stored array (the value before the payload) from its 12 fields, `s`, in the stored order: the trailing
 -- defaults are left out (0 for the numbers 3, 5, 6, 7; false for the others).
 local function state_pack(s)
-  local n = 11
-  while n > 2 and (s[n] == false or (s[n] == 0 and n ~= 4 and n < 8)) do
+  local n = 12
+  while n > 2 and (not s[n] or (s[n] == 0 and n ~= 4 and n < 8)) do
     s[n] = nil
     n = n - 1
   end
@@ -86,6 +87,12 @@ local function new_state(days, priority, due_offset, group, seq)
   end
   return state_pack({days, priority, due_offset, group, 0, 0, math.floor(seq / 4294967296), false, false, false,
     false})
+end
+
+-- The stored array of a message published with `extra` bytes (F_EXTRA, not ""): new_state's fields, then it.
+local function new_state_extra(days, priority, due_offset, group, seq, extra)
+  return cmsgpack.pack({days, priority, due_offset, group, 0, 0, math.floor(seq / 4294967296), false, false, false,
+    false, extra})
 end
 
 -- The stored array `s` as read (cmsgpack.unpack_one of a stored value) after one more delivery: counts one
@@ -112,7 +119,7 @@ local function msg_put(qk, id, m)
   local enqueued = m[4]
   redis.call("HSET", qk.msgs, id, state_pack({m[13], m[3], m[10] - enqueued, m[6] or false, m[1], m[2],
     math.floor(m[5] / 4294967296), m[7] or false, m[8] and m[8] - enqueued or false, m[9] or false,
-    m[11] or false}) .. m[12])
+    m[11] or false, m[14] or false}) .. m[12])
 end
 
 -- When retention deletes the message.
