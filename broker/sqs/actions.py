@@ -542,7 +542,8 @@ async def receive_message(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     waited = False
     while True:
         try:
-            found, wake_ms = await env.sqs.claim(env.project, name, count, visibility_ms)
+            # charged once per ReceiveMessage, as a native long poll is
+            found, wake_ms = await env.sqs.claim(env.project, name, count, visibility_ms, charged=not waited)
         except errors.Unavailable:
             if not waited:
                 raise

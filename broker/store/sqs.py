@@ -99,14 +99,14 @@ class SqsStore:
         return sorted(n for n in (_text(r) for r in refs) if not n.startswith("sub:"))
 
     async def claim(
-        self, project: str, queue: str, max_messages: int, visibility_ms: int | None
+        self, project: str, queue: str, max_messages: int, visibility_ms: int | None, *, charged: bool = True
     ) -> tuple[list[Delivery], int]:
-        """Lease up to ``max_messages`` (claim.lua, as :meth:`Store.claim`), with each message's extra bytes;
-        also returns when something may next become available (ms, -1)."""
+        """Lease up to ``max_messages`` (claim.lua, as :meth:`Store.claim`, charged as it is), with each message's
+        extra bytes; also returns when something may next become available (ms, -1)."""
         pk = ProjectKeys(project)
         reply = await self.store.scripts.run(
             self.store.lua.claim,
-            [pk.queue(queue).cfg],
+            [pk.queue(queue).cfg, pk.account if charged else pk.tag],
             [pk.tag, queue, self.store.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
              MAINTENANCE_LIMIT, self.store.receipt_key],
         )
