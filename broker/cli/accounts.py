@@ -12,7 +12,15 @@ from typing import Any
 import msgspec
 
 from broker import errors
-from broker.cli.common import CliError, admin, project_name, run_parsed, settings_from, store_options, usage
+from broker.cli.common import (
+    CliError,
+    admin,
+    module_main,
+    project_name,
+    settings_from,
+    store_options,
+    usage,
+)
 from broker.store.accounts import CHARGED_CAPABILITIES, Accounts, day_of, day_text, parse_day
 from broker.store.apikeys import create_project_key, delete_project_key, project_keys, rotate_project_key, shown
 from broker.store.ratelimit import wall_ms
@@ -236,9 +244,7 @@ def add_parser(commands: Any, store: argparse.ArgumentParser | None = None) -> a
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m broker.cli.accounts admin ...`` (the same as ``broker admin ...``)."""
-    parser = argparse.ArgumentParser(prog="broker")
-    add_parser(parser.add_subparsers(title="commands", metavar="COMMAND"))
-    return run_parsed(parser, argv)
+    return module_main(add_parser, argv)
 
 
 if __name__ == "__main__":

@@ -204,3 +204,9 @@ def fail(message: str, status: int) -> int:
     return status
 
 
+def module_main(add_parser: Callable[[Any], argparse.ArgumentParser], argv: list[str] | None) -> int:
+    """Run one command group as its own program (``python -m broker.cli.limits limits ...``, the same as
+    ``broker limits ...``)."""
+    parser = argparse.ArgumentParser(prog="broker")
+    add_parser(parser.add_subparsers(title="commands", metavar="COMMAND"))
+    return run_parsed(parser, argv)

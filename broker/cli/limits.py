@@ -13,7 +13,16 @@ import math
 import sys
 from typing import Any
 
-from broker.cli.common import CliError, admin, project_name, run_parsed, say, settings_from, store_options, usage
+from broker.cli.common import (
+    CliError,
+    admin,
+    module_main,
+    project_name,
+    say,
+    settings_from,
+    store_options,
+    usage,
+)
 from broker.store.ratelimit import Limit, clear_limit, list_limits, set_limit, wall_ms
 from broker.store.scripts import Scripts
 
@@ -121,9 +130,7 @@ def add_parser(commands: Any, store: argparse.ArgumentParser | None = None) -> a
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m broker.cli.limits limits ...`` (the same as ``broker limits ...``)."""
-    parser = argparse.ArgumentParser(prog="broker")
-    add_parser(parser.add_subparsers(title="commands", metavar="COMMAND"))
-    return run_parsed(parser, argv)
+    return module_main(add_parser, argv)
 
 
 if __name__ == "__main__":

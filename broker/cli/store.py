@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from broker.cli.common import admin, run_parsed, say, settings_from, store_options, usage
+from broker.cli.common import admin, module_main, say, settings_from, store_options, usage
 from broker.store.instance import Marker, accept_reset, read_marker
 
 
@@ -85,9 +85,7 @@ def add_parser(commands: Any, store: argparse.ArgumentParser | None = None) -> a
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m broker.cli.store store ...`` (the same as ``broker store ...``)."""
-    parser = argparse.ArgumentParser(prog="broker")
-    add_parser(parser.add_subparsers(title="commands", metavar="COMMAND"))
-    return run_parsed(parser, argv)
+    return module_main(add_parser, argv)
 
 
 if __name__ == "__main__":
