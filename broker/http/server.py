@@ -24,7 +24,7 @@ import http
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import h11
 import msgspec
@@ -222,9 +222,27 @@ class ConnectionGuard:
 
 
 class _Limited:
-    """What both protocol classes share: the per-process registry, built on first use from the settings."""
+    """What both protocol classes share: the per-process registry (built on first use from the settings) and
+    the admission of each connection. First among the bases, so that it wraps uvicorn's protocol."""
 
     registry: ClassVar[Connections | None] = None
+    guard: ConnectionGuard | None = None
+    refused = False
+    loop: asyncio.AbstractEventLoop
+    server_state: Any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Admitted by the process's registry, or answered 503 and closed (every connection busy)."""
+        super().connection_made(transport)  # type: ignore[misc]
+        self.guard = ConnectionGuard(self.process_connections(), cast(asyncio.Transport, transport), self.loop)
+        if not self.guard.admit():
+            self.refused = True
+            self.guard.refuse(server_busy(), self.server_state.default_headers)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.guard is not None:
+            self.guard.lost()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     @classmethod
     def process_connections(cls) -> Connections:
@@ -248,23 +266,8 @@ def head_size(target: bytes, headers: list[tuple[bytes, bytes]]) -> int:
 
 if HttpToolsProtocol is not None:
 
-    class HttpToolsServer(HttpToolsProtocol, _Limited):
+    class HttpToolsServer(_Limited, HttpToolsProtocol):
         """uvicorn's httptools protocol with the head cap, the head deadline and the connection cap."""
-
-        guard: ConnectionGuard | None = None
-        refused = False
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.guard = ConnectionGuard(self.process_connections(), transport, self.loop)
-            if not self.guard.admit():
-                self.refused = True
-                self.guard.refuse(server_busy(), self.server_state.default_headers)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self.guard is not None:
-                self.guard.lost()
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             guard = self.guard
@@ -313,11 +316,9 @@ if HttpToolsProtocol is not None:
                 self.guard.await_head()
 
 
-class H11Server(H11Protocol, _Limited):
+class H11Server(_Limited, H11Protocol):
     """uvicorn's h11 protocol with the same limits; h11 bounds the buffer of an incomplete head itself."""
 
-    guard: ConnectionGuard | None = None
-    refused = False
     head_too_large = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -341,18 +342,6 @@ class H11Server(H11Protocol, _Limited):
             return event
 
         self.conn.next_event = checked_next_event  # type: ignore[method-assign]
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.guard = ConnectionGuard(self.process_connections(), transport, self.loop)
-        if not self.guard.admit():
-            self.refused = True
-            self.guard.refuse(server_busy(), self.server_state.default_headers)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.guard is not None:
-            self.guard.lost()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if not self.refused and not self.transport.is_closing():
