@@ -86,7 +86,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     async def action(accounts: Accounts, _: Any) -> Any:
-        return [await accounts.get(p) for p in await accounts.projects() if await accounts.exists(p)]
+        return [await accounts.get(p) for p in (await accounts.projects())[0] if await accounts.exists(p)]
 
     return _run(args, action)
 

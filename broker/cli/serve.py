@@ -24,7 +24,7 @@ from broker.cli.common import (
 )
 from broker.embedded.supervisor import EmbeddedStore, StoreInUse
 from broker.settings import Settings
-from broker.store.apikeys import create_initial_key
+from broker.store.apikeys import create_initial_key, open_key_accounts
 from broker.store.durability import redact_url
 
 
@@ -41,7 +41,12 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _first_key(settings: Settings, url: str) -> None:
-    key = run(with_client(url, lambda client: create_initial_key(client, settings.api_keys)))
+    async def prepare(client: Any) -> str | None:
+        key = await create_initial_key(client, settings.api_keys)
+        await open_key_accounts(client, settings.api_keys, stored=True)
+        return key
+
+    key = run(with_client(url, prepare))
     if key:
         print(f'Created API key for project "default" (shown once): {key}', flush=True)
 

@@ -25,7 +25,7 @@ from broker.jobs.inprocess import start_background
 from broker.services import open_services
 from broker.settings import Settings
 from broker.sqs.edge import SqsEdge, is_sqs
-from broker.store.apikeys import KeyRing
+from broker.store.apikeys import KeyRing, open_key_accounts
 from broker.store.ratelimit import LongPollSlots, RateLimiter
 from broker.store.sqskeys import SqsKeyRing, load_pepper
 from broker.telemetry.logs import configure as configure_logging
@@ -93,6 +93,8 @@ def create_app(
             )
             sqs_keys = SqsKeyRing(services.redis, lambda: load_pepper(settings.sqs_pepper, settings.data_dir),
                                   settings.api_keys, settings.auth_cache_seconds)
+            with contextlib.suppress(errors.BrokerError, redis_errors.RedisError):  # the store is down: `broker serve` did it
+                await open_key_accounts(services.redis, settings.api_keys)
             if redis is None:
                 settle_garbage_collector()
             background = await start_background(services) if settings.run_workers else None

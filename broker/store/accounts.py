@@ -13,6 +13,7 @@ under any concurrency) and expiring ``usage_days`` days after the day ends.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ USAGE_KINDS = ("calls", "published", "delivered", "pushed", "bytes")
 #: The capabilities whose calls are charged (each script's account_open), with their default price (1 per call;
 #: publish_batch 1 per message).
 CHARGED_CAPABILITIES = (
-    "queue.create", "queue.publish", "queue.publish_batch", "queue.consume", "queue.ack", "queue.ack_batch",
+    "queue.create", "queue.get", "queue.list", "queue.update", "queue.delete", "queue.publish", "queue.publish_batch", "queue.consume", "queue.ack", "queue.ack_batch",
     "queue.nack", "queue.extend", "queue.stats", "queue.purge", "queue.dlq.list", "queue.dlq.redrive",
     "queue.push_subscribe",
 )
@@ -176,6 +177,15 @@ def check_limit(name: str, value: Any) -> None:
         raise errors.ValidationError(f"{name} must be a whole number 0..{MAX_LIMIT} or null", field=f"limits.{name}")
 
 
+async def open_account(redis: Any, project: str, now_ms: int) -> bool:
+    """Make sure ``project`` has an account (unlimited, metered); True when this call created it. Every project
+    gets one with its first key (:func:`broker.store.apikeys.create_key`, and at start-up for the keys of
+    ``BROKER_API_KEYS`` and of older stores). The project joins the registry first (another Cluster slot), so
+    the registry covers every account."""
+    await answered(redis.sadd(ACCOUNTS, project))
+    return bool(await answered(redis.hsetnx(ProjectKeys(project).account, "created_ms", now_ms)))
+
+
 class Accounts:
     """Reads and writes accounts of one Redis (the scripts do the charging)."""
 
@@ -187,18 +197,21 @@ class Accounts:
         return bool(await answered(self.redis.exists(ProjectKeys(project).account)))
 
     async def create(self, project: str, limits: dict[str, Any] | None, now_ms: int) -> Account:
-        """A new account (409 when it exists), with ``limits`` (checked first: a refused create writes nothing).
-        The project is added to the registry first (another Cluster slot), so the registry covers every account."""
+        """A new account (409 when it exists), with ``limits`` (checked first: a refused create writes nothing)."""
         plan = _plan({"limits": limits} if limits is not None else {})
-        await answered(self.redis.sadd(ACCOUNTS, project))
-        if not await answered(self.redis.hsetnx(ProjectKeys(project).account, "created_ms", now_ms)):
+        if not await open_account(self.redis, project, now_ms):
             raise errors.Conflict(f"project {project!r} already exists")
         await self._apply(project, plan, now_ms)
         return await self.get(project)
 
-    async def projects(self) -> list[str]:
-        members = await answered(self.redis.smembers(ACCOUNTS))
-        return sorted(_text(m) for m in members)
+    async def projects(self, after: str | None = None, limit: int | None = None) -> tuple[list[str], bool]:
+        """The projects' names in order, those after ``after``, at most ``limit``; and whether more follow."""
+        names = sorted(_text(m) for m in await answered(self.redis.smembers(ACCOUNTS)))
+        if after is not None:
+            names = names[bisect.bisect_right(names, after):]
+        if limit is None or len(names) <= limit:
+            return names, False
+        return names[:limit], True
 
     async def get(self, project: str) -> Account:
         """The account, or 404 when the project has none."""

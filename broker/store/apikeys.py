@@ -20,6 +20,7 @@ from redis import exceptions as redis_errors
 from broker import errors
 from broker.schemas import rfc3339
 from broker.settings import PROJECT_RE
+from broker.store.accounts import open_account
 from broker.store.keys import AUTH_INITIAL, AUTH_KEYS, AUTH_REVOKED, ProjectKeys
 
 KEY_PREFIX = "bk_"
@@ -151,8 +152,22 @@ async def create_key(redis: Any, project: str) -> str:
         raise ValueError(f"project name {project!r} must match {PROJECT_RE.pattern}")
     key = KEY_PREFIX + secrets.token_urlsafe(30)
     record = StoredKey(project=project, prefix=key[:SHOWN_PREFIX_LENGTH], created_at=int(time.time()))
+    await open_account(redis, project, int(time.time() * 1000))
     await redis.hset(AUTH_KEYS, digest(key), msgspec.json.encode(record))
     return key
+
+
+async def open_key_accounts(redis: Any, env_keys: tuple[tuple[str, str], ...] = (), stored: bool = False) -> None:
+    """Give an account to every project of ``BROKER_API_KEYS`` (each API process at start-up) and, with
+    ``stored``, of every stored key (``broker serve`` at start-up: keys stored by a version that did not create
+    accounts); a no-op for the projects that have one."""
+    projects = {project for project, _ in env_keys}
+    if stored:
+        for raw in (await redis.hgetall(AUTH_KEYS)).values():
+            projects.add(msgspec.json.decode(raw, type=StoredKey).project)
+    now_ms = int(time.time() * 1000)
+    for project in sorted(projects):
+        await open_account(redis, project, now_ms)
 
 
 async def list_keys(redis: Any, env_keys: tuple[tuple[str, str], ...] = ()) -> list[KeyInfo]:

@@ -152,36 +152,33 @@ class Store:
         return _record(reply[1:]), bool(reply[0])
 
     async def get_queue(self, project: str, name: str) -> QueueRecord:
-        qk = ProjectKeys(project).queue(name)
-        values = await answered(
-            self.redis.hmget(qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility", "priority",
-                             "created_ms")
-        )
-        if values[0] is None:
-            raise errors.QueueNotFound(f"queue '{name}' does not exist", field="queue")
-        return _record([name, *values])
+        pk = ProjectKeys(project)
+        reply = await self._run(self.lua.get_queue, [pk.queue(name).cfg, pk.account], [pk.tag, name, self.clock()])
+        return _record(reply)
 
     async def list_queues(self, project: str, after: str, limit: int) -> tuple[list[QueueRecord], bool]:
         pk = ProjectKeys(project)
-        reply = await self._run(self.lua.list_queues, [pk.queues], [pk.tag, after, limit])
+        reply = await self._run(self.lua.list_queues, [pk.queues, pk.account], [pk.tag, after, limit, self.clock()])
         return [_record(r) for r in reply[1:]], bool(reply[0])
 
     async def update_queue(
         self, project: str, name: str, changes: dict[str, Any], idempotency_key: str | None, fp: str
     ) -> QueueRecord:
         pk = ProjectKeys(project)
-        args: list[Any] = [pk.tag, name, fp]
+        args: list[Any] = [pk.tag, name, fp, self.clock()]
         for field, value in changes.items():
             args += [field, value]
         reply = await self._run(
-            self.lua.update_queue, [pk.queue(name).cfg, pk.idempotency("queue.update", idempotency_key)], args
+            self.lua.update_queue,
+            [pk.queue(name).cfg, pk.idempotency("queue.update", idempotency_key), pk.account], args
         )
         return _record(reply)
 
     async def delete_queue(self, project: str, name: str) -> bool:
         pk = ProjectKeys(project)
         return bool(
-            await self._run(self.lua.delete_queue, [pk.queue(name).cfg, pk.queues, pk.subscriptions], [pk.tag, name])
+            await self._run(self.lua.delete_queue, [pk.queue(name).cfg, pk.queues, pk.subscriptions, pk.account],
+                            [pk.tag, name, self.clock()])
         )
 
     async def purge(self, project: str, name: str, idempotency_key: str | None, fp: str) -> int:

@@ -45,7 +45,7 @@ GENERATED_INCLUDES = {"keys": lua_keys_include}
 #: nothing when lost (rate-limit tokens). Every other script's effect is acknowledged to the client, so it
 #: waits for the replicas.
 NOT_REPLICA_ACKED = frozenset(
-    {"list_queues", "list_subscriptions", "queue_metrics", "stats", "dlq_list", "maintain", "take_tokens"}
+    {"get_queue", "list_queues", "list_subscriptions", "queue_metrics", "stats", "dlq_list", "maintain", "take_tokens"}
 )
 
 
@@ -214,6 +214,7 @@ class Library:
     delete_queue: Script
     dlq_list: Script
     extend: Script
+    get_queue: Script
     history: Script
     list_queues: Script
     list_subscriptions: Script

@@ -9,12 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from apikit import assert_error
 from support import project_snapshot
 
-from broker.store.accounts import day_of, day_text
-from broker.store.keys import ProjectKeys
+from broker.store.accounts import Accounts, day_of, day_text
+from broker.store.apikeys import StoredKey, create_key, digest, open_key_accounts
+from broker.store.keys import AUTH_KEYS, ProjectKeys
 
 ADMIN_KEY = "admin-" + "k" * 24
 RACERS = 32
@@ -124,6 +126,60 @@ async def test_projects_are_created_listed_and_shown(admin: Admin, tenant: Any) 
     assert account["limits"]["max_queues"] == 4
 
 
+async def test_projects_are_listed_a_page_at_a_time(admin: Admin, tenant: Any) -> None:
+    made = sorted([(await tenant(queue=None)).project for _ in range(3)])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await admin.ok("GET", "?limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        assert len(page["items"]) <= 2
+        seen += [p["project"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(seen) and set(made) <= set(seen)
+    assert_error(await admin.call("GET", "?limit=0"), 400, "VALIDATION_ERROR", "limit")
+    assert_error(await admin.call("GET", "?cursor=%%%"), 400, "VALIDATION_ERROR", "cursor")
+
+
+async def test_a_project_of_configured_keys_has_an_account_metered_and_creditable(
+        app_factory: Any, make_project: Any, clock: Any) -> None:
+    """A project whose key comes from BROKER_API_KEYS (or `broker keys create`) was not created through the
+    admin API, and is still listed, metered, given credit and refused at 402 like one that was."""
+    (api,) = await app_factory(make_project("env"), admin_key=ADMIN_KEY, auth_cache_seconds=0)
+    admin = Admin(api.client)
+    assert (await admin.ok("GET", f"/{api.project}"))["credit"] is None
+    assert_error(await admin.call("POST", "", {"project": api.project}), 409, "CONFLICT")
+    await api.ok("POST", "/v1/queue/create", {"name": "jobs"})
+    await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 1})
+    today = day_text(day_of(clock()))
+    rows = {r["capability"]: r for r in (await admin.ok("GET", f"/{api.project}/usage"))["items"]}
+    assert rows["queue.publish"]["day"] == today
+    assert (rows["queue.create"]["calls"], rows["queue.publish"]["calls"], rows["queue.publish"]["published"]) == (
+        1, 1, 1)
+    assert (await admin.ok("POST", f"/{api.project}/credit", {"amount": 1}))["credit"] == 1
+    await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 2})
+    assert_error(await api.post("/v1/queue/publish", {"queue": "jobs", "payload": 3}), 402, "INSUFFICIENT_CREDIT")
+    assert (await api.ok("GET", "/v1/account"))["credit"] == 0
+
+
+async def test_a_key_made_outside_the_admin_api_gives_its_project_an_account(redis_client: Any,
+                                                                            make_project: Any) -> None:
+    accounts = Accounts(redis_client, None)  # type: ignore[arg-type]
+    made = make_project("cli")
+    await create_key(redis_client, made)
+    assert await accounts.exists(made)
+    old = make_project("old")  # a key stored by a version before accounts: only `broker serve` start-up adds it
+    key = "bk_" + old
+    await redis_client.hset(AUTH_KEYS, digest(key), msgspec.json.encode(StoredKey(project=old, prefix=key[:11],
+                                                                                  created_at=1)))
+    await open_key_accounts(redis_client, ())
+    assert not await accounts.exists(old)
+    await open_key_accounts(redis_client, (), stored=True)
+    assert await accounts.exists(old)
+    assert old in (await accounts.projects())[0]
+
+
 # --- credit -------------------------------------------------------------------------------------------
 async def test_first_top_up_starts_from_zero_and_corrections_add(admin: Admin, tenant: Any) -> None:
     t = await tenant()
@@ -174,9 +230,24 @@ async def test_every_charged_capability_debits_its_price(admin: Admin, tenant: A
     await t.ok("GET", "/v1/queue/stats/jobs")  # 1
     await t.ok("GET", "/v1/queue/dlq/list/jobs")  # 1
     await t.ok("POST", "/v1/queue/purge/jobs", {})  # 1
-    await t.ok("GET", "/v1/queue/get/jobs")  # not charged
-    await t.ok("GET", "/v1/queue/list")  # not charged
-    assert (await admin.ok("GET", f"/{t.project}"))["credit"] == 100 - 3 - 1 - 1 - 1 - 1 - 3
+    await t.ok("GET", "/v1/queue/get/jobs")  # 1
+    await t.ok("GET", "/v1/queue/list")  # 1
+    await t.ok("PATCH", "/v1/queue/update/second", {"max_retries": 2})  # 1
+    await t.ok("DELETE", "/v1/queue/delete/second")  # 1
+    await t.ok("GET", "/v1/account")  # not charged
+    assert (await admin.ok("GET", f"/{t.project}"))["credit"] == 100 - 3 - 1 - 1 - 1 - 1 - 3 - 4
+    for path in ("/v1/queue/get/absent", "/v1/queue/delete/jobs-dlq-absent"):  # a 404 costs nothing; a delete
+        await t.call("GET" if "get" in path else "DELETE", path)  # of nothing is a success (deleted: false): 1
+    assert (await admin.ok("GET", f"/{t.project}"))["credit"] == 100 - 3 - 1 - 1 - 1 - 1 - 3 - 4 - 1
+    await admin.ok("PATCH", f"/{t.project}", {"credit": 0})
+    for method, path in (("GET", "/v1/queue/get/jobs"), ("GET", "/v1/queue/list"),
+                         ("PATCH", "/v1/queue/update/jobs"), ("DELETE", "/v1/queue/delete/jobs")):
+        assert_error(await t.call(method, path, {"max_retries": 1} if method == "PATCH" else None), 402,
+                     "INSUFFICIENT_CREDIT")
+    assert (await admin.ok("GET", f"/{t.project}/usage"))["items"]  # metered
+    assert (await t.ok("GET", "/v1/account"))["credit"] == 0
+    await admin.ok("PATCH", f"/{t.project}", {"credit": 100})
+    assert (await t.ok("GET", "/v1/queue/get/jobs"))["max_retries"] != 1  # the refused update changed nothing
     await admin.ok("PATCH", f"/{t.project}", {"credit": 2})
     assert_error(await t.call("POST", "/v1/queue/publish", {"queue": "jobs", "payload": 1}), 402,
                  "INSUFFICIENT_CREDIT")
@@ -319,7 +390,7 @@ async def test_a_disabled_project_is_refused_on_every_route_with_any_of_its_keys
                                                                                  make_project: Any) -> None:
     (api,) = await app_factory(make_project("quota"), admin_key=ADMIN_KEY, auth_cache_seconds=0)  # a key from env
     admin = Admin(api.client)
-    await admin.ok("POST", "", {"project": api.project})
+    await admin.ok("GET", f"/{api.project}")  # its account, opened at start-up
     await api.ok("GET", "/v1/queue/list")
     await admin.ok("PATCH", f"/{api.project}", {"disabled": True})
     assert_error(await api.get("/v1/queue/list"), 401, "UNAUTHORIZED")  # not a charged route: refused by the key ring

@@ -18,7 +18,8 @@ from starlette.responses import Response
 from broker import errors
 from broker.http.context import Context, authorization_of, ctx_of
 from broker.http.edge import JSON, decode, read_body
-from broker.http.operation import ApiRoute, Operation, Param
+from broker.http.cursors import decode_cursor, encode_cursor, page_params
+from broker.http.operation import ApiRoute, Operation, Param, page_query
 from broker.settings import PROJECT_RE
 from broker.store.accounts import Account, Accounts, UsageRow, day_of, day_text, parse_day
 from broker.store.apikeys import (
@@ -69,6 +70,7 @@ class RotateKeyRequest(msgspec.Struct, kw_only=True):
 
 class ProjectList(msgspec.Struct, kw_only=True):
     items: list[Account]
+    next_cursor: str | None = None
 
 
 class KeyList(msgspec.Struct, kw_only=True):
@@ -133,13 +135,18 @@ async def create_project(request: Request) -> Response:
 async def list_projects(request: Request) -> Response:
     ctx = admit_admin(request)
     accounts = accounts_of(ctx)
+    cursor, limit = page_params(request)
+    after = None if cursor is None else decode_cursor(cursor)
+    if after is not None and not PROJECT_RE.fullmatch(after):
+        raise errors.ValidationError("invalid cursor", field="cursor")
+    names, more = await accounts.projects(after, limit)
     items = []
-    for project in await accounts.projects():
+    for project in names:
         try:
             items.append(await accounts.get(project))
         except errors.NotFound:  # in the registry, its account not written (a crash in between)
             continue
-    return JSON(ProjectList(items=items))
+    return JSON(ProjectList(items=items, next_cursor=encode_cursor(names[-1]) if more else None))
 
 
 async def get_project(request: Request) -> Response:
@@ -234,7 +241,8 @@ routes = [
     ApiRoute(P, create_project, methods=["POST"], operation=_op(
         "admin.projects.create", "Create a project (with limits)", Account, request=CreateProjectRequest,
         errors=(errors.Conflict,))),
-    ApiRoute(P, list_projects, methods=["GET"], operation=_op("admin.projects.list", "List projects", ProjectList)),
+    ApiRoute(P, list_projects, methods=["GET"], operation=_op("admin.projects.list", "List projects, by name, a page at a time", ProjectList,
+        params=page_query())),
     ApiRoute(P + "/{project}", get_project, methods=["GET"], operation=_op(
         "admin.projects.get", "A project's credit, limits and prices", Account, params=(PROJECT_PARAM,),
         errors=_404)),

@@ -34,7 +34,7 @@ async def project_metrics(store: Store) -> list[tuple[Account, list[UsageRow]]]:
     today = day_of(store.clock())
     found = []
     try:
-        for project in await accounts.projects():
+        for project in (await accounts.projects())[0]:
             try:
                 account = await accounts.get(project)
             except errors.NotFound:  # in the registry, its account not written (a crash in between)

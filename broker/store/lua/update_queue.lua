@@ -3,24 +3,29 @@
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
+-- KEYS[3]  hash    the project's account (lua/include/account.lua)
 -- ARGV[1]  project tag (v1:{P})
 -- ARGV[2]  queue name
 -- ARGV[3]  fingerprint, "" without an idempotency key
--- ARGV[4..] field, value pairs among: dlq (name, "" to clear), max_retries, retention_days, visibility, priority
+-- ARGV[4]  now, ms
+-- ARGV[5..] field, value pairs among: dlq (name, "" to clear), max_retries, retention_days, visibility, priority
 -- Returns: cfg_reply (see include/queue.lua)
 -- Errors: VALIDATION_ERROR (the queue names itself as DLQ), QUEUE_NOT_FOUND (queue or dead-letter queue),
---         IDEMPOTENCY_KEY_REUSED.
+--         IDEMPOTENCY_KEY_REUSED; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
 --@include queue
 --@include idem
+--@include account
 
 local qk = target_queue()
 local cached = idem_lookup(KEYS[2], ARGV[3])
 if cached then return cached end
+local now = to_int(ARGV[4], "now")
+local acct = account_open(KEYS[3], ARGV[1], "queue.update", 1)
 local cfg = require_cfg(qk)
 -- Only these settings may change; numbers are checked because every script reads them back.
 local MIN = {max_retries = 0, retention_days = 1, visibility = 0}
 local changes = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if MIN[field] then
     value = tostring(to_int(value, field, MIN[field]))
@@ -53,4 +58,5 @@ if changes.retention_days and redis.call("HEXISTS", qk.cfg, "retention_max_days"
 end
 local reply = cfg_reply(qk)
 idem_store(KEYS[2], ARGV[3], reply)
+account_settle(acct, now)
 return reply

@@ -8,9 +8,9 @@
 -- first write; after the operation succeeded, account_settle debits the price and counts the call and
 -- account_meter the messages it moved. Check, operation and debit are then one atomic step: concurrent
 -- calls cannot overdraw the credit, and a refused or failed call costs nothing and meters nothing.
--- A project whose hash has no credit field is unlimited: nothing is debited (it is still metered). A project
--- without an account (never created through the admin API) is neither charged, limited nor metered: its
--- calls cost one HMGET of a missing key.
+-- A project whose hash has no credit field is unlimited: nothing is debited (it is still metered). Every
+-- project with a key has an account (broker/store/accounts.py open_account); one without (its keys only in
+-- BROKER_API_KEYS of an API not started by `broker serve`) is neither charged, limited nor metered.
 --@include errors
 --@include keys
 
