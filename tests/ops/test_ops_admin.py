@@ -53,3 +53,15 @@ def test_a_project_with_limits_credit_prices_and_keys(admin_cli: Any, make_proje
     assert admin_cli("usage", project, "--from", "2000-01-01", "--to", "2000-01-02")["items"] == []
     assert "NOT_FOUND" in admin_cli("project", "show", project + "-absent", status=1)
     assert "nothing to change" in admin_cli("project", "set", project, status=2)
+
+
+def test_a_key_made_by_broker_keys_create_gives_its_project_an_account(admin_cli: Any, make_project: Any,
+                                                                        monkeypatch: Any, capsys: Any) -> None:
+    project = make_project("keys")
+    assert "NOT_FOUND" in admin_cli("project", "show", project, status=1)
+    assert main(["keys", "create", "--project", project]) == 0
+    capsys.readouterr()
+    shown = admin_cli("project", "show", project)
+    assert shown["project"] == project and shown["credit"] is None
+    assert admin_cli("credit", project, "5") == {"project": project, "credit": 5}
+    assert project in {p["project"] for p in admin_cli("project", "list")}
