@@ -413,6 +413,9 @@ class QueueOverviewItem(Struct, kw_only=True):
     push_success: int
     push_failure: int
     push_dead_lettered: int
+    published_per_minute: Annotated[float, Meta(description="Messages published per minute over the last 5 minutes "
+                                                "(this one up to now), from the queue's history.")]
+    acked_per_minute: Annotated[float, Meta(description="Messages acked per minute over the last 5 minutes.")]
 
 
 class QueueOverview(Struct, kw_only=True):
