@@ -183,6 +183,8 @@ async function flow(page) {
   await page.getByRole("heading", { name: `Queue ${queue}` }).waitFor({ timeout });
   await page.locator("#push-outcomes").waitFor({ timeout });
   await page.locator("#charts svg").first().waitFor({ timeout });
+  await page.getByRole("slider", { name: /^In \/ out/ }).focus(); // a minute read out, for the picture
+  await page.keyboard.press("End");
   if (shots) await page.screenshot({ path: join(shots, "ui-queue-dark.png") });
 }
 

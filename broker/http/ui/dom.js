@@ -61,10 +61,10 @@ export function pretty(payload) {
 export function queueHref(name, section) { return `#/queue/${encodeURIComponent(name)}${section ? "/" + section : ""}`; }
 
 // --- charts -------------------------------------------------------------------------------------------
-// A chart of per-minute points (plain SVG): `series` are {key, label}. Hovering it, or focusing it (it is a
-// slider: arrow keys, Home, End, Page Up/Down move along the minutes), shows the minute and the values under
-// the pointer, in the figure and as the slider's value text. chart.update(points) redraws it in place, so a
-// refresh keeps the focus and the minute read.
+// A chart of per-minute points (plain SVG): `series` are {key, label, tone?} (tone 1..3 picks the colour, by
+// default its place). Hovering it, or focusing it (it is a slider: arrow keys, Home, End, Page Up/Down move
+// along the minutes), shows the minute and the values under the pointer, in the figure and as the slider's
+// value text. chart.update(points) redraws it in place, so a refresh keeps the focus and the minute read.
 export function chart(title, points, series) {
   const width = 600, height = 140, pad = 4;
   const box = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "slider",
@@ -74,7 +74,7 @@ export function chart(title, points, series) {
   const figure = h("figure", { class: "chart card" },
     h("figcaption", {}, h("b", { text: title }), caption),
     box, readout,
-    h("div", { class: "legend" }, series.map((s, i) => h("span", {}, h("span", { class: `swatch s${i + 1}` }), s.label))));
+    h("div", { class: "legend" }, series.map((s, i) => h("span", {}, h("span", { class: `swatch s${s.tone || i + 1}` }), s.label))));
   let selected = null; // the minute read (its ISO text), null when none
   let hovering = false;
   const xOf = (n) => (points.length > 1 ? (n / (points.length - 1)) * width : 0);
@@ -94,10 +94,10 @@ export function chart(title, points, series) {
     series.forEach((s, i) => {
       const coords = [];
       points.forEach((p, n) => { if (p[s.key] !== null) coords.push(`${xOf(n).toFixed(1)},${yOf(p[s.key]).toFixed(1)}`); });
-      box.append(svg("polyline", { class: `line${i + 1}`, points: coords.join(" ") }));
+      box.append(svg("polyline", { class: `line${s.tone || i + 1}`, points: coords.join(" ") }));
       if (coords.length) { // the latest value as a dot, visible even when the series has a single point
         const [x, y] = coords[coords.length - 1].split(",");
-        box.append(svg("circle", { class: `dot${i + 1}`, cx: Math.min(Number(x), width - 4), cy: y, r: 4 }));
+        box.append(svg("circle", { class: `dot${s.tone || i + 1}`, cx: Math.min(Number(x), width - 4), cy: y, r: 4 }));
       }
     });
     const first = points[0] ? minuteText(points[0]) : "";
@@ -114,7 +114,7 @@ export function chart(title, points, series) {
       const x = Math.min(Math.max(xOf(n), 1), width - 1);
       box.append(svg("line", { class: "cursor", x1: x, x2: x, y1: 0, y2: height }));
       series.forEach((s, i) => {
-        if (p[s.key] !== null) box.append(svg("circle", { class: `dot${i + 1} mark`, cx: x, cy: yOf(p[s.key]), r: 5 }));
+        if (p[s.key] !== null) box.append(svg("circle", { class: `dot${s.tone || i + 1} mark`, cx: x, cy: yOf(p[s.key]), r: 5 }));
       });
     }
   };

@@ -238,7 +238,7 @@ async function subscriptionSection(name, row) {
   section.append(h("p", { id: "push-recent", text: `Last hour: ${delivered} delivered, ${failed} failed attempts.` }));
   if (subscribed && (delivered || failed)) {
     section.append(chart("Push attempts per minute", points, [
-      { key: "push_success", label: "delivered" }, { key: "push_failure", label: "failed" }]));
+      { key: "push_success", label: "delivered", tone: 2 }, { key: "push_failure", label: "failed", tone: 3 }]));
   }
   return section;
 }
