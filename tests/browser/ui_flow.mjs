@@ -52,10 +52,15 @@ async function signIn(page) {
 }
 
 async function noSidewaysScroll(page) {
-  return page.evaluate(() => ({
+  const widths = await page.evaluate(() => ({
     scroll_width: document.documentElement.scrollWidth, client_width: document.documentElement.clientWidth,
     body_width: document.body.scrollWidth,
+    // A table's caption as wide as its table (not squeezed into a column a letter wide).
+    narrow_captions: [...document.querySelectorAll("caption")].filter((c) => c.offsetParent !== null
+      && c.getBoundingClientRect().width < 0.8 * c.closest("table").getBoundingClientRect().width).length,
   }));
+  if (widths.narrow_captions) throw new Error(`squeezed captions: ${JSON.stringify(widths)}`);
+  return widths;
 }
 
 async function flow(page) {
