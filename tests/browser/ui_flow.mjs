@@ -346,6 +346,14 @@ async function many(page) {
   const sortStarted = Date.now();
   await page.getByRole("button", { name: "Available" }).click();
   report.sort_ms = Date.now() - sortStarted;
+  // Numbers sort largest first on the first click: the one queue of the ten holding a message comes first.
+  const order = await page.evaluate(() => ({
+    sort: document.querySelector('#queues th[data-key="available"]').getAttribute("aria-sort"),
+    rows: [...document.querySelectorAll("#queues tbody tr")].map((tr) =>
+      `${tr.querySelector('td[data-label="Queue"]').textContent}=${tr.querySelector('td[data-label="Available"]').textContent}`),
+  }));
+  const want = ["q-0000=1", ...Array.from({ length: 9 }, (_, n) => `q-000${n + 1}=0`)];
+  if (order.sort !== "descending" || order.rows.join() !== want.join()) throw new Error(`sorted: ${JSON.stringify(order)}`);
   step("filtered and sorted");
 }
 
