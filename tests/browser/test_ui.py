@@ -149,7 +149,8 @@ def test_the_keyboard_alone_is_enough(driver: Path, server: tuple[ApiServer, str
     call(api.url, key, "POST", "/v1/queue/create", {"name": "aaa-keys"})  # first in the table
     call(api.url, key, "POST", "/v1/queue/publish", {"queue": "aaa-keys", "payload": 1})
     report = run(driver, "keyboard", api.url, key, QUEUE="aaa-keys")
-    assert report["steps"][-3:] == ["purged with the keyboard", "escape cancels", "deleted with the keyboard"]
+    assert report["steps"][-4:] == ["purged with the keyboard", "escape cancels", "chart read with the keyboard",
+                                    "deleted with the keyboard"]
     gone = httpx.get(f"{api.url}/v1/queue/get/aaa-keys", headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "QUEUE_NOT_FOUND"
 

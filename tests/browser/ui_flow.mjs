@@ -313,6 +313,20 @@ async function keyboard(page) {
   await page.keyboard.press("Escape");
   await page.locator("#status", { hasText: "Nothing was changed." }).waitFor({ timeout });
   step("escape cancels");
+  // The charts are reached with Tab and read with the arrow keys.
+  await page.locator("#purge").focus();
+  await tabTo(page, (f) => f.tag === "svg");
+  const slider = page.locator("svg:focus");
+  await page.keyboard.press("End");
+  const last = await slider.getAttribute("aria-valuenow");
+  await page.keyboard.press("ArrowLeft");
+  const before = await slider.getAttribute("aria-valuenow");
+  const text = await slider.getAttribute("aria-valuetext");
+  const shown = (await page.locator("figure:has(svg:focus) output").textContent()).trim();
+  if (Number(before) !== Number(last) - 1 || shown !== text || !/: available \+ delayed \+ in flight /.test(text)) {
+    throw new Error(`chart by keyboard: ${last} -> ${before}, ${text} / ${shown}`);
+  }
+  step("chart read with the keyboard");
   await page.locator("#delete").focus();
   await page.keyboard.press("Enter");
   await page.locator("#confirm").waitFor({ state: "visible", timeout });
