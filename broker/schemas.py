@@ -294,9 +294,27 @@ class PushSubscription(Struct, kw_only=True):
     url: str
 
 
+#: How many recent delivery attempts a subscription keeps (lua/include/push.lua's PUSH_LOG_SIZE).
+PUSH_LOG_SIZE = 50
+
+
+class PushAttempt(Struct, kw_only=True):
+    """One settled delivery attempt of a push subscription, as kept in its log of recent attempts."""
+
+    at: str
+    message_id: str
+    attempt: Annotated[int, Meta(description="The message's delivery attempt this was, 1 for the first.")]
+    outcome: Annotated[Literal["success", "failure", "dead_lettered"], Meta(
+        description="success: a 2xx answer; failure: retried later; dead_lettered: the retries were used up.")]
+    status: Annotated[int | None, Meta(description="The HTTP status of the answer; null when none came back.")]
+    error: Annotated[str | None, Meta(description="Why the attempt failed (its first 300 bytes); null on success.")]
+    duration_ms: Annotated[int, Meta(description="From sending the request to the end of the answer, ms.")]
+
+
 class PushSubscriptionInfo(Struct, kw_only=True):
     """Extension (GET /v1/queue/push_subscription/{queue}): the subscription without its secret, and
-    its delivery state. ``max_retries`` is null when the subscription follows the queue's."""
+    its delivery state. ``max_retries`` is null when the subscription follows the queue's.
+    ``recent_attempts``: its latest settled delivery attempts (at most 50), newest first."""
 
     subscription_id: str
     queue: str
@@ -313,6 +331,7 @@ class PushSubscriptionInfo(Struct, kw_only=True):
     last_error: str | None
     consecutive_failures: int
     disabled: bool
+    recent_attempts: list[PushAttempt]
 
 
 class PushUnsubscribed(Struct, kw_only=True):
@@ -394,6 +413,9 @@ class QueueOverviewItem(Struct, kw_only=True):
     push_success: int
     push_failure: int
     push_dead_lettered: int
+    published_per_minute: Annotated[float, Meta(description="Messages published per minute over the last 5 minutes "
+                                                "(this one up to now), from the queue's history.")]
+    acked_per_minute: Annotated[float, Meta(description="Messages acked per minute over the last 5 minutes.")]
 
 
 class QueueOverview(Struct, kw_only=True):

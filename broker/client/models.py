@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Struct, UnsetType, field
 
 
 class _Answer(Struct, kw_only=True):
@@ -134,6 +134,18 @@ class PushSubscription(_Answer):
     url: str
 
 
+class PushAttempt(_Answer):
+    """One of a subscription's recent delivery attempts; ``outcome`` is success, failure or dead_lettered."""
+
+    at: datetime
+    message_id: str
+    attempt: int
+    outcome: str
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+
 class PushSubscriptionInfo(_Answer):
     subscription_id: str
     queue: str
@@ -150,6 +162,7 @@ class PushSubscriptionInfo(_Answer):
     last_error: str | None
     consecutive_failures: int
     disabled: bool
+    recent_attempts: list[PushAttempt] = field(default_factory=list)  # newest first (absent from older servers)
 
 
 class PushUnsubscribed(_Answer):

@@ -196,12 +196,15 @@ class QueuePusher:
                 sub.url, message.message_id, delivery_body(message), sub.secret or None,
                 attempt_timeout_s(sub.visibility_s), extra_headers=trace_headers,
             )
-            observe_push(time.perf_counter() - began)
+            took = time.perf_counter() - began
+            observe_push(took)
             d.tracing.push_outcome(span, attempt.status, attempt.error)
         where = f"{sub.project}/{sub.queue} message {message.message_id} attempt {message.attempts}"
+        duration_ms = round(took * 1000)
         try:
             if attempt.ok:
-                settled = await d.subs.push_ack(sub, message.message_id, message.receipt, attempt.status or 200)
+                settled = await d.subs.push_ack(sub, message.message_id, message.receipt, attempt.status or 200,
+                                                attempt=message.attempts, duration_ms=duration_ms)
                 if not settled.acked:
                     log.info("push %s: delivered, but the lease had ended; it will be delivered again", where)
                 return
@@ -209,7 +212,8 @@ class QueuePusher:
             if delay_ms is None:
                 delay_ms = retry_delay_ms(message.attempts)
             outcome = await d.subs.fail(
-                sub, message.message_id, message.receipt, delay_ms=delay_ms, status=attempt.status, error=attempt.error
+                sub, message.message_id, message.receipt, delay_ms=delay_ms, status=attempt.status, error=attempt.error,
+                duration_ms=duration_ms,
             )
         except (errors.LeaseExpired, errors.MessageNotFound, errors.QueueNotFound):
             log.info("push %s: the lease ended before the attempt settled; it will be delivered again", where)

@@ -22,6 +22,8 @@ from broker.store.queues import Store
 #: The wire state -> the queue part that holds it (peek.lua).
 PEEK_PARTS = {"available": "avail", "delayed": "delayed", "in_flight": "inflight"}
 MINUTE_MS = 60_000
+#: The overview's rates count the current minute and the ones before it, this many in all (lua/overview.lua).
+RECENT_MINUTES = 5
 
 
 def _text(value: Any) -> str:
@@ -104,14 +106,18 @@ class Inspector:
         return points
 
     async def overview(self, project: str, after: str, limit: int) -> tuple[list[QueueOverviewItem], bool]:
-        """A page of the project's queues (name order, after ``after``) with counts and counters."""
+        """A page of the project's queues (name order, after ``after``) with counts and counters, and the
+        published and acked rates per minute over the last ``RECENT_MINUTES`` (from the history)."""
         pk = ProjectKeys(project)
         now = self.store.clock()
         reply = await self.store.scripts.run(self.lua.overview, [pk.queues], [pk.tag, now, after, limit])
+        # The recent counts cover the minutes before this one in full, and this one up to now.
+        recent_span = RECENT_MINUTES - 1 + (now % MINUTE_MS + 1) / MINUTE_MS
         items = []
         for row in reply[1:]:
             name, qtype, available, in_flight, delayed, dead, oldest, *counters = row
-            published, acked, dead_lettered, push_success, push_failure, push_dead = (int(c) for c in counters)
+            published, acked, dead_lettered, push_success, push_failure, push_dead, published_recent, acked_recent = (
+                int(c) for c in counters)
             oldest_ms = int(oldest)
             items.append(QueueOverviewItem(
                 queue=_text(name), type=_text(qtype), available=int(available), in_flight=int(in_flight),
@@ -119,5 +125,7 @@ class Inspector:
                 oldest_age_seconds=None if oldest_ms < 0 else max(0, (now - oldest_ms) // 1000),
                 published=published, acked=acked, dead_lettered=dead_lettered, push_success=push_success,
                 push_failure=push_failure, push_dead_lettered=push_dead,
+                published_per_minute=round(published_recent / recent_span, 2),
+                acked_per_minute=round(acked_recent / recent_span, 2),
             ))
         return items, bool(int(reply[0]))

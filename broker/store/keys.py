@@ -72,6 +72,9 @@ QUEUE_PARTS: dict[str, tuple[str, str]] = {
     "refs": ("set", "names of queues (and 'sub:' + name for subscriptions) using this queue as DLQ"),
     "sub": ("hash", "push subscription of this queue"),
     "subst": ("hash", "push subscription delivery state"),
+    "pushlog": ("list", "the subscription's latest 50 delivery attempts (up to 60 kept), newest first, cmsgpack "
+                "{at_ms, message_id, attempt, outcome, status, error, duration_ms} (one LPUSH per settled attempt, an "
+                "LTRIM back to 50 at 61, lua/include/push.lua); deleted with the subscription"),
     "expiry": ("zset", "ids scored apart in avail (out of their band's retention order) -> retention deadline (ms)"),
     "ctr": ("hash", "message counters for /metrics: published, delivered, acked, nacked, lease_expired, "
             "dead_lettered, redriven, purged, push_success, push_failure, push_dead_lettered (one HINCRBY per "

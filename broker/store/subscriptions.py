@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+import msgspec
 
 from broker import errors
-from broker.schemas import PushSubscription, PushSubscriptionInfo, rfc3339
+from broker.schemas import PUSH_LOG_SIZE, PushAttempt, PushSubscription, PushSubscriptionInfo, rfc3339
 from broker.store.failures import answered
 from broker.store.keys import PROJECTS, ProjectKeys
 from broker.store.queues import Store
@@ -26,6 +28,17 @@ def subscriptions_index(project: str) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_Outcome = Literal["success", "failure", "dead_lettered"]
+_LOG_ENTRY = msgspec.msgpack.Decoder(tuple[int, str, int, _Outcome, int, str, int])
+
+
+def _attempt(raw: bytes) -> PushAttempt:
+    """One entry of a subscription's log of attempts (lua/include/push.lua)."""
+    at_ms, message_id, attempt, outcome, status, error, duration_ms = _LOG_ENTRY.decode(raw)
+    return PushAttempt(at=rfc3339(at_ms), message_id=message_id, attempt=attempt, outcome=outcome,
+                       status=status or None, error=error or None, duration_ms=duration_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +122,8 @@ class SubscriptionStore:
             pipe.exists(qk.cfg)
             pipe.hgetall(qk.sub)
             pipe.hgetall(qk.subst)
-            exists, sub_raw, state_raw = await answered(pipe.execute())
+            pipe.lrange(qk.pushlog, 0, PUSH_LOG_SIZE - 1)
+            exists, sub_raw, state_raw, log = await answered(pipe.execute())
         if not exists:
             raise errors.QueueNotFound(f"queue '{queue}' does not exist", field="queue")
         sub = {_text(k): _text(v) for k, v in sub_raw.items()}
@@ -134,6 +148,7 @@ class SubscriptionStore:
             last_error=state.get("last_error") or None,
             consecutive_failures=int(state.get("consecutive_failures") or 0),
             disabled=state.get("disabled") == "1",
+            recent_attempts=[_attempt(entry) for entry in log],
         )
 
     async def projects(self) -> list[str]:
@@ -171,14 +186,17 @@ class SubscriptionStore:
                 )
         return found
 
-    async def push_ack(self, sub: ActiveSubscription, message_id: str, receipt: str, status: int) -> PushAcked:
-        """Settle a 2xx attempt in one step: record it in the delivery state (when ``sub`` is still the queue's
-        subscription) and delete the message if the push lease is still held (push_ack.lua)."""
+    async def push_ack(
+        self, sub: ActiveSubscription, message_id: str, receipt: str, status: int, *, attempt: int, duration_ms: int
+    ) -> PushAcked:
+        """Settle a 2xx attempt in one step: record it in the delivery state and its log (when ``sub`` is still
+        the queue's subscription) and delete the message if the push lease is still held (push_ack.lua).
+        ``attempt``: the message's delivery attempt this was; ``duration_ms``: how long it took."""
         pk = ProjectKeys(sub.project)
         acked, recorded = await self.scripts.run(
             self.scripts.lua.push_ack,
             [pk.queue(sub.queue).cfg],
-            [pk.tag, sub.queue, self._now(), message_id, receipt, status, sub.generation],
+            [pk.tag, sub.queue, self._now(), message_id, receipt, status, sub.generation, attempt, duration_ms],
         )
         return PushAcked(acked=bool(int(acked)), recorded=bool(int(recorded)))
 
@@ -191,14 +209,16 @@ class SubscriptionStore:
         delay_ms: int,
         status: int | None,
         error: str,
+        duration_ms: int,
     ) -> str:
         """End a failed attempt: retry after ``delay_ms``, dead-letter (push_failed) when the retries
-        are used up, or on 410 Gone disable the subscription. Returns "requeued" or "dead_lettered"."""
+        are used up, or on 410 Gone disable the subscription; the attempt goes into the subscription's log
+        with its ``duration_ms``. Returns "requeued" or "dead_lettered"."""
         pk = ProjectKeys(sub.project)
         reply: Sequence[Any] = await self.scripts.run(
             self.scripts.lua.push_fail,
             [pk.queue(sub.queue).cfg],
             [pk.tag, sub.queue, self._now(), message_id, receipt, delay_ms, status or 0, error, sub.generation,
-             "1" if status == 410 else "0"],
+             "1" if status == 410 else "0", duration_ms],
         )
         return _text(reply[1])

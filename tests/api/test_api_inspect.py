@@ -169,6 +169,29 @@ async def test_overview_pages_every_queue(api: Any, make_queue: MakeQueue) -> No
     assert items[1]["oldest_age_seconds"] == 0 and items[0]["oldest_age_seconds"] is None
 
 
+async def test_overview_rates_come_from_the_history(api: Any, make_queue: MakeQueue, clock: Any) -> None:
+    """published_per_minute and acked_per_minute: the last 5 minutes of the history, this one up to now, so
+    the dashboard's first load shows them."""
+    clock.ms = (clock.ms // 60_000) * 60_000 + 29_999  # 30 s into a minute
+    await make_queue("rates")
+    await api.ok("POST", "/v1/queue/publish_batch", {"queue": "rates", "messages": [{"payload": n} for n in range(9)]})
+
+    async def rates() -> tuple[float, float]:
+        [item] = [i for i in (await api.ok("GET", "/v1/queue/overview"))["items"] if i["queue"] == "rates"]
+        return item["published_per_minute"], item["acked_per_minute"]
+
+    assert await rates() == (2.0, 0.0)  # 9 over 4.5 minutes
+    clock.advance(60)
+    leased = (await api.ok("POST", "/v1/queue/consume", {"queue": "rates", "max_messages": 9}))["messages"]
+    await api.ok("POST", "/v1/queue/ack_batch", {"queue": "rates", "messages": [
+        {"message_id": m["message_id"], "receipt": m["receipt"]} for m in leased]})
+    assert await rates() == (2.0, 2.0)
+    clock.advance(240)  # the minute of the publishes falls out of the five
+    assert await rates() == (0.0, 2.0)
+    clock.advance(60)
+    assert await rates() == (0.0, 0.0)
+
+
 @pytest.mark.parametrize(("path", "field"), [
     ("/v1/queue/peek/jobs?state=dead", "state"),
     ("/v1/queue/peek/jobs?limit=0", "limit"),

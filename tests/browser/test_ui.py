@@ -14,8 +14,11 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,15 +40,37 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, str, str]]:
-    """A real ``broker serve`` on a redis-server of its own, a key of project "ui" and one of project "many"."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, str]]:
+    """A redis-server of the module's own (its URL), in a fleet that stops everything at the end."""
     fleet = Fleet(tmp_path_factory.mktemp("ui"))
-    key, many = f"ui-{uuid.uuid4().hex}", f"many-{uuid.uuid4().hex}"
     try:
-        node = fleet.redis()
-        yield fleet.serve(node.url, f"ui:{key},many:{many}", "--no-workers"), key, many
+        yield fleet, fleet.redis().url
     finally:
         fleet.stop_all()
+
+
+@pytest.fixture(scope="module")
+def server(stack: tuple[Fleet, str]) -> tuple[ApiServer, str, str]:
+    """A real ``broker serve`` (no background jobs) on that store, a key of project "ui" and one of "many"."""
+    fleet, url = stack
+    key, many = f"ui-{uuid.uuid4().hex}", f"many-{uuid.uuid4().hex}"
+    return fleet.serve(url, f"ui:{key},many:{many}", "--no-workers"), key, many
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A webhook endpoint: 200 for a payload without "fail", else 503 with Retry-After: 0 (retried at once)."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        failing = isinstance(body["payload"], dict) and "fail" in body["payload"]
+        self.send_response(503 if failing else 200)
+        if failing:
+            self.send_header("Retry-After", "0")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def run(driver: Path, scenario: str, base: str, key: str, shots: Path | None = None, **env: str) -> dict[str, Any]:
@@ -90,7 +115,7 @@ def test_the_whole_flow(driver: Path, server: tuple[ApiServer, str, str], tmp_pa
     names = [s if isinstance(s, str) else s["name"] for s in report["steps"]]
     assert names == ["signed in", "queue created", "table refreshed by itself", "configuration edited",
                      "published from the page", "peeked, pretty-printed", "dead-lettered", "found by id", "redriven",
-                     "redriven since a time, and all", "purged", "charts", "dark"]
+                     "redriven since a time, and all", "purged", "charts", "chart readout", "dark"]
     # What the page did, seen from the API: the queue is there, configured, purged, with nothing dead.
     stats = call(api.url, key, "GET", "/v1/queue/stats/orders")
     assert (stats["available"], stats["in_flight"], stats["dlq"]) == (0, 0, 0)
@@ -124,9 +149,49 @@ def test_the_keyboard_alone_is_enough(driver: Path, server: tuple[ApiServer, str
     call(api.url, key, "POST", "/v1/queue/create", {"name": "aaa-keys"})  # first in the table
     call(api.url, key, "POST", "/v1/queue/publish", {"queue": "aaa-keys", "payload": 1})
     report = run(driver, "keyboard", api.url, key, QUEUE="aaa-keys")
-    assert report["steps"][-3:] == ["purged with the keyboard", "escape cancels", "deleted with the keyboard"]
+    assert report["steps"][-4:] == ["purged with the keyboard", "escape cancels", "chart read with the keyboard",
+                                    "deleted with the keyboard"]
     gone = httpx.get(f"{api.url}/v1/queue/get/aaa-keys", headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "QUEUE_NOT_FOUND"
+
+
+def test_push_deliveries_are_listed(driver: Path, stack: tuple[Fleet, str], server: tuple[ApiServer, str, str],
+                                    tmp_path: Path) -> None:
+    """A subscription's recent delivery attempts (delivered, failed and retried, dead-lettered), made by the push
+    delivery of a second ``broker serve`` (with its background jobs) to a local endpoint, shown on the page."""
+    fleet, url = stack
+    api, key, _ = server
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    pusher = fleet.serve(url, api.api_keys, BROKER_PUSH_ALLOW_PRIVATE="1")
+    try:
+        call(api.url, key, "POST", "/v1/queue/create", {"name": "webhooks"})
+        call(pusher.url, key, "POST", "/v1/queue/push_subscribe/webhooks",  # the server that allows local URLs
+             {"url": f"http://127.0.0.1:{hook.server_port}/hook", "max_retries": 1})
+        for payload in ({"order": 1}, {"fail": "always"}):
+            call(api.url, key, "POST", "/v1/queue/publish", {"queue": "webhooks", "payload": payload})
+            deadline = time.monotonic() + 30
+            while len(call(api.url, key, "GET", "/v1/queue/push_subscription/webhooks")["recent_attempts"]) < \
+                    (1 if "order" in payload else 3):
+                assert time.monotonic() < deadline, "the attempts were not recorded"
+                time.sleep(0.1)
+    finally:
+        pusher.stop()
+        hook.shutdown()
+        hook.server_close()
+    attempts = call(api.url, key, "GET", "/v1/queue/push_subscription/webhooks")["recent_attempts"]
+    assert [(a["outcome"], a["attempt"], a["status"]) for a in attempts] == [
+        ("dead_lettered", 2, 503), ("failure", 1, 503), ("success", 1, 200)]
+    report = run(driver, "push", api.url, key, shots_dir(tmp_path), QUEUE="webhooks")
+    [listed] = [s for s in report["steps"] if isinstance(s, dict) and s["name"] == "recent deliveries"]
+    assert listed["rows"] == [
+        {"outcome": a["outcome"], "message": a["message_id"], "attempt": str(a["attempt"]),
+         "answer": a["error"] or f"HTTP {a['status']}", "took": f"{a['duration_ms']} ms"} for a in attempts]
+    [dead] = [s for s in report["steps"] if isinstance(s, dict) and s["name"] == "dead letter"]
+    assert (dead["reason"], dead["attempts"], dead["source"]) == ("push_failed", "2", "webhooks")
+    assert dead["last_error"] == attempts[0]["error"] and dead["last_error"].startswith("HTTP 503")
+    [phone] = [s for s in report["steps"] if isinstance(s, dict) and s["name"] == "phone"]
+    assert phone["client_width"] == 390 and phone["scroll_width"] <= 390 and phone["body_width"] <= 390, phone
 
 
 async def _create_many(base: str, key: str, count: int) -> None:

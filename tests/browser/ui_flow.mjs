@@ -8,6 +8,7 @@
 //   phone     a 390 px wide viewport: the queue table and a queue's page scroll no sideways
 //   keyboard  sign in, open a queue, purge it and delete it with the keyboard only; focus is always visible
 //   many      first render of the queue table of a project with many queues (QUEUE_COUNT), in ms
+//   push      a queue's recent push delivery attempts as listed on its page
 // Environment: CHROMIUM (default /usr/bin/chromium), STEP_TIMEOUT_MS (default 20000), QUEUE (the queue name).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -51,10 +52,15 @@ async function signIn(page) {
 }
 
 async function noSidewaysScroll(page) {
-  return page.evaluate(() => ({
+  const widths = await page.evaluate(() => ({
     scroll_width: document.documentElement.scrollWidth, client_width: document.documentElement.clientWidth,
     body_width: document.body.scrollWidth,
+    // A table's caption as wide as its table (not squeezed into a column a letter wide).
+    narrow_captions: [...document.querySelectorAll("caption")].filter((c) => c.offsetParent !== null
+      && c.getBoundingClientRect().width < 0.8 * c.closest("table").getBoundingClientRect().width).length,
   }));
+  if (widths.narrow_captions) throw new Error(`squeezed captions: ${JSON.stringify(widths)}`);
+  return widths;
 }
 
 async function flow(page) {
@@ -72,6 +78,10 @@ async function flow(page) {
   const row = page.locator("#queues tbody tr", { has: link });
   await row.locator('td[data-label="Available"]:text-is("1")').waitFor({ timeout: 15000 });
   step("table refreshed by itself");
+  // The rates come from the server's history, so they show on the first load: one published, none acked.
+  const inRate = Number((await row.locator('td[data-label="In /min"]').textContent()).trim());
+  const outRate = (await row.locator('td[data-label="Out /min"]').textContent()).trim();
+  if (!(inRate > 0) || outRate !== "0.0") throw new Error(`rates shown: in ${inRate}, out ${outRate}`);
   if (shots) await page.screenshot({ path: join(shots, "ui-queues.png") });
   await link.click();
   await page.getByRole("heading", { name: `Queue ${queue}` }).waitFor({ timeout });
@@ -98,8 +108,12 @@ async function flow(page) {
   const deadRow = page.locator("#dead-rows tr");
   const reason = (await deadRow.locator('td[data-label="Reason"]').textContent()).trim();
   const source = (await deadRow.locator('td[data-label="Source"]').textContent()).trim();
-  if (reason !== "nack" || source !== queue) throw new Error(`dead letter shows ${reason} / ${source}`);
-  step("dead-lettered", { reason, source });
+  const attempts = (await deadRow.locator('td[data-label="Attempts"]').textContent()).trim();
+  const lastError = (await deadRow.locator('td[data-label="Last error"]').textContent()).trim();
+  if (reason !== "nack" || source !== queue || attempts !== "1" || lastError !== "—") {
+    throw new Error(`dead letter shows ${reason} / ${source} / ${attempts} / ${lastError}`);
+  }
+  step("dead-lettered", { reason, source, attempts });
   await page.locator("#push-outcomes").waitFor({ timeout });
   await page.locator("#push-recent", { hasText: "Last hour: 0 delivered, 0 failed attempts." }).waitFor({ timeout });
   await page.getByLabel("Find a message by id").fill(m.message_id);
@@ -162,6 +176,7 @@ async function flow(page) {
   const polylines = await page.locator("#charts polyline").count();
   step("charts", { published, polylines });
   if (published !== 2 || polylines !== 4) throw new Error(`history ${published}, polylines ${polylines}`);
+  await chartReadout(page, queue);
   await page.getByRole("link", { name: "Dead letters" }).click();
   await page.getByRole("heading", { name: "Dead letters" }).waitFor({ timeout });
   // Dark theme of the queue page, for the docs.
@@ -173,7 +188,64 @@ async function flow(page) {
   await page.getByRole("heading", { name: `Queue ${queue}` }).waitFor({ timeout });
   await page.locator("#push-outcomes").waitFor({ timeout });
   await page.locator("#charts svg").first().waitFor({ timeout });
+  await page.getByRole("slider", { name: /^In \/ out/ }).focus(); // a minute read out, for the picture
+  await page.keyboard.press("End");
   if (shots) await page.screenshot({ path: join(shots, "ui-queue-dark.png") });
+}
+
+// The charts read out a minute's values: on hover (the readout under the chart) and with the keyboard (the chart
+// is a slider: its value text follows the arrow keys), the same numbers as GET /v1/queue/history.
+async function chartReadout(page, name) {
+  const chartBox = page.getByRole("slider", { name: /^In \/ out \/ dead-lettered per minute/ });
+  const figure = page.locator("figure", { has: chartBox });
+  const expected = (p) => `published ${p.published}, acked ${p.acked}, dead-lettered ${p.dead_lettered}`;
+  const valuesOf = (text) => text.slice(text.indexOf(": ") + 2);
+  for (let tries = 0; ; tries++) { // a minute that turns between the two reads: read both again
+    const points = (await api("GET", `/v1/queue/history/${name}`)).points;
+    const box = await chartBox.boundingBox();
+    await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2);
+    const hovered = valuesOf((await figure.locator("output").textContent()).trim());
+    await chartBox.focus();
+    await page.keyboard.press("End");
+    const last = valuesOf(await chartBox.getAttribute("aria-valuetext"));
+    await page.keyboard.press("ArrowLeft");
+    const before = valuesOf(await chartBox.getAttribute("aria-valuetext"));
+    const now = await chartBox.getAttribute("aria-valuenow");
+    const want = [expected(points[points.length - 1]), expected(points[points.length - 2])];
+    if (hovered === want[0] && last === want[0] && before === want[1] && Number(now) === points.length - 2) {
+      step("chart readout", { hovered, last, before });
+      break;
+    }
+    if (tries === 2) throw new Error(`chart reads ${hovered} / ${last} / ${before} (${now}), history ${want}`);
+  }
+  await page.mouse.move(0, 0);
+}
+
+// A subscription's recent delivery attempts, as the page lists them (made by the test beforehand).
+async function push(page) {
+  await signIn(page);
+  await page.getByRole("link", { name: queue, exact: true }).click();
+  await page.getByRole("heading", { name: `Queue ${queue}` }).waitFor({ timeout });
+  await page.locator("#push-attempts tbody tr").first().waitFor({ timeout });
+  const rows = await page.locator("#push-attempts tbody tr").evaluateAll((trs) => trs.map((tr) => {
+    const cell = (label) => tr.querySelector(`td[data-label="${label}"]`).textContent.trim();
+    return { outcome: tr.dataset.outcome, message: cell("Message"), attempt: cell("Attempt"), answer: cell("Answer"),
+      took: cell("Took") };
+  }));
+  step("recent deliveries", { rows });
+  const section = page.locator("section", { has: page.getByRole("heading", { name: "Push subscription" }) });
+  await section.locator("figure svg").waitFor({ timeout }); // the attempts per minute, a chart of its own
+  if (shots) await section.screenshot({ path: join(shots, "ui-push.png") });
+  // Its dead letter: reason, attempts, source queue and last error, as the dead letters list them.
+  const dead = page.locator("#dead-rows tr").first();
+  await dead.waitFor({ timeout });
+  const cell = async (label) => (await dead.locator(`td[data-label="${label}"]`).textContent()).trim();
+  step("dead letter", { reason: await cell("Reason"), attempts: await cell("Attempts"), source: await cell("Source"),
+    last_error: await cell("Last error") });
+  // On a phone the attempts are cards: no sideways scrolling.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.locator("#push-attempts tbody tr").first().waitFor({ timeout });
+  step("phone", await noSidewaysScroll(page));
 }
 
 async function phone(page) {
@@ -241,6 +313,20 @@ async function keyboard(page) {
   await page.keyboard.press("Escape");
   await page.locator("#status", { hasText: "Nothing was changed." }).waitFor({ timeout });
   step("escape cancels");
+  // The charts are reached with Tab and read with the arrow keys.
+  await page.locator("#purge").focus();
+  await tabTo(page, (f) => f.tag === "svg");
+  const slider = page.locator("svg:focus");
+  await page.keyboard.press("End");
+  const last = await slider.getAttribute("aria-valuenow");
+  await page.keyboard.press("ArrowLeft");
+  const before = await slider.getAttribute("aria-valuenow");
+  const text = await slider.getAttribute("aria-valuetext");
+  const shown = (await page.locator("figure:has(svg:focus) output").textContent()).trim();
+  if (Number(before) !== Number(last) - 1 || shown !== text || !/: available \+ delayed \+ in flight /.test(text)) {
+    throw new Error(`chart by keyboard: ${last} -> ${before}, ${text} / ${shown}`);
+  }
+  step("chart read with the keyboard");
   await page.locator("#delete").focus();
   await page.keyboard.press("Enter");
   await page.locator("#confirm").waitFor({ state: "visible", timeout });
@@ -274,6 +360,14 @@ async function many(page) {
   const sortStarted = Date.now();
   await page.getByRole("button", { name: "Available" }).click();
   report.sort_ms = Date.now() - sortStarted;
+  // Numbers sort largest first on the first click: the one queue of the ten holding a message comes first.
+  const order = await page.evaluate(() => ({
+    sort: document.querySelector('#queues th[data-key="available"]').getAttribute("aria-sort"),
+    rows: [...document.querySelectorAll("#queues tbody tr")].map((tr) =>
+      `${tr.querySelector('td[data-label="Queue"]').textContent}=${tr.querySelector('td[data-label="Available"]').textContent}`),
+  }));
+  const want = ["q-0000=1", ...Array.from({ length: 9 }, (_, n) => `q-000${n + 1}=0`)];
+  if (order.sort !== "descending" || order.rows.join() !== want.join()) throw new Error(`sorted: ${JSON.stringify(order)}`);
   step("filtered and sorted");
 }
 
@@ -292,7 +386,7 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   page.on("console", (message) => { if (message.type() === "error") report.console_errors.push(message.text()); });
   page.on("pageerror", (error) => report.page_errors.push(String(error)));
-  const scenarios = { flow, phone, keyboard, many };
+  const scenarios = { flow, phone, keyboard, many, push };
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
   await scenarios[scenario](page);
   report.ok = true;

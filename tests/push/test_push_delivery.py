@@ -65,6 +65,10 @@ async def test_delivers_signed_message_and_acks(papi, receiver, start_runner):
     assert state["subscription_id"] == sub["subscription_id"]
     assert (state["last_status"], state["consecutive_failures"], state["disabled"]) == (200, 0, False)
     assert state["last_error"] is None and state["last_attempt_at"] is not None
+    [entry] = state["recent_attempts"]
+    assert (entry["message_id"], entry["attempt"], entry["outcome"], entry["status"], entry["error"]) == (
+        message_id, 1, "success", 200, None)
+    assert entry["at"] == state["last_attempt_at"] and entry["duration_ms"] >= 0
 
 
 async def _settled(api: Any, queue: str = "jobs") -> bool:
@@ -215,6 +219,10 @@ async def test_dead_letters_with_push_failed_after_max_retries(papi, receiver, s
     clock.advance(700)
     await eventually(lambda: _settled(papi), what="nothing left to deliver")  # no retry left, none in flight
     assert len(receiver.requests) == 3
+    state = await papi.ok("GET", "/v1/queue/push_subscription/jobs")
+    assert [(e["message_id"], e["attempt"], e["outcome"], e["status"]) for e in state["recent_attempts"]] == [
+        (message_id, 3, "dead_lettered", 500), (message_id, 2, "failure", 500), (message_id, 1, "failure", 500)]
+    assert all(e["error"].startswith("HTTP 500") and e["duration_ms"] >= 0 for e in state["recent_attempts"])
 
 
 async def _delayed(api: Any, queue: str = "jobs") -> bool:

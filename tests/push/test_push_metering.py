@@ -18,7 +18,9 @@ async def test_an_accepted_push_is_metered_and_not_charged(store: Any, subs: Any
     await store.publish(project, "q", [OutgoingMessage(payload=b"1")], batch=False)  # the 1 unit
     [message], _ = await store.claim(project, "q", 1, 30_000, charged=False)  # as push delivery claims
     [sub] = await subs.active([project])
-    assert await subs.push_ack(sub, message.message_id, message.receipt, 200) == (True, True)
+    settled = await subs.push_ack(sub, message.message_id, message.receipt, 200, attempt=message.attempts,
+                                  duration_ms=5)
+    assert settled == (True, True)
     assert (await accounts.get(project)).credit == 0
     today = day_of(store.clock())
     usage = {r.capability: r for r in await accounts.usage(project, today, today)}

@@ -163,3 +163,6 @@ async def test_subscriptions_are_per_project(two_tenants, monkeypatch):
 async def test_auth_is_required(papi):
     r = await papi.client.post("/v1/queue/push_subscribe/jobs", json={"url": URL})
     assert r.status_code == 401
+    for method in ("GET", "DELETE"):  # the subscription and its recent attempts are read with the key only
+        r = await papi.client.request(method, "/v1/queue/push_subscription/jobs")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"

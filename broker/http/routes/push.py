@@ -94,6 +94,8 @@ routes = [
         "queue.push_subscription.get", "The queue's push subscription, without its secret, and its delivery state",
         extension=True, request=QueueOnlyRequest, response=schemas.PushSubscriptionInfo,
         errors=(errors.QueueNotFound, errors.SubscriptionNotFound),
+        description="`recent_attempts`: its latest 50 settled delivery attempts, newest first (time, message, "
+        "attempt number, outcome, HTTP status or error, duration), recorded by the scripts that settle them.",
     )),
     ApiRoute("/v1/queue/push_subscription/{queue}", delete_subscription, methods=["DELETE"], operation=Operation(
         "queue.push_subscription.delete", "Remove the queue's push subscription", extension=True,

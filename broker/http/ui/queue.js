@@ -192,16 +192,36 @@ function deadLettersSection(name, afterChange) {
   return { section, load };
 }
 
+const OUTCOMES = { success: "delivered", failure: "failed, retried", dead_lettered: "failed, dead-lettered" };
+
+function attemptsTable(attempts) {
+  if (!attempts.length) return h("p", { class: "muted", id: "push-attempts-empty", text: "No delivery attempted yet." });
+  return h("table", { class: "cards", id: "push-attempts" },
+    h("caption", { class: "muted", text: `The latest ${attempts.length} delivery attempts, newest first.` }),
+    h("thead", {}, h("tr", {}, ["When", "Message", "Attempt", "Outcome", "Answer", "Took"].map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, attempts.map((a) => h("tr", { "data-outcome": a.outcome },
+      h("td", { "data-label": "When", text: when(a.at) }),
+      h("td", { "data-label": "Message" }, h("code", { text: a.message_id })),
+      h("td", { "data-label": "Attempt", class: "num", text: String(a.attempt) }),
+      h("td", { "data-label": "Outcome" }, h("span", { class: `badge ${a.outcome}`, text: OUTCOMES[a.outcome] || a.outcome })),
+      // A failure's error names its status when there was an answer ("HTTP 503: busy"), else what went wrong.
+      h("td", { "data-label": "Answer", text: a.error || (a.status ? `HTTP ${a.status}` : "no answer") }),
+      h("td", { "data-label": "Took", class: "num", text: `${a.duration_ms} ms` })))));
+}
+
 async function subscriptionSection(name, row) {
   const section = h("section", { "aria-labelledby": "push-title" }, h("h2", { id: "push-title", text: "Push subscription" }));
+  let subscribed = false;
   try {
     const s = await api("GET", `/v1/queue/push_subscription/${q(name)}`);
+    subscribed = true;
     const outcome = s.last_attempt_at
       ? `last attempt ${when(s.last_attempt_at)}: ${s.last_status ?? "no status"}${s.last_error ? " — " + s.last_error : ""}`
       : "no delivery attempted yet";
     section.append(h("p", {}, h("code", { text: s.url }), s.disabled ? h("span", { class: "badge", text: " disabled" }) : null),
       h("p", { class: "muted", text: `${outcome}; ${s.consecutive_failures} failures in a row; ` +
-        `concurrency ${s.max_concurrency}, visibility ${s.visibility_timeout} s${s.signed ? ", signed" : ""}` }));
+        `concurrency ${s.max_concurrency}, visibility ${s.visibility_timeout} s${s.signed ? ", signed" : ""}` }),
+      h("h3", { text: "Recent deliveries" }), attemptsTable(s.recent_attempts));
   } catch (error) {
     if (error.code !== "SUBSCRIPTION_NOT_FOUND") throw error;
     section.append(h("p", { class: "muted", text: "No push subscription." }));
@@ -211,14 +231,14 @@ async function subscriptionSection(name, row) {
       text: `Delivery outcomes so far: ${row.push_success} delivered, ${row.push_failure} failed (retried), ` +
         `${row.push_dead_lettered} dead-lettered.` }));
   }
-  // Recent outcomes: the attempts per minute over the last hour, from the queue's history.
+  // The attempts per minute over the last hour, from the queue's history.
   const points = (await api("GET", `/v1/queue/history/${q(name)}?window=1h`)).points;
   const delivered = points.reduce((n, p) => n + p.push_success, 0);
   const failed = points.reduce((n, p) => n + p.push_failure, 0);
   section.append(h("p", { id: "push-recent", text: `Last hour: ${delivered} delivered, ${failed} failed attempts.` }));
-  if (delivered || failed) {
+  if (subscribed && (delivered || failed)) {
     section.append(chart("Push attempts per minute", points, [
-      { key: "push_success", label: "delivered" }, { key: "push_failure", label: "failed" }]));
+      { key: "push_success", label: "delivered", tone: 2 }, { key: "push_failure", label: "failed", tone: 3 }]));
   }
   return section;
 }
@@ -241,13 +261,17 @@ export async function renderQueue(name, seq) {
     const now = [stats.available, stats.in_flight, stats.delayed, stats.dlq].join();
     if (lastCounts !== null && now !== lastCounts) await Promise.all([messages.load(true), dead.load(true)]);
     lastCounts = now;
-    charts.replaceChildren(
-      chart("Depth", history.points, [{ key: "depth", label: "available + delayed + in flight" }]),
-      chart("In / out / dead-lettered per minute", history.points, [
-        { key: "published", label: "published" }, { key: "acked", label: "acked" }, { key: "dead_lettered", label: "dead-lettered" }]));
+    if (!charts.children.length) {
+      charts.append(
+        chart("Depth", history.points, [{ key: "depth", label: "available + delayed + in flight" }]),
+        chart("In / out / dead-lettered per minute", history.points, [
+          { key: "published", label: "published" }, { key: "acked", label: "acked" }, { key: "dead_lettered", label: "dead-lettered" }]));
+    } else {
+      for (const figure of charts.children) figure.update(history.points);
+    }
   };
   const dead = deadLettersSection(name, reloadCounts);
-  windowSelect.addEventListener("change", () => reloadCounts().catch((e) => say(e.message, true)));
+  windowSelect.addEventListener("change", () => { charts.replaceChildren(); reloadCounts().catch((e) => say(e.message, true)); });
   const danger = async (what) => {
     const purge = what === "purge";
     const ok = await confirmNamed(purge ? `Purge queue ${name}?` : `Delete queue ${name}?`,

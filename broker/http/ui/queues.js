@@ -8,17 +8,14 @@ const COLUMNS = [
   ["in_flight", "In flight", true], ["delayed", "Delayed", true], ["dlq", "Dead letters", true],
   ["oldest_age_seconds", "Oldest", true], ["in_rate", "In /min", true], ["out_rate", "Out /min", true],
 ];
-const tableState = { sort: "queue", descending: false, filter: "", auto: true, previous: null };
+const tableState = { sort: "queue", descending: false, filter: "", auto: true };
 
-function withRates(items, previous) {
-  const now = Date.now();
+// The rates are the server's: published and acked per minute over the last 5 minutes (queue.overview).
+function withRates(items) {
   for (const item of items) {
-    const before = previous && previous.items.get(item.queue);
-    const minutes = previous ? (now - previous.at) / 60000 : 0;
-    item.in_rate = before && minutes > 0 ? Math.max(0, (item.published - before.published) / minutes) : null;
-    item.out_rate = before && minutes > 0 ? Math.max(0, (item.acked - before.acked) / minutes) : null;
+    item.in_rate = item.published_per_minute;
+    item.out_rate = item.acked_per_minute;
   }
-  return { at: now, items: new Map(items.map((item) => [item.queue, item])) };
 }
 
 function sorted(items) {
@@ -34,7 +31,7 @@ function sorted(items) {
 
 function cellText(item, key) {
   if (key === "oldest_age_seconds") return age(item[key]);
-  if (key === "in_rate" || key === "out_rate") return item[key] === null ? "—" : item[key].toFixed(1);
+  if (key === "in_rate" || key === "out_rate") return item[key] == null ? "—" : item[key].toFixed(1);
   return String(item[key]);
 }
 
@@ -107,13 +104,13 @@ export async function renderQueues(seq) {
         h("button", { type: "button", text: "Reverse", onclick: () => { tableState.descending = !tableState.descending; paint(); } })),
       h("label", { class: "inline", for: "auto-refresh" }, auto, "Refresh every 5 s"),
       h("button", { type: "button", id: "refresh", text: "Refresh now", onclick: () => load() }), count),
-    h("table", { class: "cards", id: "queues" }, h("caption", { class: "muted", text: "" }), h("thead", {}, headRow), tbody),
+    h("table", { class: "cards", id: "queues" }, h("caption", { class: "muted", text: "In and Out: messages published and acked per minute over the last 5 minutes." }), h("thead", {}, headRow), tbody),
   );
   const load = async () => {
     const started = performance.now();
     const items = await allQueues();
     if (seq !== view.seq) return;
-    tableState.previous = withRates(items, tableState.previous);
+    withRates(items);
     latest = items;
     paint();
     document.body.dataset.rendered = String(Math.round(performance.now() - started));

@@ -8,7 +8,9 @@
 -- ARGV[3]  last name of the previous page, "" for the first page
 -- ARGV[4]  page size
 -- Returns: {more 0|1, per queue: {name, type, available, in_flight, delayed, dead_letter, oldest_enqueued_ms or -1,
---   published, acked, dead_lettered, push_success, push_failure, push_dead_lettered}...}
+--   published, acked, dead_lettered, push_success, push_failure, push_dead_lettered, published_recent,
+--   acked_recent}...}; *_recent: published / acked in the current minute and the RECENT_MINUTES - 1 before it,
+--   from the queue's history ("<minute>:p" and ":a" of its hist hash, lua/include/lifecycle.lua).
 -- Errors: none.
 --@include lifecycle
 
@@ -16,6 +18,14 @@ local now_s = string.format("%d", to_int(ARGV[2], "now"))
 local limit = to_int(ARGV[4], "limit", 1)
 local start = "-"
 if ARGV[3] ~= "" then start = "(" .. ARGV[3] end
+local RECENT_MINUTES = 5
+local minute = math.floor(to_int(ARGV[2], "now") / 60000)
+local recent_fields = {}
+for back = RECENT_MINUTES - 1, 0, -1 do
+  local m = string.format("%d", minute - back)
+  recent_fields[#recent_fields + 1] = m .. ":p"
+  recent_fields[#recent_fields + 1] = m .. ":a"
+end
 local names = redis.call("ZRANGEBYLEX", KEYS[1], start, "+", "LIMIT", 0, limit + 1)
 local reply = {0}
 for i, name in ipairs(names) do
@@ -34,6 +44,14 @@ for i, name in ipairs(names) do
         "push_failure", "push_dead_lettered")) do
       row[#row + 1] = count or "0"
     end
+    local published, acked = 0, 0
+    local recent = redis.call("HMGET", qk.hist, unpack(recent_fields))
+    for j = 1, #recent, 2 do
+      published = published + (tonumber(recent[j]) or 0)
+      acked = acked + (tonumber(recent[j + 1]) or 0)
+    end
+    row[#row + 1] = published
+    row[#row + 1] = acked
     reply[#reply + 1] = row
   end
 end

@@ -1,5 +1,5 @@
 -- push_ack: settle a successful push attempt (a 2xx answer) in one step: the attempt is recorded in the
--- subscription's delivery state, and the message is deleted if the push lease is still held. When the
+-- subscription's delivery state and its log of recent attempts, and the message is deleted if the push lease is still held. When the
 -- lease ended meanwhile (the message is available again or leased elsewhere), only the attempt is recorded.
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
@@ -10,6 +10,8 @@
 -- ARGV[5]  receipt of the push lease
 -- ARGV[6]  HTTP status of the answer
 -- ARGV[7]  generation of the subscription that made the attempt
+-- ARGV[8]  the message's delivery attempt this was (1 for the first)
+-- ARGV[9]  duration of the attempt, ms
 -- Returns: {acked, recorded}: 1 when the message was deleted / the attempt recorded (the subscription is
 --   still the one that made it), else 0.
 -- Errors: QUEUE_NOT_FOUND.
@@ -22,6 +24,8 @@ local qk = target_queue()
 local now = to_int(ARGV[3], "now")
 local status = to_int(ARGV[6], "status")
 local generation = to_int(ARGV[7], "generation")
+local attempt = to_int(ARGV[8], "attempt", 0)
+local duration = to_int(ARGV[9], "duration", 0)
 local cfg = require_cfg(qk)
 local id = ARGV[4]
 
@@ -44,5 +48,6 @@ end
 tally(qk, "push_success", 1)
 flush_tallies()
 account_meter(account_open(ARGV[1], ARGV[1], "queue.push", 0), now, "pushed", acked) -- metered, not charged
-local recorded = record_attempt(qk, load_sub(qk), generation, now, status, "", true, false) and 1 or 0
+local recorded = record_attempt(qk, load_sub(qk), generation, now, status, "", true, false,
+  {id, attempt, "success", duration}) and 1 or 0
 return {acked, recorded}

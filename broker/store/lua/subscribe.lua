@@ -1,7 +1,7 @@
 -- subscribe: create or replace the push subscription of a queue (queue.push_subscribe).
 -- One subscription per queue: replacing it keeps its subscription_id, raises its generation and clears
--- its delivery state (so a subscription disabled by a 410 Gone is enabled again). Its dead-letter queue
--- is registered in that queue's refs as "sub:<queue>", so deleting that queue answers QUEUE_IN_USE.
+-- its delivery state and its log of attempts (so a subscription disabled by a 410 Gone is enabled again).
+-- Its dead-letter queue is registered in that queue's refs as "sub:<queue>", so deleting that queue answers QUEUE_IN_USE.
 --
 -- KEYS[1]  hash    cfg of the queue (its other keys are derived with queue_keys, same hash tag)
 -- KEYS[2]  string  idempotency record (the tag when there is no key)
@@ -44,7 +44,7 @@ local member = "sub:" .. qk.name
 if old[3] and old[3] ~= "" and old[3] ~= dlq then redis.call("SREM", queue_key(qk.tag, old[3], "refs"), member) end
 if dlq ~= "" then redis.call("SADD", queue_key(qk.tag, dlq, "refs"), member) end
 local id = old[1] or ARGV[5]
-redis.call("DEL", qk.sub, qk.subst)
+redis.call("DEL", qk.sub, qk.subst, qk.pushlog)
 redis.call("HSET", qk.sub, "id", id, "generation", tonumber(old[2] or "0") + 1, "url", url, "secret", secret,
   "max_retries", ARGV[8], "visibility", visibility, "dead_letter_queue", dlq, "max_concurrency", concurrency,
   "created_ms", old[4] or now, "updated_ms", now)

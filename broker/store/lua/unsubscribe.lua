@@ -14,6 +14,6 @@ require_cfg(qk)
 local sub = load_sub(qk)
 if not sub then fail("SUBSCRIPTION_NOT_FOUND", "queue '" .. qk.name .. "' has no push subscription", "queue") end
 if sub.dlq ~= "" then redis.call("SREM", queue_key(qk.tag, sub.dlq, "refs"), "sub:" .. qk.name) end
-redis.call("DEL", qk.sub, qk.subst)
+redis.call("DEL", qk.sub, qk.subst, qk.pushlog)
 redis.call("SREM", KEYS[2], qk.name)
 return sub.id

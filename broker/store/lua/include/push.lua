@@ -4,6 +4,9 @@
 --          ("" none), max_concurrency, created_ms, updated_ms
 --   subst: last_attempt_ms, last_status (0 = no HTTP answer), last_error, consecutive_failures,
 --          disabled ("1" after a 410 Gone), disabled_ms
+--   pushlog: the latest PUSH_LOG_SIZE attempts (and up to PUSH_LOG_SLACK older ones), newest first, each cmsgpack
+--          {at_ms, message_id, attempt, outcome, status (0 = no answer), error, duration_ms}, outcome
+--          "success" | "failure" (retried) | "dead_lettered"; cleared with the delivery state
 -- `generation` grows on every subscribe, so an attempt made under a replaced subscription does not
 -- write the state (or disable) the new one.
 
@@ -14,10 +17,24 @@ local function load_sub(qk)
   return {id = v[1], generation = tonumber(v[2]), max_retries = tonumber(v[3] or ""), dlq = v[4] or ""}
 end
 
--- Record one attempt in the delivery state, only when `sub` is the generation that made it.
--- status is the HTTP status (0 when there was no answer); err is "" on success.
-local function record_attempt(qk, sub, generation, now, status, err, ok, gone)
+local PUSH_LOG_SIZE = 50
+local PUSH_LOG_SLACK = 10 -- the list holds at most PUSH_LOG_SIZE + PUSH_LOG_SLACK entries
+local PUSH_LOG_ERROR = 300 -- bytes of an error text kept in the log
+
+-- Record one attempt in the delivery state and its log, only when `sub` is the generation that made it.
+-- status is the HTTP status (0 when there was no answer); err is "" on success; entry is
+-- {message_id, attempt, outcome, duration_ms} for the log.
+local function record_attempt(qk, sub, generation, now, status, err, ok, gone, entry)
   if not sub or sub.generation ~= generation then return false end
+  local short = err
+  if #short > PUSH_LOG_ERROR then -- cut on a character boundary (the text is UTF-8)
+    short = string.gsub(string.sub(short, 1, PUSH_LOG_ERROR), "[\192-\255][\128-\191]*$", "")
+  end
+  -- One LPUSH per attempt; the list is cut back to PUSH_LOG_SIZE once it holds PUSH_LOG_SLACK more (one
+  -- attempt in PUSH_LOG_SLACK pays the LTRIM); readers read the first PUSH_LOG_SIZE.
+  local length = redis.call("LPUSH", qk.pushlog, cmsgpack.pack({now, entry[1], entry[2], entry[3], status, short,
+    entry[4]}))
+  if length > PUSH_LOG_SIZE + PUSH_LOG_SLACK then redis.call("LTRIM", qk.pushlog, 0, PUSH_LOG_SIZE - 1) end
   redis.call("HSET", qk.subst, "last_attempt_ms", now, "last_status", status, "last_error", err)
   if ok then
     redis.call("HSET", qk.subst, "consecutive_failures", 0)
