@@ -167,6 +167,25 @@ def _tags(given: Any) -> dict[str, str]:
     return {f"tag:{k}": v for k, v in given.items()}
 
 
+def _check_fifo_only(changes: queue_attributes.Changes, fifo: bool) -> None:
+    if not fifo:
+        for name in ("ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"):
+            if name in changes.sqs or name in changes.fixed:
+                raise sqs_errors.invalid_attribute_name(name)
+
+
+async def _check_redrive_allowed(env: Env, source: str, dead_letter_queue: str | None) -> None:
+    """A RedrivePolicy's target must exist and allow ``source`` by its RedriveAllowPolicy (SQS's rule)."""
+    if dead_letter_queue is None:
+        return
+    try:
+        target = await env.sqs.queue(env.project, dead_letter_queue)
+    except errors.QueueNotFound:
+        raise sqs_errors.invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: Dead letter "
+                                           "target does not exist.") from None
+    queue_attributes.check_redrive_allowed(target, source, env.region, env.project)
+
+
 # --- queues ---------------------------------------------------------------------------------------------------
 async def create_queue(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     name = _str(params, "QueueName", required=True) or ""
@@ -179,8 +198,7 @@ async def create_queue(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     if not fifo and not QUEUE_NAME.match(name):
         raise sqs_errors.invalid_parameter("Can only include alphanumeric characters, hyphens, or underscores. 1 to "
                                            "80 in length.")
-    if not fifo and "ContentBasedDeduplication" in changes.sqs:
-        raise sqs_errors.invalid_attribute_name("ContentBasedDeduplication")
+    _check_fifo_only(changes, fifo)
     tags = _tags(params.get("Tags"))
     native = changes.native
     request = CreateQueueRequest(
@@ -192,6 +210,7 @@ async def create_queue(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     if request.dead_letter_queue == name:
         raise sqs_errors.invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: a queue cannot be "
                                            "its own dead-letter queue.")
+    await _check_redrive_allowed(env, name, request.dead_letter_queue)
     record, created = await env.ctx.store.create_queue(env.project, request)
     if not created:
         info = await env.sqs.queue(env.project, name)
@@ -282,8 +301,9 @@ async def set_queue_attributes(env: Env, params: dict[str, Any]) -> dict[str, An
     info = await env.sqs.queue(env.project, name)
     if changes.fifo is not None and changes.fifo != info.fifo:
         raise sqs_errors.invalid_attribute_value("FifoQueue", "Reason: a queue's type cannot change.")
-    if not info.fifo and "ContentBasedDeduplication" in changes.sqs:
-        raise sqs_errors.invalid_attribute_name("ContentBasedDeduplication")
+    _check_fifo_only(changes, info.fifo)
+    if changes.native.get("dead_letter_queue") not in (None, name):
+        await _check_redrive_allowed(env, name, changes.native["dead_letter_queue"])
     await _changes_native(env, name, changes.native)
     values = {**changes.sqs, "LastModifiedTimestamp": str(int(time.time()))}
     await env.sqs.set_attributes(env.project, name, values, changes.remove)
@@ -570,6 +590,10 @@ async def receive_message(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     if "All" in system_names:
         system_names = set(SYSTEM_ATTRIBUTES)
     attribute_names = [str(n) for n in _list(params, "MessageAttributeNames")]
+    attempt = _str(params, "ReceiveRequestAttemptId")  # checked as SQS checks it, not used (docs/sqs.md)
+    if attempt is not None and not GROUP_OR_DEDUP_ID.match(attempt):
+        raise sqs_errors.invalid_parameter("ReceiveRequestAttemptId can contain up to 128 alphanumeric and "
+                                           "punctuation characters.")
     if wait > 0 and env.ctx.long_polls is not None:
         env.ctx.long_polls.admit(env.project)
     visibility_ms = None if visibility is None else visibility * 1000
