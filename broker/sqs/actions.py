@@ -511,7 +511,8 @@ def _entries(params: dict[str, Any]) -> list[dict[str, Any]]:
     seen = set()
     for entry in entries:
         entry_id = entry.get("Id") if isinstance(entry, dict) else None
-        if not isinstance(entry_id, str) or not BATCH_ENTRY_ID.match(entry_id):
+        if not isinstance(entry_id, str) or not (
+                (entry_id.isascii() and entry_id.isalnum() and len(entry_id) <= 80) or BATCH_ENTRY_ID.match(entry_id)):
             raise sqs_errors.batch_error("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric "
                                          "characters, hyphens and underscores. It can be at most 80 letters long.")
         if entry_id in seen:

@@ -57,6 +57,8 @@ def payload_of(body: str) -> bytes:
 
 def body_of(payload: bytes) -> str:
     if payload[:1] == b'"':
+        if payload[-1:] == b'"' and b"\\" not in payload:  # no escapes: the text is between the quotes
+            return payload[1:-1].decode()
         value = _decode(payload)
         if isinstance(value, str):
             return value

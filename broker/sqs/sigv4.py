@@ -50,7 +50,14 @@ def _uri_encode(text: str) -> str:
     return quote(text, safe="-_.~")
 
 
+_credentials: dict[str, tuple[str, str, str]] = {}
+
+
 def _parse_credential(credential: str) -> tuple[str, str, str]:
+    """(access key id, date, region) of a credential scope, checked; kept, as a client sends the same all day."""
+    known = _credentials.get(credential)
+    if known is not None:
+        return known
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not parts[0]:
         raise sqs_errors.incomplete_signature(
@@ -60,7 +67,10 @@ def _parse_credential(credential: str) -> tuple[str, str, str]:
         raise sqs_errors.signature_mismatch(f"Credential should be scoped to correct service: '{SERVICE}'.")
     if not _SCOPE_DATE.match(parts[1]) or not parts[2]:
         raise sqs_errors.incomplete_signature("Credential should be scoped to a valid date and region.")
-    return parts[0], parts[1], parts[2]
+    if len(_credentials) > 10_000:
+        _credentials.clear()
+    _credentials[credential] = found = (parts[0], parts[1], parts[2])
+    return found
 
 
 _last_epoch: tuple[str, int] = ("", 0)
