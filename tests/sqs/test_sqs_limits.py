@@ -3,6 +3,7 @@ the code AWS gives, RedriveAllowPolicy applied when a queue names a dead-letter 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,20 @@ def test_message_and_batch_limits(sqs: Any, make_queue: Callable[..., str]) -> N
     with pytest.raises(ClientError) as exc:
         sqs.create_queue(QueueName="n" * 81)
     assert code_of(exc) == "InvalidParameterValue"
+
+
+def test_batch_bodies_beyond_printable_ascii(sqs: Any, make_queue: Callable[..., str]) -> None:
+    url = make_queue()
+    bodies = ["plain", "tab\tand\nnewline", "ünïcödé 日本 \U0001f600", "del \x7f", '"quoted" \\']
+    sent = sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": f"b{i}", "MessageBody": b}
+                                                         for i, b in enumerate(bodies)])["Successful"]
+    assert {e["Id"]: e["MD5OfMessageBody"] for e in sent} == {
+        f"b{i}": hashlib.md5(b.encode()).hexdigest() for i, b in enumerate(bodies)}
+    got: list[str] = []
+    while len(got) < len(bodies):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+        got += [m["Body"] for m in messages]
+    assert sorted(got) == sorted(bodies)
 
 
 def test_receive_request_attempt_id_is_checked(sqs: Any, make_queue: Callable[..., str]) -> None:
