@@ -6,7 +6,8 @@ the innermost frame that a rule recognises wins (a sample inside ``hashlib`` cal
 counts as auth). ``inclusive`` gives, for a few entry points, the share of samples with that frame
 anywhere on the stack.
 
-Run ``python -m bench.pyspy <file.collapsed>`` to print the summary of a recorded file.
+Run ``python -m bench.pyspy <file.collapsed>`` to print the summary of a recorded file, ``python -m bench.pyspy
+--top <file.collapsed>`` for the functions with the most samples.
 """
 
 from __future__ import annotations
@@ -152,6 +153,26 @@ def inclusive(path: Path) -> dict[str, float]:
     return shares
 
 
+def hot_functions(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
+    """The ``top`` functions by inclusive share (percent of samples with the function on the stack), each with
+    its self share (samples where it is the innermost frame), as ``(function (file), inclusive, self)``."""
+    stacks = read(path)
+    total = sum(n for _, n in stacks) or 1
+    inclusive_counts: Counter[str] = Counter()
+    self_counts: Counter[str] = Counter()
+    for frames, n in stacks:
+        names = []
+        for frame in frames:
+            function, file = parse_frame(frame)
+            names.append(f"{function} ({'/'.join(file.split('/')[-2:])})")
+        for name in set(names):
+            inclusive_counts[name] += n
+        if names:
+            self_counts[names[-1]] += n
+    return [(name, round(100 * n / total, 1), round(100 * self_counts[name] / total, 1))
+            for name, n in inclusive_counts.most_common(top)]
+
+
 def record(pid: int, seconds: float, out: Path, native: bool = False, rate: int = 250) -> Path:
     """Sample ``pid`` for ``seconds``. Python frames only by default, without pausing the process
     (``--nonblocking``); ``native`` adds C frames but must pause the process at each sample, which
@@ -169,6 +190,12 @@ def record(pid: int, seconds: float, out: Path, native: bool = False, rate: int 
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--top"]:
+        for name in sys.argv[2:]:
+            print(f"{name}: inclusive% self% function")
+            for function, share, own in hot_functions(Path(name), 40):
+                print(f"  {share:5.1f} {own:5.1f}  {function}")
+        return
     for name in sys.argv[1:]:
         path = Path(name)
         print(f"{path}: where the samples are")

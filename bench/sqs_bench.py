@@ -7,7 +7,10 @@ on the same API process (uvicorn, one worker) and private redis-server (AOF, fsy
 every SQS request. One load generator drives both: keep-alive connections on asyncio streams, the native
 requests with a bearer key, the SQS ones signed here (the signer caches its daily key, as SDKs do).
 
-    .venv/bin/python -m bench.sqs_bench [--seconds 5] [--connections 16] [--rounds 3] [--json]
+    .venv/bin/python -m bench.sqs_bench [--seconds 5] [--connections 16] [--rounds 3] [--json] [--profile DIR]
+
+``--profile DIR`` then drives each of the four steps once more while py-spy samples the API process, and writes
+``DIR/<step>.collapsed`` (read with ``python -m bench.pyspy --top FILE``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench import pyspy
+from bench.machine import CpuMeter
 from bench.procs import api_env, http_server, redis_server
 from broker.store.sqskeys import derive
 
@@ -129,16 +134,20 @@ async def drive(port: int, connections: int, seconds: float,
                 return
             counts[i] += done
 
-    started, cpu = time.perf_counter(), cpu_seconds(SERVER_PIDS)
+    started, cpu = time.perf_counter(), [cpu_seconds((pid,)) for pid in SERVER_PIDS]
     await asyncio.gather(*(loop(i) for i in range(connections)))
     elapsed = time.perf_counter() - started
-    LAST["cpu_us_per_message"] = (cpu_seconds(SERVER_PIDS) - cpu) * 1e6 / max(1, sum(counts))
+    spent = [(cpu_seconds((pid,)) - before) * 1e6 / max(1, sum(counts)) for pid, before in zip(SERVER_PIDS, cpu,
+                                                                                               strict=True)]
+    LAST["cpu_us_per_message"] = sum(spent)
+    LAST["api_cpu_us_per_message"], LAST["redis_cpu_us_per_message"] = spent
     for connection in opened:
         connection.writer.close()
     return sum(counts) / elapsed
 
 
-async def measure(port: int, key: str, seconds: float, connections: int, rounds: int) -> dict[str, Any]:
+async def measure(port: int, key: str, seconds: float, connections: int, rounds: int,
+                  profile: Path | None = None) -> dict[str, Any]:
     signer = Signer(port, *derive(key))
     native_queue, sqs_queue = f"nat-{uuid.uuid4().hex[:6]}", f"sqs-{uuid.uuid4().hex[:6]}"
     setup = await Connection.open(port)
@@ -190,22 +199,57 @@ async def measure(port: int, key: str, seconds: float, connections: int, rounds:
         "native_publish_batch", "sqs_send_message_batch", "native_consume_ack_batch", "sqs_receive_delete_batch")}
     ratios: dict[str, list[float]] = {"send_ratio": [], "receive_ratio": [], "send_cpu_ratio": [],
                                       "receive_cpu_ratio": []}
+    # the other processes' load during each pair (cores busy outside the API, its Redis and this generator)
+    figures["other_cores"] = []
+    # server CPU microseconds per message, the API process and Redis apart
+    cpu_us: dict[str, list[float]] = {f"{api}_{kind}_{part}": [] for api in ("native", "sqs")
+                                      for kind in ("send", "receive") for part in ("api", "redis")}
     pairs = (("native_publish_batch", native_publish, "sqs_send_message_batch", sqs_send, "send", seconds),
              # the consumes take what the publishes left, for less time, so no queue runs dry
              ("native_consume_ack_batch", native_consume, "sqs_receive_delete_batch", sqs_receive, "receive",
               seconds / 2))
     for native_name, native_step, sqs_name, sqs_step, kind, duration in pairs:
         for _ in range(rounds):
+            meter = CpuMeter()
             native_rate = await drive(port, connections, duration, native_step)
             native_cpu = LAST["cpu_us_per_message"]
+            cpu_us[f"native_{kind}_api"].append(LAST["api_cpu_us_per_message"])
+            cpu_us[f"native_{kind}_redis"].append(LAST["redis_cpu_us_per_message"])
             sqs_rate = await drive(port, connections, duration, sqs_step)
+            cpu_us[f"sqs_{kind}_api"].append(LAST["api_cpu_us_per_message"])
+            cpu_us[f"sqs_{kind}_redis"].append(LAST["redis_cpu_us_per_message"])
             figures[native_name].append(native_rate)
             figures[sqs_name].append(sqs_rate)
             ratios[f"{kind}_ratio"].append(sqs_rate / native_rate)
             # messages per CPU second, SQS over native: above 1 when an SQS message costs the server less
             ratios[f"{kind}_cpu_ratio"].append(native_cpu / LAST["cpu_us_per_message"])
-    result: dict[str, Any] = {name: statistics.median(values) for name, values in {**figures, **ratios}.items()}
-    result["rounds"] = {name: [round(v, 2) for v in values] for name, values in {**figures, **ratios}.items()}
+            figures["other_cores"].append(meter.stop().get("other_cores", 0.0))
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        for name, step, duration in (("native_publish_batch", native_publish, seconds),
+                                     ("sqs_send_message_batch", sqs_send, seconds),
+                                     ("native_consume_ack_batch", native_consume, seconds / 2),
+                                     ("sqs_receive_delete_batch", sqs_receive, seconds / 2)):
+            recording = asyncio.create_task(asyncio.to_thread(
+                pyspy.record, SERVER_PIDS[0], duration, profile / f"{name}.collapsed"))
+            await drive(port, connections, duration + 1, step)
+            await recording
+    # The best of each side over the rounds: other load only ever adds time, so the fastest round of each is the
+    # least disturbed one (the medians above say how much the rounds spread).
+    best = {
+        "send_ratio_best": max(figures["sqs_send_message_batch"]) / max(figures["native_publish_batch"]),
+        "receive_ratio_best": max(figures["sqs_receive_delete_batch"]) / max(figures["native_consume_ack_batch"]),
+    }
+    for kind in ("send", "receive"):
+        native_best = min(a + r for a, r in zip(cpu_us[f"native_{kind}_api"], cpu_us[f"native_{kind}_redis"],
+                                                strict=True))
+        sqs_best = min(a + r for a, r in zip(cpu_us[f"sqs_{kind}_api"], cpu_us[f"sqs_{kind}_redis"], strict=True))
+        best[f"{kind}_cpu_ratio_best"] = native_best / sqs_best
+    every = {**figures, **ratios, **{f"cpu_us_{name}": values for name, values in cpu_us.items()}}
+    result: dict[str, Any] = {name: statistics.median(values) for name, values in every.items()}
+    result["rounds"] = {name: [round(v, 2) for v in values] for name, values in every.items()}
+    result.update(best)
+    result["rounds"].update({name: [round(value, 2)] for name, value in best.items()})
     return result
 
 
@@ -215,6 +259,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="pairs of measurements; the medians are reported")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="also record each step with py-spy into DIR")
     args = parser.parse_args()
     project, key = f"bench{uuid.uuid4().hex[:6]}", f"key-{uuid.uuid4().hex}"
     with redis_server() as redis:
@@ -222,13 +267,16 @@ def main() -> None:
         with http_server("broker.http.app:app_from_env", env) as api:
             global SERVER_PIDS
             SERVER_PIDS = (api.pid, redis.proc.pid)
-            result = asyncio.run(measure(api.port, key, args.seconds, args.connections, args.rounds))
+            result = asyncio.run(measure(api.port, key, args.seconds, args.connections, args.rounds,
+                                           args.profile))
     if args.json:
         print(json.dumps(result))
         return
     for name, value in result.items():
         if name != "rounds":
-            print(f"{name:28} {value:10.2f}" + ("" if "ratio" in name else " msgs/s") + f"   {result['rounds'][name]}")
+            unit = ("" if "ratio" in name else " cores" if name == "other_cores" else " us/msg" if "cpu_us" in name
+                    else " msgs/s")
+            print(f"{name:28} {value:10.2f}{unit}   {result['rounds'][name]}")
     print("goal: both ratios >= 0.80:", "met" if min(result["send_ratio"], result["receive_ratio"]) >= 0.8
           else "NOT met")
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from broker import errors
 from broker.http.context import Context
 from broker.schemas import CreateQueueRequest
@@ -124,13 +126,23 @@ def queue_name_of(env: Env, params: dict[str, Any]) -> str:
         if env.path_queue is None:
             raise sqs_errors.missing_parameter("QueueUrl")
         return env.path_queue
+    cached = _URL_QUEUES.get((env.project, url))
+    if cached is not None:
+        return cached
     parts = [p for p in urlsplit(url).path.split("/") if p]
     if len(parts) != 2 or parts[0] != env.project:
         raise sqs_errors.queue_does_not_exist()
     name = parts[1]
     if not (QUEUE_NAME.match(name) or FIFO_QUEUE_NAME.match(name)):
         raise sqs_errors.queue_does_not_exist()
+    if len(_URL_QUEUES) > 10_000:
+        _URL_QUEUES.clear()
+    _URL_QUEUES[(env.project, url)] = name
     return name
+
+
+#: (project, QueueUrl) -> the queue it names: a URL is read once per process (the same few are sent every time).
+_URL_QUEUES: dict[tuple[str, str], str] = {}
 
 
 async def _changes_native(env: Env, name: str, native: dict[str, Any]) -> None:
@@ -155,6 +167,25 @@ def _tags(given: Any) -> dict[str, str]:
     return {f"tag:{k}": v for k, v in given.items()}
 
 
+def _check_fifo_only(changes: queue_attributes.Changes, fifo: bool) -> None:
+    if not fifo:
+        for name in ("ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"):
+            if name in changes.sqs or name in changes.fixed:
+                raise sqs_errors.invalid_attribute_name(name)
+
+
+async def _check_redrive_allowed(env: Env, source: str, dead_letter_queue: str | None) -> None:
+    """A RedrivePolicy's target must exist and allow ``source`` by its RedriveAllowPolicy (SQS's rule)."""
+    if dead_letter_queue is None:
+        return
+    try:
+        target = await env.sqs.queue(env.project, dead_letter_queue)
+    except errors.QueueNotFound:
+        raise sqs_errors.invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: Dead letter "
+                                           "target does not exist.") from None
+    queue_attributes.check_redrive_allowed(target, source, env.region, env.project)
+
+
 # --- queues ---------------------------------------------------------------------------------------------------
 async def create_queue(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     name = _str(params, "QueueName", required=True) or ""
@@ -167,8 +198,7 @@ async def create_queue(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     if not fifo and not QUEUE_NAME.match(name):
         raise sqs_errors.invalid_parameter("Can only include alphanumeric characters, hyphens, or underscores. 1 to "
                                            "80 in length.")
-    if not fifo and "ContentBasedDeduplication" in changes.sqs:
-        raise sqs_errors.invalid_attribute_name("ContentBasedDeduplication")
+    _check_fifo_only(changes, fifo)
     tags = _tags(params.get("Tags"))
     native = changes.native
     request = CreateQueueRequest(
@@ -180,6 +210,7 @@ async def create_queue(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     if request.dead_letter_queue == name:
         raise sqs_errors.invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: a queue cannot be "
                                            "its own dead-letter queue.")
+    await _check_redrive_allowed(env, name, request.dead_letter_queue)
     record, created = await env.ctx.store.create_queue(env.project, request)
     if not created:
         info = await env.sqs.queue(env.project, name)
@@ -270,8 +301,9 @@ async def set_queue_attributes(env: Env, params: dict[str, Any]) -> dict[str, An
     info = await env.sqs.queue(env.project, name)
     if changes.fifo is not None and changes.fifo != info.fifo:
         raise sqs_errors.invalid_attribute_value("FifoQueue", "Reason: a queue's type cannot change.")
-    if not info.fifo and "ContentBasedDeduplication" in changes.sqs:
-        raise sqs_errors.invalid_attribute_name("ContentBasedDeduplication")
+    _check_fifo_only(changes, info.fifo)
+    if changes.native.get("dead_letter_queue") not in (None, name):
+        await _check_redrive_allowed(env, name, changes.native["dead_letter_queue"])
     await _changes_native(env, name, changes.native)
     values = {**changes.sqs, "LastModifiedTimestamp": str(int(time.time()))}
     await env.sqs.set_attributes(env.project, name, values, changes.remove)
@@ -368,10 +400,9 @@ async def cancel_message_move_task(env: Env, params: dict[str, Any]) -> dict[str
 
 
 # --- sending --------------------------------------------------------------------------------------------------
-@dataclass
-class Prepared:
+class Prepared(msgspec.Struct, frozen=True, gc=False):
     message: OutgoingMessage
-    body: str
+    md5_of_body: str
     attributes: dict[str, sqs_messages.Attribute]
     system: dict[str, sqs_messages.Attribute]
     size: int  # the body and the attributes, as SQS counts them
@@ -385,10 +416,12 @@ def _prepare(env: Env, info: QueueInfo, entry: dict[str, Any]) -> Prepared:
     """One message to send, validated and encoded (a body alone, to a standard queue, the short way)."""
     if not info.fifo and entry.keys() <= _PLAIN:
         body = sqs_messages.check_body(entry.get("MessageBody"))
-        size = len(body.encode())
+        encoded = body.encode()
+        size = len(encoded)
         if size > sqs_messages.MAX_MESSAGE_BYTES or "MaximumMessageSize" in info.sqs or "DelaySeconds" in info.sqs:
             return _prepare_fully(env, info, entry)
-        return Prepared(OutgoingMessage(sqs_messages.payload_of(body)), body, _NONE, _NONE, size)
+        return Prepared(OutgoingMessage(sqs_messages.payload_of(body)), sqs_messages.md5_of_body(encoded), _NONE,
+                        _NONE, size)
     return _prepare_fully(env, info, entry)
 
 
@@ -439,7 +472,7 @@ def _prepare_fully(env: Env, info: QueueInfo, entry: dict[str, Any]) -> Prepared
         payload=sqs_messages.payload_of(body), delay_ms=(delay or 0) * 1000, group_id=group if info.fifo else None,
         fingerprint=fingerprint, idempotency_key=key, extra=extra,
     )
-    return Prepared(message, body, attributes, system, size)
+    return Prepared(message, sqs_messages.md5_of_body(body), attributes, system, size)
 
 
 def sequence_number(message_id: str) -> str:
@@ -447,7 +480,7 @@ def sequence_number(message_id: str) -> str:
 
 
 def _sent(prepared: Prepared, message_id: str, fifo: bool, entry_id: str | None = None) -> dict[str, Any]:
-    result: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": sqs_messages.md5_of_body(prepared.body)}
+    result: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": prepared.md5_of_body}
     if entry_id is not None:
         result["Id"] = entry_id
     if prepared.attributes:
@@ -478,7 +511,8 @@ def _entries(params: dict[str, Any]) -> list[dict[str, Any]]:
     seen = set()
     for entry in entries:
         entry_id = entry.get("Id") if isinstance(entry, dict) else None
-        if not isinstance(entry_id, str) or not BATCH_ENTRY_ID.match(entry_id):
+        if not isinstance(entry_id, str) or not (
+                (entry_id.isascii() and entry_id.isalnum() and len(entry_id) <= 80) or BATCH_ENTRY_ID.match(entry_id)):
             raise sqs_errors.batch_error("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric "
                                          "characters, hyphens and underscores. It can be at most 80 letters long.")
         if entry_id in seen:
@@ -491,10 +525,33 @@ def _failed(entry_id: str, error: sqs_errors.SqsError) -> dict[str, Any]:
     return {"Id": entry_id, "SenderFault": error.sender, "Code": error.code, "Message": error.message}
 
 
+def _plain_batch(info: QueueInfo, entries: list[dict[str, Any]]) -> tuple[list[OutgoingMessage], list[str]] | None:
+    """The usual batch, in one loop: bodies of printable ASCII only, to a standard queue with the default size
+    limit and delay, within the batch limit. Its messages and their MD5OfMessageBody, or None (then the entries
+    are prepared one by one, which also says what is wrong)."""
+    if info.fifo or "MaximumMessageSize" in info.sqs or "DelaySeconds" in info.sqs:
+        return None
+    messages, digests, total = [], [], 0
+    md5, payload_of = hashlib.md5, sqs_messages.payload_of
+    for entry in entries:
+        body = entry.get("MessageBody")
+        if not (type(body) is str and body and body.isascii() and body.isprintable() and entry.keys() <= _PLAIN):
+            return None
+        total += len(body)  # ASCII: as many bytes as characters
+        messages.append(OutgoingMessage(payload_of(body)))
+        digests.append(md5(body.encode(), usedforsecurity=False).hexdigest())
+    return (messages, digests) if total <= sqs_messages.MAX_MESSAGE_BYTES else None
+
+
 async def send_message_batch(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     name = queue_name_of(env, params)
     entries = _entries(params)
     info = await env.cache.get(env.project, name)
+    plain = _plain_batch(info, entries)
+    if plain is not None:
+        ids = await env.ctx.store.publish(env.project, name, plain[0], batch=True)
+        return {"Successful": [{"Id": entry["Id"], "MessageId": mid, "MD5OfMessageBody": digest}
+                               for entry, mid, digest in zip(entries, ids, plain[1], strict=True)], "Failed": []}
     prepared: list[tuple[str, Prepared]] = []
     failed = []
     total = 0
@@ -534,6 +591,10 @@ async def receive_message(env: Env, params: dict[str, Any]) -> dict[str, Any]:
     if "All" in system_names:
         system_names = set(SYSTEM_ATTRIBUTES)
     attribute_names = [str(n) for n in _list(params, "MessageAttributeNames")]
+    attempt = _str(params, "ReceiveRequestAttemptId")  # checked as SQS checks it, not used (docs/sqs.md)
+    if attempt is not None and not GROUP_OR_DEDUP_ID.match(attempt):
+        raise sqs_errors.invalid_parameter("ReceiveRequestAttemptId can contain up to 128 alphanumeric and "
+                                           "punctuation characters.")
     if wait > 0 and env.ctx.long_polls is not None:
         env.ctx.long_polls.admit(env.project)
     visibility_ms = None if visibility is None else visibility * 1000
@@ -556,16 +617,20 @@ async def receive_message(env: Env, params: dict[str, Any]) -> dict[str, Any]:
         waited = True
     now_ms = str(int(time.time() * 1000))
     messages = []
+    body_of, md5_of_body, receipt_handle = sqs_messages.body_of, sqs_messages.md5_of_body, sqs_messages.receipt_handle
     for delivery in found:
-        extra = sqs_messages.extra_of(delivery.extra)
-        body = sqs_messages.body_of(delivery.payload)
-        receives = delivery.receipt.split(".", 1)[0]
+        body = body_of(delivery.payload)
         message: dict[str, Any] = {
             "MessageId": delivery.message_id,
-            "ReceiptHandle": sqs_messages.receipt_handle(name, delivery.message_id, delivery.receipt),
-            "MD5OfBody": sqs_messages.md5_of_body(body),
+            "ReceiptHandle": receipt_handle(name, delivery.message_id, delivery.receipt),
+            "MD5OfBody": md5_of_body(body),
             "Body": body,
         }
+        if not system_names and not (delivery.extra and attribute_names):
+            messages.append(message)  # the usual receive: the body and its handle only
+            continue
+        extra = sqs_messages.extra_of(delivery.extra)
+        receives = delivery.receipt.split(".", 1)[0]
         if system_names:
             system = {
                 "SenderId": env.project, "SentTimestamp": str(message_enqueued_ms(delivery.message_id)),

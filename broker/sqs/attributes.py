@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.schemas import QueueStats
@@ -34,13 +34,22 @@ SETTABLE: dict[str, tuple[int, int] | None] = {
     "RedriveAllowPolicy": None,
     "FifoQueue": None,
     "ContentBasedDeduplication": None,
+    "SqsManagedSseEnabled": None,
+    "DeduplicationScope": None,
+    "FifoThroughputLimit": None,
 }
+#: Attributes SQS lets one set that have one value here: that value is accepted (and changes nothing), another
+#: is InvalidAttributeValue. Infrastructure tools send them: SSE off, FIFO deduplication and throughput per queue.
+FIXED = {"SqsManagedSseEnabled": ("false", "server-side encryption is not supported"),
+         "DeduplicationScope": ("queue", "deduplication is per queue"),
+         "FifoThroughputLimit": ("perQueue", "the throughput limit is per queue")}
+#: How many source queues a byQueue RedriveAllowPolicy may name (SQS's limit).
+MAX_REDRIVE_SOURCES = 10
 #: Kept in the queue's sqs hash (the others are native settings).
 SQS_ONLY = ("DelaySeconds", "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize", "ContentBasedDeduplication",
             "RedriveAllowPolicy")
 READ_ONLY = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-             "ApproximateNumberOfMessagesDelayed", "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn",
-             "SqsManagedSseEnabled", "DeduplicationScope", "FifoThroughputLimit")
+             "ApproximateNumberOfMessagesDelayed", "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn")
 ALL = (*SETTABLE, *READ_ONLY)
 _COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
            "ApproximateNumberOfMessagesDelayed")
@@ -50,15 +59,15 @@ def queue_arn(region: str, project: str, queue: str) -> str:
     return f"arn:aws:sqs:{region}:{project}:{queue}"
 
 
-def arn_queue(arn: Any, region: str, project: str) -> str:
+def arn_queue(arn: Any, region: str, project: str, parameter: str = "RedrivePolicy") -> str:
     """The queue an ARN of this project names (the region is not checked: clients may run in any)."""
     parts = arn.split(":") if isinstance(arn, str) else []
     if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"] or not parts[5]:
-        raise sqs_errors.invalid_parameter(f"Value {arn} for parameter RedrivePolicy is invalid. Reason: Invalid "
-                                           "deadLetterTargetArn.")
+        raise sqs_errors.invalid_parameter(f"Value {arn} for parameter {parameter} is invalid. Reason: Invalid "
+                                           "queue ARN.")
     if parts[4] != project:
-        raise sqs_errors.invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: "
-                                           "deadLetterTargetArn names another account.")
+        raise sqs_errors.invalid_parameter(f"Value for parameter {parameter} is invalid. Reason: the ARN names "
+                                           "another account.")
     return parts[5]
 
 
@@ -89,6 +98,7 @@ class Changes:
     sqs: dict[str, str]
     remove: list[str]
     fifo: bool | None = None
+    fixed: list[str] = field(default_factory=list)  # FIXED attributes given (with their one value)
 
 
 def read_changes(given: Any, region: str, project: str) -> Changes:
@@ -106,6 +116,11 @@ def read_changes(given: Any, region: str, project: str) -> Changes:
             changes.native["message_retention_days"] = max(1, math.ceil(_number(name, value) / DAY))
         elif name in ("DelaySeconds", "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize"):
             changes.sqs[name] = str(_number(name, value))
+        elif name in FIXED:
+            accepted, why = FIXED[name]
+            if str(value) != accepted:
+                raise sqs_errors.invalid_attribute_value(name, f"Reason: only {accepted} ({why}).")
+            changes.fixed.append(name)
         elif name == "FifoQueue":
             changes.fifo = _boolean(name, value)
         elif name == "ContentBasedDeduplication":
@@ -131,15 +146,42 @@ def read_changes(given: Any, region: str, project: str) -> Changes:
             if value in ("", None):
                 changes.remove.append(name)
                 continue
-            try:
-                policy = json.loads(value) if isinstance(value, str) else value
-                if policy.get("redrivePermission") not in ("allowAll", "denyAll", "byQueue"):
-                    raise ValueError
-            except (ValueError, TypeError, AttributeError):
-                raise sqs_errors.invalid_attribute_value(
-                    name, "Reason: redrivePermission must be allowAll, denyAll or byQueue.") from None
+            redrive_sources(value, region, project)  # checked now, applied when a queue names this one
             changes.sqs[name] = value if isinstance(value, str) else json.dumps(value)
     return changes
+
+
+def redrive_sources(value: Any, region: str, project: str) -> frozenset[str] | None:
+    """The source queues a RedriveAllowPolicy lets use the queue as dead-letter queue: the names of a ``byQueue``
+    policy's ``sourceQueueArns`` (1 to 10), none for ``denyAll``, None for ``allowAll`` (any queue)."""
+    try:
+        policy = json.loads(value) if isinstance(value, str) else value
+        permission = policy.get("redrivePermission")
+        arns = policy.get("sourceQueueArns")
+    except (ValueError, TypeError, AttributeError):
+        permission, arns = None, None
+    if permission == "allowAll":
+        return None
+    if permission == "denyAll":
+        return frozenset()
+    if permission == "byQueue" and isinstance(arns, list) and 1 <= len(arns) <= MAX_REDRIVE_SOURCES:
+        return frozenset(arn_queue(arn, region, project, "RedriveAllowPolicy") for arn in arns)
+    raise sqs_errors.invalid_attribute_value(
+        "RedriveAllowPolicy", "Reason: redrivePermission must be allowAll, denyAll or byQueue (with 1 to "
+        f"{MAX_REDRIVE_SOURCES} sourceQueueArns).")
+
+
+def check_redrive_allowed(dead_letter_queue: QueueInfo, source: str, region: str, project: str) -> None:
+    """Refuse a RedrivePolicy of ``source`` naming a dead-letter queue whose RedriveAllowPolicy does not allow it."""
+    policy = dead_letter_queue.sqs.get("RedriveAllowPolicy")
+    if policy is None:
+        return
+    allowed = redrive_sources(policy, region, project)
+    if allowed is not None and source not in allowed:
+        raise sqs_errors.invalid_parameter(
+            f"Value for parameter RedrivePolicy is invalid. Reason: Queue {queue_arn(region, project, source)} is "
+            f"not allowed to use {queue_arn(region, project, dead_letter_queue.name)} as its dead-letter queue "
+            "(its RedriveAllowPolicy).")
 
 
 def wanted(names: Any) -> set[str]:
@@ -185,8 +227,8 @@ def values(info: QueueInfo, stats: QueueStats | None, names: set[str], region: s
     if info.fifo:
         found["FifoQueue"] = "true"
         found["ContentBasedDeduplication"] = sqs.get("ContentBasedDeduplication", "false")
-        found["DeduplicationScope"] = "queue"
-        found["FifoThroughputLimit"] = "perQueue"
+        found["DeduplicationScope"] = FIXED["DeduplicationScope"][0]
+        found["FifoThroughputLimit"] = FIXED["FifoThroughputLimit"][0]
     if stats is not None:
         found["ApproximateNumberOfMessages"] = str(stats.available)
         found["ApproximateNumberOfMessagesNotVisible"] = str(stats.in_flight)

@@ -48,6 +48,7 @@ class Extra(msgspec.Struct, omit_defaults=True, frozen=True):
 
 
 _decode_extra = msgspec.json.Decoder(Extra).decode
+NO_EXTRA = Extra()
 
 
 def payload_of(body: str) -> bytes:
@@ -56,6 +57,8 @@ def payload_of(body: str) -> bytes:
 
 def body_of(payload: bytes) -> str:
     if payload[:1] == b'"':
+        if payload[-1:] == b'"' and b"\\" not in payload:  # no escapes: the text is between the quotes
+            return payload[1:-1].decode()
         value = _decode(payload)
         if isinstance(value, str):
             return value
@@ -64,11 +67,11 @@ def body_of(payload: bytes) -> str:
 
 def extra_of(raw: bytes) -> Extra:
     if not raw:
-        return Extra()
+        return NO_EXTRA
     try:
         return _decode_extra(raw)
     except msgspec.DecodeError:
-        return Extra()
+        return NO_EXTRA
 
 
 def encode_extra(extra: Extra) -> bytes:
@@ -79,6 +82,8 @@ def encode_extra(extra: Extra) -> bytes:
 
 
 def check_body(body: Any) -> str:
+    if type(body) is str and body.isascii() and body.isprintable() and body:
+        return body  # printable ASCII: all SQS's characters (the usual body, checked without the expression)
     if not isinstance(body, str) or body == "":
         raise sqs_errors.missing_parameter("MessageBody") if body is None else sqs_errors.invalid_parameter(
             "The request must contain a non-empty message body.")
@@ -89,8 +94,9 @@ def check_body(body: Any) -> str:
     return body
 
 
-def md5_of_body(body: str) -> str:
-    return hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
+def md5_of_body(body: str | bytes) -> str:
+    """MD5OfMessageBody: of the body's UTF-8 bytes (given as the text or as those bytes)."""
+    return hashlib.md5(body.encode() if isinstance(body, str) else body, usedforsecurity=False).hexdigest()
 
 
 def _binary(value: str, name: str) -> bytes:

@@ -15,8 +15,9 @@ import hashlib
 import hmac
 import re
 import time
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
+
+import msgspec
 
 from broker.sqs import errors as sqs_errors
 
@@ -27,11 +28,11 @@ MAX_PRESIGNED_EXPIRES = 7 * 86400
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z\Z")
+_SCOPE_DATE = re.compile(r"^\d{8}\Z")
 _SPACES = re.compile(r"\s+")
 
 
-@dataclass(frozen=True)
-class SignedRequest:
+class SignedRequest(msgspec.Struct, frozen=True, gc=False):
     """What a request's signature claims; ``verify`` checks it against the secret of ``access_key_id``."""
 
     access_key_id: str
@@ -49,7 +50,14 @@ def _uri_encode(text: str) -> str:
     return quote(text, safe="-_.~")
 
 
+_credentials: dict[str, tuple[str, str, str]] = {}
+
+
 def _parse_credential(credential: str) -> tuple[str, str, str]:
+    """(access key id, date, region) of a credential scope, checked; kept, as a client sends the same all day."""
+    known = _credentials.get(credential)
+    if known is not None:
+        return known
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not parts[0]:
         raise sqs_errors.incomplete_signature(
@@ -57,19 +65,30 @@ def _parse_credential(credential: str) -> tuple[str, str, str]:
         )
     if parts[3] != SERVICE:
         raise sqs_errors.signature_mismatch(f"Credential should be scoped to correct service: '{SERVICE}'.")
-    if not re.match(r"^\d{8}\Z", parts[1]) or not parts[2]:
+    if not _SCOPE_DATE.match(parts[1]) or not parts[2]:
         raise sqs_errors.incomplete_signature("Credential should be scoped to a valid date and region.")
-    return parts[0], parts[1], parts[2]
+    if len(_credentials) > 10_000:
+        _credentials.clear()
+    _credentials[credential] = found = (parts[0], parts[1], parts[2])
+    return found
+
+
+_last_epoch: tuple[str, int] = ("", 0)
 
 
 def _epoch(amz_date: str) -> int:
     """Seconds since the epoch of a checked ``YYYYMMDD'T'HHMMSS'Z'`` (slicing: strptime costs more than the rest
-    of a verification)."""
+    of a verification), the last one kept: the requests of one second all carry the same date."""
+    global _last_epoch
+    if _last_epoch[0] == amz_date:
+        return _last_epoch[1]
     try:
-        return calendar.timegm((int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]), int(amz_date[9:11]),
-                                int(amz_date[11:13]), int(amz_date[13:15]), 0, 0, 0))
+        seconds = calendar.timegm((int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]), int(amz_date[9:11]),
+                                  int(amz_date[11:13]), int(amz_date[13:15]), 0, 0, 0))
     except ValueError:
         raise sqs_errors.incomplete_signature("X-Amz-Date is not a valid date.") from None
+    _last_epoch = (amz_date, seconds)
+    return seconds
 
 
 def parse(query_string: bytes, headers: dict[str, str], body: bytes, now: float) -> SignedRequest:

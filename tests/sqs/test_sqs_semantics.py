@@ -3,6 +3,7 @@ dead-letter queue, message moves, and native <-> SQS interop on the same queues.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -148,8 +149,11 @@ def test_sqs_to_native_and_back(sqs: Any, sqs_server: Any, make_queue: Callable[
     native.ack(queue, message_id=message.message_id, receipt=message.receipt)
     native.publish(queue, payload={"order": 7})
     native.publish(queue, payload="plain text")
+    escaped = 'a "quote", a \\ backslash,\na newline, ünïcödé 日本'
+    native.publish(queue, payload=escaped)
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["SenderId"])["Messages"]
-    assert [m["Body"] for m in got] == ['{"order":7}', "plain text"]
+    assert [m["Body"] for m in got] == ['{"order":7}', "plain text", escaped]
+    assert [m["MD5OfBody"] for m in got] == [hashlib.md5(m["Body"].encode()).hexdigest() for m in got]
     assert got[0]["Attributes"]["SenderId"] == sqs_server.project
     for m in got:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
