@@ -1,8 +1,11 @@
 """What observability costs, each against a baseline or ceiling measured in the same run:
 
 - **counters**: single publish with the ``broker_messages_*_total`` counters the scripts keep in Redis, against
-  a second snapshot of the code whose ``flush_tallies()`` (``broker/store/lua/include/lifecycle.lua``) does
-  nothing; also the Redis CPU per publish script call both ways (during the HTTP runs, and pipelined alone);
+  a snapshot of the code whose counters' own writes (the functions of ``COUNTER_FUNCTIONS`` in
+  ``broker/store/lua/include/lifecycle.lua``) do nothing: the baseline keeps the per-minute history of
+  ``queue.history``, a feature of its own. A third snapshot, whose ``flush_tallies()`` does nothing (neither
+  counters nor history), shows what the two cost together. Also the Redis CPU per publish script call every
+  way (during the HTTP runs, and pipelined alone);
 - **request log**: single publish with one ``broker.access`` line per request (``BROKER_LOG_LEVEL=info``, the
   console and the JSON format; the server's output goes to a file) against the log off (``warning``);
 - **scrape**: ``GET /metrics`` on a store of 10,000 queues, against the store reads alone
@@ -40,11 +43,15 @@ from bench.redis_side import ScriptCalls, evalsha_usec, pipelined
 if TYPE_CHECKING:
     from bench.suite import Api, Suite
 
-#: The function the counters comparison empties, in the copied lifecycle.lua: its whole definition.
-FLUSH_TALLIES = re.compile(r"^local function flush_tallies\(\)\n.*?^end\n", re.MULTILINE | re.DOTALL)
-NO_FLUSH = "local function flush_tallies()\nend\n"
+#: The functions the counters comparison empties in the copied lifecycle.lua (each definition, whole): what
+#: the counters write beyond the history. ``flush_tallies`` emptied removes the history too.
+COUNTER_FUNCTIONS = ("write_counters",)
 LIFECYCLE = Path("broker", "store", "lua", "include", "lifecycle.lua")
 
+
+def function_pattern(name: str) -> re.Pattern[str]:
+    """A top-level ``local function name(...)`` of a Lua file, up to its ``end`` at column 0."""
+    return re.compile(rf"^local function {name}\((?P<params>[^)]*)\)\n.*?^end\n", re.MULTILINE | re.DOTALL)
 
 def section(suite: Suite) -> None:
     out: dict[str, Any] = {}
@@ -152,17 +159,18 @@ def side(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- counters -----------------------------------------------------------------------------------------------
-def snapshot_without_counters(target: Path) -> Path:
-    """A copy of the run's code snapshot whose ``flush_tallies()`` does nothing (the scripts still add up their
-    counts with ``tally()``; no HINCRBY is sent). Stops the run when the substitution finds nothing."""
-    shutil.copytree(procs.CODE_DIR / "broker", target / "broker",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+def snapshot_emptied(source: Path, target: Path, functions: tuple[str, ...]) -> Path:
+    """A copy of the code snapshot at ``source`` whose ``functions`` of lifecycle.lua do nothing (the scripts
+    still add up their counts with ``tally()``). Stops the run when a substitution finds nothing."""
+    shutil.copytree(source / "broker", target / "broker", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     path = target / LIFECYCLE
-    patched, count = FLUSH_TALLIES.subn(NO_FLUSH, path.read_text())
-    if count != 1:
-        raise BenchError(f"counters: `local function flush_tallies()` ... `end` found {count} times in {LIFECYCLE} "
-                         "(expected once): update FLUSH_TALLIES in bench/observability.py")
-    path.write_text(patched)
+    text = path.read_text()
+    for name in functions:
+        text, count = function_pattern(name).subn(rf"local function {name}(\g<params>)\nend\n", text)
+        if count != 1:
+            raise BenchError(f"counters: `local function {name}(...)` ... `end` found {count} times in {LIFECYCLE} "
+                             "(expected once): update COUNTER_FUNCTIONS in bench/observability.py")
+    path.write_text(text)
     return target
 
 
@@ -180,56 +188,85 @@ def publish_script(code: Path) -> tuple[str, str]:
 
 def counters(suite: Suite) -> dict[str, Any]:
     from bench.suite import PROJECT
-    from broker.store.keys import ProjectKeys
 
     c = suite.config
-    patched = snapshot_without_counters(suite.tmp / "code-without-counters")
+    snapshots = {"without": snapshot_emptied(procs.CODE_DIR, suite.tmp / "code-without-counters", COUNTER_FUNCTIONS),
+                 "neither": snapshot_emptied(procs.CODE_DIR, suite.tmp / "code-without-tallies", ("flush_tallies",))}
     calls = ScriptCalls(PROJECT)
     original = calls.scripts.lua.publish
-    sha, source = publish_script(patched)
-    flush_body = FLUSH_TALLIES.search((procs.CODE_DIR / LIFECYCLE).read_text())
-    if sha == original.sha or flush_body is None or flush_body.group(0) not in original.source \
-            or flush_body.group(0) in source:
-        raise BenchError("counters: the patched publish script still flushes its counters (or the original one "
-                         "does not): the comparison would measure nothing")
-    suite.log(f"counters: single publish with and without flush_tallies(), {c.ab_rounds} interleaved rounds of "
-              f"{c.seconds} s, {c.connections} connections")
-    out: dict[str, Any] = {"patched": f"flush_tallies() in {LIFECYCLE.as_posix()} emptied",
+    scripts = {label: publish_script(code) for label, code in snapshots.items()}
+    if len({original.sha, *(sha for sha, _ in scripts.values())}) != 3:
+        raise BenchError("counters: a patched publish script is the original one: the comparison would measure "
+                         "nothing")
+    suite.log(f"counters: single publish with counters and history, with the history alone, with neither; "
+              f"{c.ab_rounds} interleaved rounds of {c.seconds} s, {c.connections} connections")
+    out: dict[str, Any] = {"patched": {"without": f"{', '.join(COUNTER_FUNCTIONS)} emptied in {LIFECYCLE.as_posix()}",
+                                       "neither": f"flush_tallies emptied in {LIFECYCLE.as_posix()}"},
                            "connections": c.connections, "seconds": c.seconds}
-    with stacks(suite, {"with": ({}, None), "without": ({}, patched)}) as by_label:
+    with stacks(suite, {"with": ({}, None), "without": ({}, snapshots["without"]),
+                        "neither": ({}, snapshots["neither"])}) as by_label:
         rounds = single_publish(suite, "counters", by_label)
-        counter_key = ProjectKeys(PROJECT).queue("publish").ctr
-        check: dict[str, Any] = {}
-        for label, stack in by_label.items():
-            with stack.redis.client() as client:
-                value = client.hget(counter_key, "published")
-            check[label] = int(value) if value is not None else None
-        if not check["with"] or check["without"] is not None:
-            raise BenchError(f"counters: the published counter is {check['with']} with counters and "
-                             f"{check['without']} without: the patched snapshot was not the one measured")
-        out["published_counter"] = check
+        out["stored"] = stored = {label: stored_counts(stack.redis, PROJECT) for label, stack in by_label.items()}
+        if not stored["with"]["published"] or stored["without"]["ctr_fields"] or not stored["without"]["hist_fields"] \
+                or stored["neither"]["hist_fields"]:
+            raise BenchError(f"counters: what the stacks stored does not match their snapshots: {stored}")
 
-        suite.log("counters: the publish script alone, pipelined, with and without")
+        suite.log("counters: the publish script alone, pipelined, every way")
         redis = by_label["with"].redis
         by_label["with"].api.create_queue("raw")
         one = calls.publish("raw", [suite.payload])
-        variants = {"with": one, "without": (one[0], sha, *one[2:])}
+        variants = {"with": one, **{label: (one[0], sha, *one[2:]) for label, (sha, _) in scripts.items()}}
         with redis.client() as client:
             calls.load(client)
-            if client.script_load(source) != sha:
-                raise BenchError("counters: Redis computed another SHA for the patched publish script")
+            for label, (sha, source) in scripts.items():
+                if client.script_load(source) != sha:
+                    raise BenchError(f"counters: Redis computed another SHA for the {label} publish script")
             alone = suite.measure("counters.alone", lambda: alternating(client, variants, c.connections,
-                                                                        2 * c.ab_rounds * min(c.seconds, 3)),
+                                                                        3 * c.ab_rounds * min(c.seconds, 3)),
                                   settle=functools.partial(settle_aof, redis))
-    for label in ("with", "without"):
+    for label in by_label:
         out[label] = side(rounds[label])
         out[label]["redis_alone"] = alone[label]
+        out[label]["round_ratios"] = round_ratios(rounds, label, "without")
     out["ratio"] = per_round_ratio(rounds, "with", "without")
+    out["ratio_spread"] = spread(out["with"]["round_ratios"])
+    out["ratio_with_neither"] = per_round_ratio(rounds, "with", "neither")
     out["redis_usec_ratio"] = per_round_ratio(rounds, "with", "without", "redis_usec_per_call")
-    without_usec = alone["without"]["redis_usec_per_call"]
-    out["redis_alone_usec_ratio"] = round(alone["with"]["redis_usec_per_call"] / without_usec, 3) \
-        if without_usec else None
+    for label in ("with", "neither"):
+        key = "redis_alone_usec_ratio" if label == "with" else "redis_alone_usec_ratio_neither"
+        without_usec = alone["without"]["redis_usec_per_call"]
+        out[key] = round(alone[label]["redis_usec_per_call"] / without_usec, 3) if without_usec else None
     return out
+
+
+def stored_counts(redis: RedisServer, project: str) -> dict[str, Any]:
+    """What a stack stored for its queue ``publish``: the counter as /metrics reads it (queue_metrics), and the
+    fields of its "ctr" and "hist" hashes."""
+    from broker.store.keys import ProjectKeys
+
+    calls = ScriptCalls(project)
+    keys = ProjectKeys(project)
+    script = calls.scripts.lua.queue_metrics
+    with redis.client() as client:
+        reply = client.evalsha(script.sha, 1, keys.queues, keys.tag, int(time.time() * 1000), "", 100) \
+            if client.script_exists(script.sha)[0] else client.eval(script.source, 1, keys.queues, keys.tag,
+                                                                       int(time.time() * 1000), "", 100)
+        rows = {row[0].decode(): row for row in reply[1:]}
+        queue = keys.queue("publish")
+        return {"published": int(rows["publish"][6]) if "publish" in rows else None,
+                "ctr_fields": client.hlen(queue.ctr), "hist_fields": client.hlen(queue.hist)}
+
+
+def round_ratios(rounds: dict[str, list[dict[str, Any]]], label: str, baseline: str) -> list[float]:
+    return [round(a["request_rate"] / b["request_rate"], 3)
+            for a, b in zip(rounds[label], rounds[baseline], strict=True) if b.get("request_rate")]
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "max": max(values),
+            "stdev": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
 
 
 def alternating(client: Any, variants: dict[str, tuple[Any, ...]], depth: int, seconds: float,
@@ -393,3 +430,56 @@ def scrape(suite: Suite) -> dict[str, Any]:
         suite.note(f"scrape: {out['http']['queues_seen']} queues in GET /metrics and {out['store_reads']['queues']} "
                    f"in the store reads, of {len(names)}")
     return out
+
+
+# --- on its own -----------------------------------------------------------------------------------------------
+SECTIONS: dict[str, Callable[[Suite], dict[str, Any]]] = {"counters": counters, "request_log": request_log,
+                                                           "scrape": scrape}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.observability [--only counters] [--rounds N] ...``: these sections alone, without the
+    main section (no ceiling of its own: each comparison has its baseline in the same run)."""
+    import argparse
+    import tempfile
+
+    from bench.__main__ import log
+    from bench.procs import RESULTS_DIR, snapshot_code
+
+    parser = argparse.ArgumentParser(prog="bench.observability", description=main.__doc__)
+    parser.add_argument("--only", choices=tuple(SECTIONS), action="append", help="run only this section (repeatable)")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (default 6)")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each measurement (default 10)")
+    parser.add_argument("--quiet-wait", type=int, default=30, help="wait up to this long for a quiet machine")
+    parser.add_argument("--retries", type=int, default=1, help="measure a disturbed round again up to N times")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "observability.json", help="results file")
+    args = parser.parse_args(argv)
+    code_dir = Path(tempfile.mkdtemp(prefix="bench-code-"))
+    try:
+        code = snapshot_code(code_dir)
+        from bench.suite import Config, Suite
+
+        suite = Suite(Config(seconds=args.seconds, ab_rounds=args.rounds, quiet_wait=args.quiet_wait,
+                             retries=args.retries), log)
+        suite.results["code"] = code
+        started = time.monotonic()
+        found: dict[str, Any] = {}
+        suite.results["observability"] = found
+        for name in args.only or list(SECTIONS):
+            found[name] = SECTIONS[name](suite)
+        suite.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(code_dir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(suite.results, indent=2) + "\n")
+    summary = {name: {k: v for k, v in value.items() if "ratio" in k or k == "stored"} for name, value in found.items()}
+    print(json.dumps({"summary": summary, "cpu": suite.results["cpu"], "notes": suite.results["notes"]}, indent=2))
+    print(f"results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
