@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 #: The functions the counters comparison empties in the copied lifecycle.lua (each definition, whole): what
 #: the counters write beyond the history. ``flush_tallies`` emptied removes the history too.
-COUNTER_FUNCTIONS = ("write_counters",)
+COUNTER_FUNCTIONS = ("write_counters", "fold_minute")
 LIFECYCLE = Path("broker", "store", "lua", "include", "lifecycle.lua")
 
 

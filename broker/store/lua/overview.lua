@@ -12,6 +12,8 @@
 -- Errors: none.
 --@include lifecycle
 
+local OVERVIEW_COUNTERS = {"published", "acked", "dead_lettered", "push_success", "push_failure",
+  "push_dead_lettered"}
 local now_s = string.format("%d", to_int(ARGV[2], "now"))
 local limit = to_int(ARGV[4], "limit", 1)
 local start = "-"
@@ -30,10 +32,7 @@ for i, name in ipairs(names) do
     local ended = redis.call("ZCOUNT", qk.inflight, "-inf", now_s)
     local row = {name, cfg.type, redis.call("ZCARD", qk.avail) + due + ended, redis.call("ZCARD", qk.inflight) - ended,
       redis.call("ZCARD", qk.delayed) - due, redis.call("ZCARD", qk.dlqidx), oldest_available(qk, cfg)}
-    for _, count in ipairs(redis.call("HMGET", qk.ctr, "published", "acked", "dead_lettered", "push_success",
-        "push_failure", "push_dead_lettered")) do
-      row[#row + 1] = count or "0"
-    end
+    for _, count in ipairs(read_counters(qk, OVERVIEW_COUNTERS)) do row[#row + 1] = count end
     reply[#reply + 1] = row
   end
 end
