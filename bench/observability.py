@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import re
 import shutil
 import statistics
@@ -109,6 +110,21 @@ def median(values: list[float], digits: int = 3) -> float | None:
     return round(statistics.median(values), digits) if values else None
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` so far, from /proc (0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def redis_cpu_seconds(client: Any) -> float:
+    """CPU time (user + system, every thread) the redis-server has used so far (INFO cpu)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def single_publish(suite: Suite, name: str, by_label: dict[str, Stack],
                    after: Callable[[str, Stack], dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Single publish (``publish.lua``, the connections of the main figure) on every stack, in interleaved
@@ -127,14 +143,22 @@ def single_publish(suite: Suite, name: str, by_label: dict[str, Stack],
             stack = by_label[label]
 
             def once(stack: Stack = stack, label: str = label) -> dict[str, Any]:
+                pid = stack.server.proc.pid
                 with stack.redis.client() as client:
                     calls_before, usec_before = evalsha_usec(client)
+                    cpu_before = redis_cpu_seconds(client), process_cpu_seconds(pid)
                     result = run_wrk(stack.api.url, "publish.lua", suite.args("publish"), c.connections,
                                      c.seconds, c.wrk_threads)
+                    cpu_after = redis_cpu_seconds(client), process_cpu_seconds(pid)
                     calls_after, usec_after = evalsha_usec(client)
                 calls = calls_after - calls_before
+                requests = max(1, result.summary()["requests"])
+                redis_cpu, api_cpu = (1e6 * (b - a) for a, b in zip(cpu_before, cpu_after, strict=True))
                 return {**result.summary(), "script_calls": calls,
                         "redis_usec_per_call": round((usec_after - usec_before) / max(1, calls), 2),
+                        "redis_cpu_usec_per_call": round(redis_cpu / max(1, calls), 2),
+                        "api_cpu_usec_per_request": round(api_cpu / requests, 2),
+                        "cpu_usec_per_request": round((redis_cpu + api_cpu) / requests, 2),
                         **(after(label, stack) if after else {})}
 
             result = suite.measure(f"{name}.{label}.{index + 1}", once,
@@ -155,6 +179,8 @@ def per_round_ratio(rounds: dict[str, list[dict[str, Any]]], label: str, baselin
 def side(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"request_rate": median([r["request_rate"] for r in results]),
             "redis_usec_per_call": median([r["redis_usec_per_call"] for r in results]),
+            "redis_cpu_usec_per_call": median([r["redis_cpu_usec_per_call"] for r in results]),
+            "cpu_usec_per_request": median([r["cpu_usec_per_request"] for r in results]),
             "p99_ms": median([r["latency_ms"].get("p99", 0.0) for r in results]), "rounds": results}
 
 
@@ -232,10 +258,15 @@ def counters(suite: Suite) -> dict[str, Any]:
     out["ratio_spread"] = spread(out["with"]["round_ratios"])
     out["ratio_with_neither"] = per_round_ratio(rounds, "with", "neither")
     out["redis_usec_ratio"] = per_round_ratio(rounds, "with", "without", "redis_usec_per_call")
+    out["redis_cpu_ratio"] = per_round_ratio(rounds, "with", "without", "redis_cpu_usec_per_call")
+    out["cpu_per_request_ratio"] = per_round_ratio(rounds, "with", "without", "cpu_usec_per_request")
+    out["cpu_per_request_ratios"] = round_ratios(rounds, "with", "without", "cpu_usec_per_request")
     for label in ("with", "neither"):
-        key = "redis_alone_usec_ratio" if label == "with" else "redis_alone_usec_ratio_neither"
-        without_usec = alone["without"]["redis_usec_per_call"]
-        out[key] = round(alone[label]["redis_usec_per_call"] / without_usec, 3) if without_usec else None
+        suffix = "" if label == "with" else "_neither"
+        for measure, key in (("redis_usec_per_call", "redis_alone_usec_ratio"),
+                             ("redis_cpu_usec_per_call", "redis_alone_cpu_ratio")):
+            base = alone["without"][measure]
+            out[key + suffix] = round(alone[label][measure] / base, 3) if base else None
     return out
 
 
@@ -257,9 +288,9 @@ def stored_counts(redis: RedisServer, project: str) -> dict[str, Any]:
                 "ctr_fields": client.hlen(queue.ctr), "hist_fields": client.hlen(queue.hist)}
 
 
-def round_ratios(rounds: dict[str, list[dict[str, Any]]], label: str, baseline: str) -> list[float]:
-    return [round(a["request_rate"] / b["request_rate"], 3)
-            for a, b in zip(rounds[label], rounds[baseline], strict=True) if b.get("request_rate")]
+def round_ratios(rounds: dict[str, list[dict[str, Any]]], label: str, baseline: str,
+                 key: str = "request_rate") -> list[float]:
+    return [round(a[key] / b[key], 3) for a, b in zip(rounds[label], rounds[baseline], strict=True) if b.get(key)]
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
@@ -274,20 +305,23 @@ def alternating(client: Any, variants: dict[str, tuple[Any, ...]], depth: int, s
     """Each variant's call pipelined ``depth`` deep, in alternating blocks of ``block`` calls for ``seconds``
     in all (so that whatever else slows Redis meanwhile slows every variant alike): calls per second and Redis
     CPU per call (INFO commandstats) of each."""
-    totals = {label: [0, 0.0, 0.0] for label in variants}  # calls, seconds, Redis usec
+    totals = {label: [0, 0.0, 0.0, 0.0] for label in variants}  # calls, seconds, Redis usec, Redis CPU seconds
     deadline = time.monotonic() + seconds
     index = 0
     while time.monotonic() < deadline or index < 2:
         for label in rounds_order(list(variants), index):
+            cpu_before = redis_cpu_seconds(client)
             run, _ = pipelined(client, [variants[label]] * block, depth)
             total = totals[label]
+            total[3] += redis_cpu_seconds(client) - cpu_before
             total[0] += run.calls
             total[1] += run.seconds
             total[2] += run.redis_usec_per_call * run.calls
         index += 1
     return {label: {"calls": int(calls), "calls_per_second": round(calls / secs, 1) if secs else None,
-                    "redis_usec_per_call": round(usec / calls, 2) if calls else None, "blocks": index}
-            for label, (calls, secs, usec) in totals.items()}
+                    "redis_usec_per_call": round(usec / calls, 2) if calls else None,
+                    "redis_cpu_usec_per_call": round(1e6 * cpu / calls, 2) if calls else None, "blocks": index}
+            for label, (calls, secs, usec, cpu) in totals.items()}
 
 
 # --- request log --------------------------------------------------------------------------------------------
