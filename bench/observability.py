@@ -212,7 +212,9 @@ def publish_script(code: Path) -> tuple[str, str]:
     return str(sha), str(source)
 
 
-def counters(suite: Suite) -> dict[str, Any]:
+def counters(suite: Suite, compare: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """The counters comparison; ``compare`` (a commit and its code) adds that code as it is as a fourth side
+    (HTTP rounds only: its publish script may take other arguments)."""
     from bench.suite import PROJECT
 
     c = suite.config
@@ -229,12 +231,16 @@ def counters(suite: Suite) -> dict[str, Any]:
     out: dict[str, Any] = {"patched": {"without": f"{', '.join(COUNTER_FUNCTIONS)} emptied in {LIFECYCLE.as_posix()}",
                                        "neither": f"flush_tallies emptied in {LIFECYCLE.as_posix()}"},
                            "connections": c.connections, "seconds": c.seconds}
-    with stacks(suite, {"with": ({}, None), "without": ({}, snapshots["without"]),
-                        "neither": ({}, snapshots["neither"])}) as by_label:
+    specs: dict[str, tuple[dict[str, str], Path | None]] = {
+        "with": ({}, None), "without": ({}, snapshots["without"]), "neither": ({}, snapshots["neither"])}
+    if compare is not None:
+        specs["compare"] = ({}, compare[1])
+        out["compare"] = compare[0]
+    with stacks(suite, specs) as by_label:
         rounds = single_publish(suite, "counters", by_label)
         out["stored"] = stored = {label: stored_counts(stack.redis, PROJECT) for label, stack in by_label.items()}
         if not stored["with"]["published"] or stored["without"]["ctr_fields"] or not stored["without"]["hist_fields"] \
-                or stored["neither"]["hist_fields"]:
+                or stored["neither"]["hist_fields"] or ("compare" in stored and not stored["compare"]["ctr_fields"]):
             raise BenchError(f"counters: what the stacks stored does not match their snapshots: {stored}")
 
         suite.log("counters: the publish script alone, pipelined, every way")
@@ -252,8 +258,12 @@ def counters(suite: Suite) -> dict[str, Any]:
                                   settle=functools.partial(settle_aof, redis))
     for label in by_label:
         out[label] = side(rounds[label])
-        out[label]["redis_alone"] = alone[label]
+        out[label]["redis_alone"] = alone.get(label)
         out[label]["round_ratios"] = round_ratios(rounds, label, "without")
+    if compare is not None:
+        out["ratio_compare"] = per_round_ratio(rounds, "compare", "without")
+        out["cpu_per_request_ratio_compare"] = per_round_ratio(rounds, "compare", "without", "cpu_usec_per_request")
+        out["cpu_per_request_ratios_compare"] = round_ratios(rounds, "compare", "without", "cpu_usec_per_request")
     out["ratio"] = per_round_ratio(rounds, "with", "without")
     out["ratio_spread"] = spread(out["with"]["round_ratios"])
     out["ratio_with_neither"] = per_round_ratio(rounds, "with", "neither")
@@ -487,10 +497,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-wait", type=int, default=30, help="wait up to this long for a quiet machine")
     parser.add_argument("--retries", type=int, default=1, help="measure a disturbed round again up to N times")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "observability.json", help="results file")
+    parser.add_argument("--compare", metavar="COMMIT", default="",
+                        help="counters: also measure the code of this commit as it is, in the same rounds")
     args = parser.parse_args(argv)
     code_dir = Path(tempfile.mkdtemp(prefix="bench-code-"))
     try:
         code = snapshot_code(code_dir)
+        if args.compare:
+            from bench.push import checkout
+
+            compare = (args.compare, checkout(args.compare, code_dir / "compare"))
+            SECTIONS["counters"] = functools.partial(counters, compare=compare)
         from bench.suite import Config, Suite
 
         suite = Suite(Config(seconds=args.seconds, ab_rounds=args.rounds, quiet_wait=args.quiet_wait,

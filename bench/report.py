@@ -280,6 +280,11 @@ def observability_lines(results: dict[str, Any], computed: dict[str, Any]) -> li
                          "neither (flush_tallies emptied): "
                          f"{rate(_get(counters, 'neither', 'request_rate'), 'req/s')}",
                          number(_get(counters, "ratio_with_neither")), "", "median of the per-round ratios"))
+        rows.append(("CPU time per request during those runs (API process + Redis), counters on",
+                     usec(_get(counters, "with", "cpu_usec_per_request")),
+                     f"history alone: {usec(_get(counters, 'without', 'cpu_usec_per_request'))}",
+                     number(_get(counters, "cpu_per_request_ratio")), "",
+                     f"median of the per-round ratios {_get(counters, 'cpu_per_request_ratios')}"))
         rows.append(("Redis CPU per publish script call during those runs, counters on",
                      usec(_get(counters, "with", "redis_usec_per_call")),
                      f"history alone: {usec(_get(counters, 'without', 'redis_usec_per_call'))}",
