@@ -1,8 +1,11 @@
 """What observability costs, each against a baseline or ceiling measured in the same run:
 
 - **counters**: single publish with the ``broker_messages_*_total`` counters the scripts keep in Redis, against
-  a second snapshot of the code whose ``flush_tallies()`` (``broker/store/lua/include/lifecycle.lua``) does
-  nothing; also the Redis CPU per publish script call both ways (during the HTTP runs, and pipelined alone);
+  a snapshot of the code whose counters' own writes (the functions of ``COUNTER_FUNCTIONS`` in
+  ``broker/store/lua/include/lifecycle.lua``) do nothing: the baseline keeps the per-minute history of
+  ``queue.history``, a feature of its own. A third snapshot, whose ``flush_tallies()`` does nothing (neither
+  counters nor history), shows what the two cost together. Also the Redis CPU per publish script call every
+  way (during the HTTP runs, and pipelined alone);
 - **request log**: single publish with one ``broker.access`` line per request (``BROKER_LOG_LEVEL=info``, the
   console and the JSON format; the server's output goes to a file) against the log off (``warning``);
 - **scrape**: ``GET /metrics`` on a store of 10,000 queues, against the store reads alone
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import re
 import shutil
 import statistics
@@ -40,11 +44,15 @@ from bench.redis_side import ScriptCalls, evalsha_usec, pipelined
 if TYPE_CHECKING:
     from bench.suite import Api, Suite
 
-#: The function the counters comparison empties, in the copied lifecycle.lua: its whole definition.
-FLUSH_TALLIES = re.compile(r"^local function flush_tallies\(\)\n.*?^end\n", re.MULTILINE | re.DOTALL)
-NO_FLUSH = "local function flush_tallies()\nend\n"
+#: The functions the counters comparison empties in the copied lifecycle.lua (each definition, whole): what
+#: the counters write beyond the history. ``flush_tallies`` emptied removes the history too.
+COUNTER_FUNCTIONS = ("write_counters", "fold_minute")
 LIFECYCLE = Path("broker", "store", "lua", "include", "lifecycle.lua")
 
+
+def function_pattern(name: str) -> re.Pattern[str]:
+    """A top-level ``local function name(...)`` of a Lua file, up to its ``end`` at column 0."""
+    return re.compile(rf"^local function {name}\((?P<params>[^)]*)\)\n.*?^end\n", re.MULTILINE | re.DOTALL)
 
 def section(suite: Suite) -> None:
     out: dict[str, Any] = {}
@@ -102,6 +110,21 @@ def median(values: list[float], digits: int = 3) -> float | None:
     return round(statistics.median(values), digits) if values else None
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` so far, from /proc (0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def redis_cpu_seconds(client: Any) -> float:
+    """CPU time (user + system, every thread) the redis-server has used so far (INFO cpu)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def single_publish(suite: Suite, name: str, by_label: dict[str, Stack],
                    after: Callable[[str, Stack], dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Single publish (``publish.lua``, the connections of the main figure) on every stack, in interleaved
@@ -120,14 +143,22 @@ def single_publish(suite: Suite, name: str, by_label: dict[str, Stack],
             stack = by_label[label]
 
             def once(stack: Stack = stack, label: str = label) -> dict[str, Any]:
+                pid = stack.server.proc.pid
                 with stack.redis.client() as client:
                     calls_before, usec_before = evalsha_usec(client)
+                    cpu_before = redis_cpu_seconds(client), process_cpu_seconds(pid)
                     result = run_wrk(stack.api.url, "publish.lua", suite.args("publish"), c.connections,
                                      c.seconds, c.wrk_threads)
+                    cpu_after = redis_cpu_seconds(client), process_cpu_seconds(pid)
                     calls_after, usec_after = evalsha_usec(client)
                 calls = calls_after - calls_before
+                requests = max(1, result.summary()["requests"])
+                redis_cpu, api_cpu = (1e6 * (b - a) for a, b in zip(cpu_before, cpu_after, strict=True))
                 return {**result.summary(), "script_calls": calls,
                         "redis_usec_per_call": round((usec_after - usec_before) / max(1, calls), 2),
+                        "redis_cpu_usec_per_call": round(redis_cpu / max(1, calls), 2),
+                        "api_cpu_usec_per_request": round(api_cpu / requests, 2),
+                        "cpu_usec_per_request": round((redis_cpu + api_cpu) / requests, 2),
                         **(after(label, stack) if after else {})}
 
             result = suite.measure(f"{name}.{label}.{index + 1}", once,
@@ -148,21 +179,24 @@ def per_round_ratio(rounds: dict[str, list[dict[str, Any]]], label: str, baselin
 def side(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"request_rate": median([r["request_rate"] for r in results]),
             "redis_usec_per_call": median([r["redis_usec_per_call"] for r in results]),
+            "redis_cpu_usec_per_call": median([r["redis_cpu_usec_per_call"] for r in results]),
+            "cpu_usec_per_request": median([r["cpu_usec_per_request"] for r in results]),
             "p99_ms": median([r["latency_ms"].get("p99", 0.0) for r in results]), "rounds": results}
 
 
 # --- counters -----------------------------------------------------------------------------------------------
-def snapshot_without_counters(target: Path) -> Path:
-    """A copy of the run's code snapshot whose ``flush_tallies()`` does nothing (the scripts still add up their
-    counts with ``tally()``; no HINCRBY is sent). Stops the run when the substitution finds nothing."""
-    shutil.copytree(procs.CODE_DIR / "broker", target / "broker",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+def snapshot_emptied(source: Path, target: Path, functions: tuple[str, ...]) -> Path:
+    """A copy of the code snapshot at ``source`` whose ``functions`` of lifecycle.lua do nothing (the scripts
+    still add up their counts with ``tally()``). Stops the run when a substitution finds nothing."""
+    shutil.copytree(source / "broker", target / "broker", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     path = target / LIFECYCLE
-    patched, count = FLUSH_TALLIES.subn(NO_FLUSH, path.read_text())
-    if count != 1:
-        raise BenchError(f"counters: `local function flush_tallies()` ... `end` found {count} times in {LIFECYCLE} "
-                         "(expected once): update FLUSH_TALLIES in bench/observability.py")
-    path.write_text(patched)
+    text = path.read_text()
+    for name in functions:
+        text, count = function_pattern(name).subn(rf"local function {name}(\g<params>)\nend\n", text)
+        if count != 1:
+            raise BenchError(f"counters: `local function {name}(...)` ... `end` found {count} times in {LIFECYCLE} "
+                             "(expected once): update COUNTER_FUNCTIONS in bench/observability.py")
+    path.write_text(text)
     return target
 
 
@@ -178,58 +212,102 @@ def publish_script(code: Path) -> tuple[str, str]:
     return str(sha), str(source)
 
 
-def counters(suite: Suite) -> dict[str, Any]:
+def counters(suite: Suite, compare: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """The counters comparison; ``compare`` (a commit and its code) adds that code as it is as a fourth side
+    (HTTP rounds only: its publish script may take other arguments)."""
     from bench.suite import PROJECT
-    from broker.store.keys import ProjectKeys
 
     c = suite.config
-    patched = snapshot_without_counters(suite.tmp / "code-without-counters")
+    snapshots = {"without": snapshot_emptied(procs.CODE_DIR, suite.tmp / "code-without-counters", COUNTER_FUNCTIONS),
+                 "neither": snapshot_emptied(procs.CODE_DIR, suite.tmp / "code-without-tallies", ("flush_tallies",))}
     calls = ScriptCalls(PROJECT)
     original = calls.scripts.lua.publish
-    sha, source = publish_script(patched)
-    flush_body = FLUSH_TALLIES.search((procs.CODE_DIR / LIFECYCLE).read_text())
-    if sha == original.sha or flush_body is None or flush_body.group(0) not in original.source \
-            or flush_body.group(0) in source:
-        raise BenchError("counters: the patched publish script still flushes its counters (or the original one "
-                         "does not): the comparison would measure nothing")
-    suite.log(f"counters: single publish with and without flush_tallies(), {c.ab_rounds} interleaved rounds of "
-              f"{c.seconds} s, {c.connections} connections")
-    out: dict[str, Any] = {"patched": f"flush_tallies() in {LIFECYCLE.as_posix()} emptied",
+    scripts = {label: publish_script(code) for label, code in snapshots.items()}
+    if len({original.sha, *(sha for sha, _ in scripts.values())}) != 3:
+        raise BenchError("counters: a patched publish script is the original one: the comparison would measure "
+                         "nothing")
+    suite.log(f"counters: single publish with counters and history, with the history alone, with neither; "
+              f"{c.ab_rounds} interleaved rounds of {c.seconds} s, {c.connections} connections")
+    out: dict[str, Any] = {"patched": {"without": f"{', '.join(COUNTER_FUNCTIONS)} emptied in {LIFECYCLE.as_posix()}",
+                                       "neither": f"flush_tallies emptied in {LIFECYCLE.as_posix()}"},
                            "connections": c.connections, "seconds": c.seconds}
-    with stacks(suite, {"with": ({}, None), "without": ({}, patched)}) as by_label:
+    specs: dict[str, tuple[dict[str, str], Path | None]] = {
+        "with": ({}, None), "without": ({}, snapshots["without"]), "neither": ({}, snapshots["neither"])}
+    if compare is not None:
+        specs["compare"] = ({}, compare[1])
+        out["compare"] = compare[0]
+    with stacks(suite, specs) as by_label:
         rounds = single_publish(suite, "counters", by_label)
-        counter_key = ProjectKeys(PROJECT).queue("publish").ctr
-        check: dict[str, Any] = {}
-        for label, stack in by_label.items():
-            with stack.redis.client() as client:
-                value = client.hget(counter_key, "published")
-            check[label] = int(value) if value is not None else None
-        if not check["with"] or check["without"] is not None:
-            raise BenchError(f"counters: the published counter is {check['with']} with counters and "
-                             f"{check['without']} without: the patched snapshot was not the one measured")
-        out["published_counter"] = check
+        out["stored"] = stored = {label: stored_counts(stack.redis, PROJECT) for label, stack in by_label.items()}
+        if not stored["with"]["published"] or stored["without"]["ctr_fields"] or not stored["without"]["hist_fields"] \
+                or stored["neither"]["hist_fields"] or ("compare" in stored and not stored["compare"]["ctr_fields"]):
+            raise BenchError(f"counters: what the stacks stored does not match their snapshots: {stored}")
 
-        suite.log("counters: the publish script alone, pipelined, with and without")
+        suite.log("counters: the publish script alone, pipelined, every way")
         redis = by_label["with"].redis
         by_label["with"].api.create_queue("raw")
         one = calls.publish("raw", [suite.payload])
-        variants = {"with": one, "without": (one[0], sha, *one[2:])}
+        variants = {"with": one, **{label: (one[0], sha, *one[2:]) for label, (sha, _) in scripts.items()}}
         with redis.client() as client:
             calls.load(client)
-            if client.script_load(source) != sha:
-                raise BenchError("counters: Redis computed another SHA for the patched publish script")
+            for label, (sha, source) in scripts.items():
+                if client.script_load(source) != sha:
+                    raise BenchError(f"counters: Redis computed another SHA for the {label} publish script")
             alone = suite.measure("counters.alone", lambda: alternating(client, variants, c.connections,
-                                                                        2 * c.ab_rounds * min(c.seconds, 3)),
+                                                                        3 * c.ab_rounds * min(c.seconds, 3)),
                                   settle=functools.partial(settle_aof, redis))
-    for label in ("with", "without"):
+    for label in by_label:
         out[label] = side(rounds[label])
-        out[label]["redis_alone"] = alone[label]
+        out[label]["redis_alone"] = alone.get(label)
+        out[label]["round_ratios"] = round_ratios(rounds, label, "without")
+    if compare is not None:
+        out["ratio_compare"] = per_round_ratio(rounds, "compare", "without")
+        out["cpu_per_request_ratio_compare"] = per_round_ratio(rounds, "compare", "without", "cpu_usec_per_request")
+        out["cpu_per_request_ratios_compare"] = round_ratios(rounds, "compare", "without", "cpu_usec_per_request")
     out["ratio"] = per_round_ratio(rounds, "with", "without")
+    out["ratio_spread"] = spread(out["with"]["round_ratios"])
+    out["ratio_with_neither"] = per_round_ratio(rounds, "with", "neither")
     out["redis_usec_ratio"] = per_round_ratio(rounds, "with", "without", "redis_usec_per_call")
-    without_usec = alone["without"]["redis_usec_per_call"]
-    out["redis_alone_usec_ratio"] = round(alone["with"]["redis_usec_per_call"] / without_usec, 3) \
-        if without_usec else None
+    out["redis_cpu_ratio"] = per_round_ratio(rounds, "with", "without", "redis_cpu_usec_per_call")
+    out["cpu_per_request_ratio"] = per_round_ratio(rounds, "with", "without", "cpu_usec_per_request")
+    out["cpu_per_request_ratios"] = round_ratios(rounds, "with", "without", "cpu_usec_per_request")
+    for label in ("with", "neither"):
+        suffix = "" if label == "with" else "_neither"
+        for measure, key in (("redis_usec_per_call", "redis_alone_usec_ratio"),
+                             ("redis_cpu_usec_per_call", "redis_alone_cpu_ratio")):
+            base = alone["without"][measure]
+            out[key + suffix] = round(alone[label][measure] / base, 3) if base else None
     return out
+
+
+def stored_counts(redis: RedisServer, project: str) -> dict[str, Any]:
+    """What a stack stored for its queue ``publish``: the counter as /metrics reads it (queue_metrics), and the
+    fields of its "ctr" and "hist" hashes."""
+    from broker.store.keys import ProjectKeys
+
+    calls = ScriptCalls(project)
+    keys = ProjectKeys(project)
+    script = calls.scripts.lua.queue_metrics
+    with redis.client() as client:
+        reply = client.evalsha(script.sha, 1, keys.queues, keys.tag, int(time.time() * 1000), "", 100) \
+            if client.script_exists(script.sha)[0] else client.eval(script.source, 1, keys.queues, keys.tag,
+                                                                       int(time.time() * 1000), "", 100)
+        rows = {row[0].decode(): row for row in reply[1:]}
+        queue = keys.queue("publish")
+        return {"published": int(rows["publish"][6]) if "publish" in rows else None,
+                "ctr_fields": client.hlen(queue.ctr), "hist_fields": client.hlen(queue.hist)}
+
+
+def round_ratios(rounds: dict[str, list[dict[str, Any]]], label: str, baseline: str,
+                 key: str = "request_rate") -> list[float]:
+    return [round(a[key] / b[key], 3) for a, b in zip(rounds[label], rounds[baseline], strict=True) if b.get(key)]
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "max": max(values),
+            "stdev": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
 
 
 def alternating(client: Any, variants: dict[str, tuple[Any, ...]], depth: int, seconds: float,
@@ -237,20 +315,23 @@ def alternating(client: Any, variants: dict[str, tuple[Any, ...]], depth: int, s
     """Each variant's call pipelined ``depth`` deep, in alternating blocks of ``block`` calls for ``seconds``
     in all (so that whatever else slows Redis meanwhile slows every variant alike): calls per second and Redis
     CPU per call (INFO commandstats) of each."""
-    totals = {label: [0, 0.0, 0.0] for label in variants}  # calls, seconds, Redis usec
+    totals = {label: [0, 0.0, 0.0, 0.0] for label in variants}  # calls, seconds, Redis usec, Redis CPU seconds
     deadline = time.monotonic() + seconds
     index = 0
     while time.monotonic() < deadline or index < 2:
         for label in rounds_order(list(variants), index):
+            cpu_before = redis_cpu_seconds(client)
             run, _ = pipelined(client, [variants[label]] * block, depth)
             total = totals[label]
+            total[3] += redis_cpu_seconds(client) - cpu_before
             total[0] += run.calls
             total[1] += run.seconds
             total[2] += run.redis_usec_per_call * run.calls
         index += 1
     return {label: {"calls": int(calls), "calls_per_second": round(calls / secs, 1) if secs else None,
-                    "redis_usec_per_call": round(usec / calls, 2) if calls else None, "blocks": index}
-            for label, (calls, secs, usec) in totals.items()}
+                    "redis_usec_per_call": round(usec / calls, 2) if calls else None,
+                    "redis_cpu_usec_per_call": round(1e6 * cpu / calls, 2) if calls else None, "blocks": index}
+            for label, (calls, secs, usec, cpu) in totals.items()}
 
 
 # --- request log --------------------------------------------------------------------------------------------
@@ -393,3 +474,63 @@ def scrape(suite: Suite) -> dict[str, Any]:
         suite.note(f"scrape: {out['http']['queues_seen']} queues in GET /metrics and {out['store_reads']['queues']} "
                    f"in the store reads, of {len(names)}")
     return out
+
+
+# --- on its own -----------------------------------------------------------------------------------------------
+SECTIONS: dict[str, Callable[[Suite], dict[str, Any]]] = {"counters": counters, "request_log": request_log,
+                                                           "scrape": scrape}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.observability [--only counters] [--rounds N] ...``: these sections alone, without the
+    main section (no ceiling of its own: each comparison has its baseline in the same run)."""
+    import argparse
+    import tempfile
+
+    from bench.__main__ import log
+    from bench.procs import RESULTS_DIR, snapshot_code
+
+    parser = argparse.ArgumentParser(prog="bench.observability", description=main.__doc__)
+    parser.add_argument("--only", choices=tuple(SECTIONS), action="append", help="run only this section (repeatable)")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (default 6)")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each measurement (default 10)")
+    parser.add_argument("--quiet-wait", type=int, default=30, help="wait up to this long for a quiet machine")
+    parser.add_argument("--retries", type=int, default=1, help="measure a disturbed round again up to N times")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "observability.json", help="results file")
+    parser.add_argument("--compare", metavar="COMMIT", default="",
+                        help="counters: also measure the code of this commit as it is, in the same rounds")
+    args = parser.parse_args(argv)
+    code_dir = Path(tempfile.mkdtemp(prefix="bench-code-"))
+    try:
+        code = snapshot_code(code_dir)
+        if args.compare:
+            from bench.push import checkout
+
+            compare = (args.compare, checkout(args.compare, code_dir / "compare"))
+            SECTIONS["counters"] = functools.partial(counters, compare=compare)
+        from bench.suite import Config, Suite
+
+        suite = Suite(Config(seconds=args.seconds, ab_rounds=args.rounds, quiet_wait=args.quiet_wait,
+                             retries=args.retries), log)
+        suite.results["code"] = code
+        started = time.monotonic()
+        found: dict[str, Any] = {}
+        suite.results["observability"] = found
+        for name in args.only or list(SECTIONS):
+            found[name] = SECTIONS[name](suite)
+        suite.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(code_dir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(suite.results, indent=2) + "\n")
+    summary = {name: {k: v for k, v in value.items() if "ratio" in k or k == "stored"} for name, value in found.items()}
+    print(json.dumps({"summary": summary, "cpu": suite.results["cpu"], "notes": suite.results["notes"]}, indent=2))
+    print(f"results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

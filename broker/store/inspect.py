@@ -92,6 +92,11 @@ class Inspector:
                   if name.endswith(":d") and int(name[:-2]) < first]
         if before:
             depth = max(before)[1]  # the newest sample before the window: where the window starts
+
+        def count(m: str, code: str) -> int:
+            """A minute's count: folded into the counters ("m:c") or not yet, the open minute ("m+c")."""
+            return fields.get(f"{m}:{code}", 0) + fields.get(f"{m}+{code}", 0)
+
         points = []
         for minute in range(first, current + 1):
             m = str(minute)
@@ -99,9 +104,9 @@ class Inspector:
             if sampled is not None:
                 depth = sampled
             points.append(HistoryPoint(
-                minute=rfc3339(minute * MINUTE_MS), published=fields.get(f"{m}:p", 0), acked=fields.get(f"{m}:a", 0),
-                dead_lettered=fields.get(f"{m}:x", 0), push_success=fields.get(f"{m}:s", 0),
-                push_failure=fields.get(f"{m}:f", 0), depth=depth_now if minute == current else depth,
+                minute=rfc3339(minute * MINUTE_MS), published=count(m, "p"), acked=count(m, "a"),
+                dead_lettered=count(m, "x"), push_success=count(m, "s"), push_failure=count(m, "f"),
+                depth=depth_now if minute == current else depth,
             ))
         return points
 

@@ -78,10 +78,12 @@ QUEUE_PARTS: dict[str, tuple[str, str]] = {
     "expiry": ("zset", "ids scored apart in avail (out of their band's retention order) -> retention deadline (ms)"),
     "ctr": ("hash", "message counters for /metrics: published, delivered, acked, nacked, lease_expired, "
             "dead_lettered, redriven, purged, push_success, push_failure, push_dead_lettered (one HINCRBY per "
-            "counter and call, lua/include/lifecycle.lua)"),
+            "counter and call; published, acked, dead_lettered and push_success share the history's and are "
+            "folded in here when its minute closes, lua/include/lifecycle.lua)"),
     "hist": ("hash", "per-minute history for queue.history: '<minute>:p|a|x|s|f' published, acked, dead-lettered, "
-             "push successes and failures (one HINCRBY per counter and call), '<minute>:d' depth after the minute's "
-             "first change, 'last' the newest minute; a day of minutes kept (lua/include/lifecycle.lua)"),
+             "push successes and failures, '<minute>+p|a|x|s' the open minute's counts not yet in 'ctr' (one HINCRBY "
+             "per count and call), '<minute>:d' depth after the minute's first change, 'last' the newest (open) "
+             "minute; a day of minutes kept (lua/include/lifecycle.lua)"),
     "sqs": ("hash", "SQS-only queue attributes (DelaySeconds, ReceiveMessageWaitTimeSeconds, ...) and tags "
             "('tag:' + key), written by lua/sqs_attributes.lua (docs/sqs.md)"),
 }

@@ -141,11 +141,11 @@ async def test_history_counts_per_minute(api: Any, make_queue: MakeQueue, clock:
 
     # A day later the old minutes are gone from Redis, not only from the answer.
     hist = ProjectKeys(api.project).queue("jobs").part("hist")
-    assert await redis_client.hlen(hist) == 5 + 1  # minute 0: p, d; minute 1: a, x, d; and "last"
+    assert await redis_client.hlen(hist) == 5 + 1  # minute 0: :p, :d; minute 1 (open): +a, +x, :d; and "last"
     clock.advance(86400)
     await api.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": "next day"})
     assert sorted(await redis_client.hkeys(hist)) == sorted(
-        [f"{clock.ms // 60_000}:p".encode(), f"{clock.ms // 60_000}:d".encode(), b"last"])
+        [f"{clock.ms // 60_000}+p".encode(), f"{clock.ms // 60_000}:d".encode(), b"last"])
     points = (await api.ok("GET", "/v1/queue/history/jobs?window=24h"))["points"]
     assert sum(p["published"] for p in points) == 1 and points[-1]["depth"] == 2
 

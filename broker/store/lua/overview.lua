@@ -10,10 +10,13 @@
 -- Returns: {more 0|1, per queue: {name, type, available, in_flight, delayed, dead_letter, oldest_enqueued_ms or -1,
 --   published, acked, dead_lettered, push_success, push_failure, push_dead_lettered, published_recent,
 --   acked_recent}...}; *_recent: published / acked in the current minute and the RECENT_MINUTES - 1 before it,
---   from the queue's history ("<minute>:p" and ":a" of its hist hash, lua/include/lifecycle.lua).
+--   from the queue's history ("<minute>:p" and ":a" of its hist hash, "<minute>+p" and "+a" for the open
+--   minute, lua/include/lifecycle.lua).
 -- Errors: none.
 --@include lifecycle
 
+local OVERVIEW_COUNTERS = {"published", "acked", "dead_lettered", "push_success", "push_failure",
+  "push_dead_lettered"}
 local now_s = string.format("%d", to_int(ARGV[2], "now"))
 local limit = to_int(ARGV[4], "limit", 1)
 local start = "-"
@@ -23,8 +26,10 @@ local minute = math.floor(to_int(ARGV[2], "now") / 60000)
 local recent_fields = {}
 for back = RECENT_MINUTES - 1, 0, -1 do
   local m = string.format("%d", minute - back)
-  recent_fields[#recent_fields + 1] = m .. ":p"
-  recent_fields[#recent_fields + 1] = m .. ":a"
+  for _, sep in ipairs({":", "+"}) do -- a closed minute's counts, or the open minute's (not folded yet)
+    recent_fields[#recent_fields + 1] = m .. sep .. "p"
+    recent_fields[#recent_fields + 1] = m .. sep .. "a"
+  end
 end
 local names = redis.call("ZRANGEBYLEX", KEYS[1], start, "+", "LIMIT", 0, limit + 1)
 local reply = {0}
@@ -40,10 +45,7 @@ for i, name in ipairs(names) do
     local ended = redis.call("ZCOUNT", qk.inflight, "-inf", now_s)
     local row = {name, cfg.type, redis.call("ZCARD", qk.avail) + due + ended, redis.call("ZCARD", qk.inflight) - ended,
       redis.call("ZCARD", qk.delayed) - due, redis.call("ZCARD", qk.dlqidx), oldest_available(qk, cfg)}
-    for _, count in ipairs(redis.call("HMGET", qk.ctr, "published", "acked", "dead_lettered", "push_success",
-        "push_failure", "push_dead_lettered")) do
-      row[#row + 1] = count or "0"
-    end
+    for _, count in ipairs(read_counters(qk, OVERVIEW_COUNTERS)) do row[#row + 1] = count end
     local published, acked = 0, 0
     local recent = redis.call("HMGET", qk.hist, unpack(recent_fields))
     for j = 1, #recent, 2 do

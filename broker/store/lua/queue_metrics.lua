@@ -35,7 +35,7 @@ for i, name in ipairs(names) do
   local oldest = cfg and oldest_available(qk, cfg) or -1
   local row = {name, redis.call("ZCARD", qk.avail) + due + ended, in_flight - ended, delayed - due,
     redis.call("ZCARD", qk.dlqidx), oldest}
-  for _, count in ipairs(redis.call("HMGET", qk.ctr, unpack(COUNTERS))) do row[#row + 1] = count or "0" end
+  for _, count in ipairs(read_counters(qk, COUNTERS)) do row[#row + 1] = count end
   reply[#reply + 1] = row
 end
 return reply

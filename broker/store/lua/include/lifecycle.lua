@@ -18,11 +18,16 @@
 --             clocks disagree) is scored APART lower instead, a region below 0 in the same order, and is
 --             indexed in "expiry" by its deadline. "expiry" holds nothing else.
 
--- Counters of each queue for /metrics (its "ctr" hash): published, delivered, acked, nacked, lease_expired,
--- dead_lettered, redriven, purged, and the push attempts by outcome: push_success, push_failure (to be
--- retried), push_dead_lettered. A script adds up what it moves with tally() and writes the sums at its
--- end with flush_tallies(): one HINCRBY per counter and queue that moved, whatever the number of messages.
--- They live with the queue (deleted with it) and are exact across every process and restart.
+-- Counters of each queue for /metrics: published, delivered, acked, nacked, lease_expired, dead_lettered,
+-- redriven, purged, and the push attempts by outcome: push_success, push_failure (to be retried),
+-- push_dead_lettered. A script adds up what it moves with tally() and writes the sums at its end with
+-- flush_tallies(): one HINCRBY per counter and queue that moved, whatever the number of messages. They live
+-- with the queue (deleted with it) and are exact across every process and restart.
+--
+-- The four counters the per-minute history also counts (HISTORY_CODES) share its increment: a call adds
+-- them to the history field of its minute only ("<minute>+p" in "hist"), and the first change of a later
+-- minute folds that open minute into the totals ("ctr") at once (fold_minute). A total is then its "ctr"
+-- field plus the open minute's field (read_counters); every other counter goes to "ctr" directly.
 local tallies = {}
 local tallied_queues = {} -- ctr key -> the queue's keys (flush_history writes its "hist")
 
@@ -38,14 +43,45 @@ local function tally(qk, field, n)
   counts[field] = (counts[field] or 0) + n
 end
 
--- The per-minute history of a queue (its "hist" hash, read by history.lua): fields "<minute>:p", ":a", ":x",
--- ":s" and ":f" count the messages published, acked and dead-lettered and the push deliveries that succeeded
--- and failed (retried or dead-lettered) in that minute, "<minute>:d" is the depth
--- (available + delayed + in flight) as the minute's first change left it, and "last" the newest minute
--- written. One HINCRBY per counter and call; the first change of a minute (an increment that answers its
--- own amount, or a purge or redrive) also samples the depth and deletes the minutes that fell out of the
--- day kept (HISTORY_MINUTES), so the hash stays bounded however long a queue was idle.
+-- The per-minute history of a queue (its "hist" hash, read by history.lua). The counts of a minute m:
+-- "m:p", "m:a", "m:x", "m:s" published, acked and dead-lettered messages and push deliveries that succeeded
+-- (counted in "ctr" too), "m+p", "m+a", "m+x", "m+s" the same while m is the open minute (not yet in
+-- "ctr"; the reader adds both forms), "m:f" push deliveries that failed (retried or dead-lettered; the two
+-- counters of those stay apart in "ctr"); "m:d" is the depth (available + delayed + in flight) as the
+-- minute's first change left it, and "last" the newest minute written, the open one. One HINCRBY per count
+-- and call; the first change of a minute (an increment that answers its own amount, or a purge or redrive)
+-- also folds the minute that was open, samples the depth and deletes the minutes that fell out of the day
+-- kept (HISTORY_MINUTES), so the hash stays bounded however long a queue was idle. Stored before the
+-- counters shared the history's increment, a history has no "+" fields: all of it is in "ctr" already.
 local HISTORY_MINUTES = 1440
+local HISTORY_CODES = {"p", "a", "x", "s"}
+local HISTORY_COUNTERS = {"published", "acked", "dead_lettered", "push_success"} -- in HISTORY_CODES' order
+local HISTORY_CODE = {published = "p", acked = "a", dead_lettered = "x", push_success = "s"}
+
+-- The counters' own writes: HINCRBY of the counters the history does not count (bench/observability.py
+-- empties this function and fold_minute to measure what the counters cost, the history kept).
+local function write_counters(key, counts)
+  for field, n in pairs(counts) do
+    if not HISTORY_CODE[field] then redis.call("HINCRBY", key, field, string.format("%d", n)) end
+  end
+end
+
+-- Add the open counts of minute `m` (its "+" fields) to "ctr" and delete them; they stay in the history as
+-- "m:" fields when `keep`.
+local function fold_minute(qk, m, keep)
+  local open = redis.call("HMGET", qk.hist, m .. "+p", m .. "+a", m .. "+x", m .. "+s")
+  local gone, n = {}, 0
+  for i, code in ipairs(HISTORY_CODES) do
+    local count = open[i]
+    if count then
+      redis.call("HINCRBY", qk.ctr, HISTORY_COUNTERS[i], count)
+      if keep then redis.call("HINCRBY", qk.hist, m .. ":" .. code, count) end
+      n = n + 1
+      gone[n] = m .. "+" .. code
+    end
+  end
+  if n > 0 then call_many("HDEL", qk.hist, gone, n) end
+end
 
 -- HINCRBY of one history field; true when it was the field's first increment (of its minute).
 local function history_add(key, field, n)
@@ -56,16 +92,22 @@ local function flush_history(qk, counts, now)
   local minute = math.floor(now / 60000)
   local m = string.format("%d", minute)
   local first = (counts.purged or counts.redriven) ~= nil
-  if counts.published then first = history_add(qk.hist, m .. ":p", counts.published) or first end
-  if counts.acked then first = history_add(qk.hist, m .. ":a", counts.acked) or first end
-  if counts.dead_lettered then first = history_add(qk.hist, m .. ":x", counts.dead_lettered) or first end
-  if counts.push_success then first = history_add(qk.hist, m .. ":s", counts.push_success) or first end
+  for i, code in ipairs(HISTORY_CODES) do
+    local n = counts[HISTORY_COUNTERS[i]]
+    if n then first = history_add(qk.hist, m .. "+" .. code, n) or first end
+  end
   local failed = (counts.push_failure or 0) + (counts.push_dead_lettered or 0) -- a last failed attempt too
   if failed > 0 then first = history_add(qk.hist, m .. ":f", failed) or first end
   if not first then return end
   local last = tonumber(redis.call("HGET", qk.hist, "last") or "")
-  if last and last >= minute then return end
+  if last and last >= minute then
+    -- A minute before the open one (a caller whose clock is behind another's): its counts are folded at
+    -- once, in the history while it is within the day kept.
+    if last > minute then fold_minute(qk, m, minute > last - HISTORY_MINUTES) end
+    return
+  end
   if last then -- the minutes last - 1439 .. minute - 1440 are out of the day now (none before last - 1439 is left)
+    fold_minute(qk, string.format("%d", last), last > minute - HISTORY_MINUTES)
     local stale, n = {}, 0
     for old = last - HISTORY_MINUTES + 1, math.min(minute - HISTORY_MINUTES, last) do
       local o = string.format("%d", old)
@@ -84,12 +126,29 @@ end
 local function flush_tallies()
   for _, key in ipairs(tallies) do
     local counts = tallies[key]
-    for field, n in pairs(counts) do redis.call("HINCRBY", key, field, string.format("%d", n)) end
+    write_counters(key, counts)
     if counts.published or counts.acked or counts.dead_lettered or counts.purged or counts.redriven
         or counts.push_success or counts.push_failure or counts.push_dead_lettered then
       flush_history(tallied_queues[key], counts, tonumber(ARGV[3]))
     end
   end
+end
+
+-- The counters `names` of qk as /metrics reports them (strings, "0" for none): "ctr" plus the open minute.
+local function read_counters(qk, names)
+  local values = redis.call("HMGET", qk.ctr, unpack(names))
+  local last = redis.call("HGET", qk.hist, "last")
+  local open = {}
+  if last then
+    local v = redis.call("HMGET", qk.hist, last .. "+p", last .. "+a", last .. "+x", last .. "+s")
+    for i, field in ipairs(HISTORY_COUNTERS) do open[field] = v[i] end
+  end
+  for i, name in ipairs(names) do
+    local count = values[i] or "0"
+    if open[name] then count = string.format("%d", tonumber(count) + tonumber(open[name])) end
+    values[i] = count
+  end
+  return values
 end
 
 local function notify(qk)
