@@ -11,6 +11,8 @@ TARGETS = {
     "batch_vs_bullmq": (">=", 6.0, "publish_batch msgs/s / BullMQ addBulk jobs/s"),
     "e2e_vs_bullmq": (">=", 3.0, "end to end msgs/s / BullMQ end to end jobs/s"),
     "p99_half_ms": ("<=", 10.0, "p99 of single publish at half its max throughput (ms)"),
+    "work_loop_vs_bullmq_worker": (">=", 1.0, "work loop (long-poll consume 1 + ack 1) msgs/s / BullMQ Worker alone "
+                                   "(concurrency 50) jobs/s"),
     "growth_min": (">=", 0.9, "1M backlog / empty, the lowest of publish, consume, ack (priorities off and on)"),
     "memory_overhead": ("<=", 250.0, "Redis memory per message minus payload (bytes), the higher of prio off/on"),
 }
@@ -71,6 +73,11 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
                                 _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
         "e2e_vs_bullmq_worker": _ratio(_get(ours, "end_to_end", "msg_rate"),
                                        _get(peers, "bullmq", "work", "jobs_per_second")),
+        "work_loop_vs_bullmq_worker": _ratio(_get(ours, "work_loop", "msg_rate"),
+                                             _get(peers, "bullmq", "work", "jobs_per_second")),
+        "work_loop_separate_vs_bullmq_worker": _ratio(_get(ours, "work_loop_separate", "msg_rate"),
+                                                      _get(peers, "bullmq", "work", "jobs_per_second")),
+        "work_loop_vs_noop": _ratio(_get(ours, "work_loop", "msg_rate"), _get(ceil, "noop", "request_rate")),
         "e2e_vs_rabbitmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
                                   _get(peers, "rabbitmq", "end_to_end", "consume", "rate")),
         "publish_vs_bullmq_add": _ratio(_get(ours, "publish", "request_rate"),
@@ -163,8 +170,10 @@ def throughput_rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any, A
         rows.append(("ours", f"end to end: {c.get('e2e_producers')} publish_batch + {c.get('e2e_consumers')} "
                      "consume/ack conns", "msgs/s", e2e.get("msg_rate"), None, None,
                      f"acked; published {rate(e2e.get('published_rate'))}, backlog left {e2e.get('backlog_after')}"))
-    wrk_row("ours", f"work loop: long-poll consume 1 + ack 1, {c.get('connections')} conns", ours.get("work_loop"),
-            "msg_rate", "msgs/s", "latency of consume and ack requests together")
+    wrk_row("ours", f"work loop: long-poll consume 1 + ack 1 on the next consume, {c.get('connections')} conns",
+            ours.get("work_loop"), "msg_rate", "msgs/s", "one request per message")
+    wrk_row("ours", f"work loop: long-poll consume 1 + ack 1 as its own request, {c.get('connections')} conns",
+            ours.get("work_loop_separate"), "msg_rate", "msgs/s", "latency of consume and ack requests together")
     bull = peers.get("bullmq")
     if bull:
         rows.append(("BullMQ", f"addBulk of 100, {c.get('batch_connections')} in flight", "jobs/s",
@@ -227,6 +236,9 @@ def markdown(results: dict[str, Any]) -> str:
     for key, label in (("publish_vs_bullmq_add", "single publish req/s / BullMQ add jobs/s"),
                        ("publish_vs_rabbitmq", "single publish req/s / RabbitMQ publish msgs/s"),
                        ("e2e_vs_bullmq_worker", "end to end / BullMQ Worker alone (no producers)"),
+                       ("work_loop_separate_vs_bullmq_worker",
+                        "work loop with the ack as its own request / BullMQ Worker alone"),
+                       ("work_loop_vs_noop", "work loop msgs/s / no-op req/s (one request per message)"),
                        ("e2e_vs_rabbitmq", "end to end / RabbitMQ end to end"),
                        ("publish_vs_redis", "single publish req/s / Redis-alone publish script calls/s")):
         if computed.get(key) is not None:

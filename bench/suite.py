@@ -250,10 +250,14 @@ class Suite:
             ours["consume_ack"] = self.wrk("consume_ack", api.url, "consume_ack.lua", self.args("batch", max=100),
                                            c.consume_connections, settle).summary()
 
-            self.log(f"work loop, long-poll consume 1 + ack 1: {c.connections} connections")
+            self.log(f"work loop, long-poll consume 1 + ack 1 on the next consume: {c.connections} connections")
             ours["work_loop"] = self.wrk("work_loop", api.url, "consume_ack.lua",
-                                         self.args("publish", max=1, single=1, wait=1), c.connections,
+                                         self.args("publish", max=1, ackon=1, wait=1), c.connections,
                                          settle).summary()
+            self.log(f"work loop, long-poll consume 1 + ack 1 as its own request: {c.connections} connections")
+            ours["work_loop_separate"] = self.wrk("work_loop_separate", api.url, "consume_ack.lua",
+                                                  self.args("publish", max=1, single=1, wait=1), c.connections,
+                                                  settle).summary()
 
             self.log(f"end to end: {c.e2e_producers} publish_batch + {c.e2e_consumers} consume/ack connections")
             attempt = iter(range(1, 100))
