@@ -195,11 +195,11 @@ class AckFailure(Struct, kw_only=True):
     message: str
 
 
-class Consumed(Struct, kw_only=True, omit_defaults=True):
+class Consumed(Struct, kw_only=True):
     messages: list[QueueMessage]
-    #: Only when the request carried ``ack``: the ids acked, and those that were not.
-    acked: list[str] | None = None
-    failed: list[AckFailure] | None = None
+    #: Only when the request carried ``ack`` (else absent): the ids acked, and those that were not.
+    acked: list[str] | msgspec.UnsetType = msgspec.UNSET
+    failed: list[AckFailure] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AckRequest(Struct, kw_only=True):

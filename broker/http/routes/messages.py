@@ -129,8 +129,8 @@ async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
     visibility_ms = None if req.visibility_timeout is None else round(req.visibility_timeout * 1000)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.wait_seconds
-    acked: list[str] | None = None
-    failed: list[AckFailure] | None = None
+    acked: list[str] | msgspec.UnsetType = msgspec.UNSET
+    failed: list[AckFailure] | msgspec.UnsetType = msgspec.UNSET
     if req.ack is not None:
         # The acks go with the first attempt only (the one that is charged); a long poll's later attempts
         # are plain claims, so a wait never applies them twice.
