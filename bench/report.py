@@ -348,20 +348,20 @@ def profile_lines(results: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "### Profile (py-spy on the worker, share of samples)", ""]
     python, native, batch = profile.get("python", {}), profile.get("native", {}), profile.get("batch_python", {})
-    lines += ["| where | publish, Python frames | publish, Python + C frames | publish_batch, Python frames |",
-              "|---|---:|---:|---:|"]
+    loop = profile.get("work_loop_python", {})
+    sources = (python, native, batch, loop)
+    lines += ["| where | publish, Python frames | publish, Python + C frames | publish_batch, Python frames "
+              "| work loop, Python frames |", "|---|---:|---:|---:|---:|"]
     categories: list[str] = []
-    for source in (python, native, batch):
+    for source in sources:
         categories += [k for k in source.get("categories", {}) if k not in categories]
     for category in categories:
-        lines.append(f"| {category} | {percent(python.get('categories', {}).get(category))} "
-                     f"| {percent(native.get('categories', {}).get(category))} "
-                     f"| {percent(batch.get('categories', {}).get(category))} |")
-    lines.append(f"| (requests/s while sampled) | {rate(python.get('request_rate_while_profiled'), '')} "
-                 f"| {rate(native.get('request_rate_while_profiled'), '')} "
-                 f"| {rate(batch.get('request_rate_while_profiled'), '')} |")
+        lines.append(f"| {category} | " + " | ".join(percent(s.get("categories", {}).get(category)) for s in sources)
+                     + " |")
+    lines.append("| (requests/s while sampled) | "
+                 + " | ".join(rate(s.get("request_rate_while_profiled"), "") for s in sources) + " |")
     for label, share in native.get("syscalls", {}).items():
-        lines.append(f"| system call: {label} | | {share:.1f}% | |")
+        lines.append(f"| system call: {label} | | {share:.1f}% | | |")
     gc = profile.get("gc")
     if gc:
         lines += ["", f"GC pauses during single publish paced at {gc.get('rate', 0):,.0f} req/s:", "",

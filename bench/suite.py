@@ -331,9 +331,14 @@ class Suite:
         profiles: dict[str, Any] = {}
         runs = [("python", "publish", "publish.lua", {}, c.connections, False),
                 ("native", "publish", "publish.lua", {}, c.connections, True),
-                ("batch_python", "publish_batch", "publish_batch.lua", {"batch": 100}, c.batch_connections, False)]
+                ("batch_python", "publish_batch", "publish_batch.lua", {"batch": 100}, c.batch_connections, False),
+                ("work_loop_python", "work loop (consume 1 with the previous ack)", "consume_ack.lua",
+                 {"max": 1, "ackon": 1, "wait": 1}, c.connections, False)]
         with api_stack(c, "profile") as (_redis, api):
             api.create_queue("profile")
+            # The work loop's stock: what publish_batch puts in, a few seconds longer than the loop runs.
+            run_wrk(api.url, "publish_batch.lua", self.args("profile", batch=100), c.batch_connections,
+                    max(2, c.seconds // 2), c.wrk_threads)
             attempts = iter(range(1, 1000))
             for label, operation, script, extra, connections, native in runs:
                 frames = "Python and C" if native else "Python"
@@ -349,7 +354,7 @@ class Suite:
                     return load.result().request_rate, path
 
                 rate, recorded = self.measure(f"profile_{label}", profiled)
-                name = "publish-native" if label == "native" else "publish-python" if label == "python" else label
+                name = {"native": "publish-native", "python": "publish-python"}.get(label, label)
                 path = self.results_dir / f"profile-{name}.collapsed"
                 shutil.copyfile(recorded, path)
                 profiles[label] = {"file": path.name, "operation": operation,
