@@ -73,8 +73,9 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
                                 _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
         "e2e_vs_bullmq_worker": _ratio(_get(ours, "end_to_end", "msg_rate"),
                                        _get(peers, "bullmq", "work", "jobs_per_second")),
-        "work_loop_vs_bullmq_worker": _ratio(_get(ours, "work_loop", "msg_rate"),
-                                             _get(peers, "bullmq", "work", "jobs_per_second")),
+        # The interleaved rounds when they ran (bench/work_loop.py), else the main section's figures.
+        "work_loop_vs_bullmq_worker": _get(results, "work_loop", "ratio") or _ratio(
+            _get(ours, "work_loop", "msg_rate"), _get(peers, "bullmq", "work", "jobs_per_second")),
         "work_loop_separate_vs_bullmq_worker": _ratio(_get(ours, "work_loop_separate", "msg_rate"),
                                                       _get(peers, "bullmq", "work", "jobs_per_second")),
         "work_loop_vs_noop": _ratio(_get(ours, "work_loop", "msg_rate"), _get(ceil, "noop", "request_rate")),
@@ -243,12 +244,38 @@ def markdown(results: dict[str, Any]) -> str:
                        ("publish_vs_redis", "single publish req/s / Redis-alone publish script calls/s")):
         if computed.get(key) is not None:
             lines.append(f"| {label} | {number(computed[key])} | | |")
+    lines += work_loop_lines(results)
     lines += observability_lines(results, computed)
     lines += profile_lines(results)
     notes: list[str] = results.get("notes") or []
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+def work_loop_lines(results: dict[str, Any]) -> list[str]:
+    """The interleaved rounds of the work loop against BullMQ's Worker (bench/work_loop.py)."""
+    wl = results.get("work_loop") or {}
+    rounds = wl.get("rounds") or []
+    if not rounds:
+        return []
+    lines = ["", f"### Work loop vs BullMQ Worker, {len(rounds)} interleaved rounds of {wl.get('seconds')} s", "",
+             f"| round | ours: consume 1 carrying the previous ack, {wl.get('connections')} conns "
+             "| ours: consume 1, then ack 1 | BullMQ Worker, concurrency "
+             f"{wl.get('concurrency')} | ours (ack on consume) / BullMQ | others' cores (max) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    cpu = results.get("cpu", {})
+    for i, r in enumerate(rounds, 1):
+        others = max((cpu.get(f"work_loop.{side}.{i}", {}).get("other_cores", 0) for side in r), default=0)
+        lines.append(f"| {i} | {rate(_get(r, 'ackon', 'msg_rate'))} | {rate(_get(r, 'separate', 'msg_rate'))} "
+                     f"| {rate(_get(r, 'bullmq', 'msg_rate'), 'jobs/s')} "
+                     f"| {number(_ratio(_get(r, 'ackon', 'msg_rate'), _get(r, 'bullmq', 'msg_rate')))} "
+                     f"| {others:.2f} |")
+    lines.append(f"| median | {rate(_get(wl, 'ackon', 'msg_rate'))} | {rate(_get(wl, 'separate', 'msg_rate'))} "
+                 f"| {rate(_get(wl, 'bullmq', 'msg_rate'), 'jobs/s')} | {number(wl.get('ratio'))} | |")
+    lines.append(f"\nAck on the next consume / ack as its own request (median of the rounds): "
+                 f"{number(wl.get('ackon_vs_separate'))}.")
+    return lines
 
 
 def usec(value: Any) -> str:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench import backlog, cli_publish, machine, observability, pyspy
+from bench import backlog, cli_publish, machine, observability, pyspy, work_loop
 from bench.load import Wrk, WrkResult, run_wrk
 from bench.peers import bullmq_peer, rabbitmq
 from bench.procs import BenchError, HttpServer, RedisServer, api_env, http_server, redis_server
@@ -72,6 +72,8 @@ class Config:
     retries: int = 0
     observability: bool = True  # counters, request log and scrape costs (bench/observability.py)
     cli_publish: bool = True  # broker publish --file (bench/cli_publish.py)
+    work_loop: bool = True  # the work loop against BullMQ's Worker, interleaved (bench/work_loop.py)
+    only_work_loop: bool = False  # that section alone
     ab_rounds: int = 4  # interleaved rounds of the with/without comparisons of single publish
     scrape_queues: int = 10_000
     scrape_with_messages: int = 300
@@ -192,6 +194,10 @@ class Suite:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         try:
+            if self.config.only_work_loop:
+                work_loop.section(self)
+                self.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+                return self.results
             self.main_section()
             if self.config.growth:
                 backlog.growth_section(self)
@@ -200,6 +206,8 @@ class Suite:
             if self.config.cli_publish:
                 cli_publish.section(self)
             self.peers_section()
+            if self.config.work_loop and self.config.peers != "off":
+                work_loop.section(self)
             if self.config.profile:
                 self.profile_section()
         finally:
