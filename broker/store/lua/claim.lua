@@ -21,7 +21,8 @@
 -- Returns: {next_wake_ms, lease_deadline_ms, acks, [id, payload, priority, group|"", attempts, receipt, extra|""]...}
 --   acks: {} without pairs, else {{acked id...}, {failed id, code, message, ...}} (code MESSAGE_NOT_FOUND or
 --   LEASE_EXPIRED, as ack.lua would fail; the distinct ids, in order);
---   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters;
+--   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters; -1 when
+--   the call leased `max` messages (it is read only when fewer were leased);
 --   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
 --   hex digits); its receipt is lease_receipt(rkey, id, lease); extra is F_EXTRA (lua/include/message.lua).
 -- Errors: QUEUE_NOT_FOUND; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
@@ -172,11 +173,14 @@ account_settle(acct, now)
 if ack_acct then account_settle(ack_acct, now) end
 account_meter(acct, now, "delivered", nv / 2)
 
--- When to look again: the next delayed message or the next lease deadline.
+-- When to look again: the next delayed message or the next lease deadline. Only a call that leased fewer than
+-- `max` has a caller that waits (a long poll, push delivery); a full one answers -1 and saves the two reads.
 local wake = -1
-local nd = redis.call("ZRANGE", qk.delayed, "0", "0", "WITHSCORES")
-if #nd > 0 then wake = tonumber(nd[2]) end
-local ni = redis.call("ZRANGE", qk.inflight, "0", "0", "WITHSCORES")
-if #ni > 0 and (wake < 0 or tonumber(ni[2]) < wake) then wake = tonumber(ni[2]) end
+if nv / 2 < max then
+  local nd = redis.call("ZRANGE", qk.delayed, "0", "0", "WITHSCORES")
+  if #nd > 0 then wake = tonumber(nd[2]) end
+  local ni = redis.call("ZRANGE", qk.inflight, "0", "0", "WITHSCORES")
+  if #ni > 0 and (wake < 0 or tonumber(ni[2]) < wake) then wake = tonumber(ni[2]) end
+end
 reply[1] = wake
 return reply
