@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="queues in the store GET /metrics reads (default 10,000, quick 1,000)")
     parser.add_argument("--cli-lines", type=int, metavar="N",
                         help="lines of the file broker publish --file sends (default 1,000,000, quick 50,000)")
+    parser.add_argument("--no-work-loop", action="store_true",
+                        help="skip the interleaved work loop vs BullMQ Worker rounds (bench/work_loop.py)")
+    parser.add_argument("--only-work-loop", action="store_true",
+                        help="run only the interleaved work loop vs BullMQ Worker rounds (installs BullMQ if needed)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
 
@@ -62,6 +66,7 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
         "observability": False if args.no_observability else None,
         "cli_publish": False if args.no_cli_publish else None, "ab_rounds": args.rounds,
         "scrape_queues": args.scrape_queues, "cli_lines": args.cli_lines,
+        "work_loop": False if args.no_work_loop else None, "only_work_loop": args.only_work_loop or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return values

@@ -11,6 +11,8 @@ TARGETS = {
     "batch_vs_bullmq": (">=", 6.0, "publish_batch msgs/s / BullMQ addBulk jobs/s"),
     "e2e_vs_bullmq": (">=", 3.0, "end to end msgs/s / BullMQ end to end jobs/s"),
     "p99_half_ms": ("<=", 10.0, "p99 of single publish at half its max throughput (ms)"),
+    "work_loop_vs_bullmq_worker": (">=", 1.0, "work loop (long-poll consume 1 + ack 1) msgs/s / BullMQ Worker alone "
+                                   "(concurrency 50) jobs/s"),
     "growth_min": (">=", 0.9, "1M backlog / empty, the lowest of publish, consume, ack (priorities off and on)"),
     "memory_overhead": ("<=", 250.0, "Redis memory per message minus payload (bytes), the higher of prio off/on"),
 }
@@ -71,6 +73,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
                                 _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
         "e2e_vs_bullmq_worker": _ratio(_get(ours, "end_to_end", "msg_rate"),
                                        _get(peers, "bullmq", "work", "jobs_per_second")),
+        # The interleaved rounds when they ran (bench/work_loop.py), else the main section's figures.
+        "work_loop_vs_bullmq_worker": _get(results, "work_loop", "ratio") or _ratio(
+            _get(ours, "work_loop", "msg_rate"), _get(peers, "bullmq", "work", "jobs_per_second")),
+        "work_loop_separate_vs_bullmq_worker": _ratio(_get(ours, "work_loop_separate", "msg_rate"),
+                                                      _get(peers, "bullmq", "work", "jobs_per_second")),
+        "work_loop_vs_noop": _ratio(_get(ours, "work_loop", "msg_rate"), _get(ceil, "noop", "request_rate")),
         "e2e_vs_rabbitmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
                                   _get(peers, "rabbitmq", "end_to_end", "consume", "rate")),
         "publish_vs_bullmq_add": _ratio(_get(ours, "publish", "request_rate"),
@@ -163,8 +171,10 @@ def throughput_rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any, A
         rows.append(("ours", f"end to end: {c.get('e2e_producers')} publish_batch + {c.get('e2e_consumers')} "
                      "consume/ack conns", "msgs/s", e2e.get("msg_rate"), None, None,
                      f"acked; published {rate(e2e.get('published_rate'))}, backlog left {e2e.get('backlog_after')}"))
-    wrk_row("ours", f"work loop: long-poll consume 1 + ack 1, {c.get('connections')} conns", ours.get("work_loop"),
-            "msg_rate", "msgs/s", "latency of consume and ack requests together")
+    wrk_row("ours", f"work loop: long-poll consume 1 + ack 1 on the next consume, {c.get('connections')} conns",
+            ours.get("work_loop"), "msg_rate", "msgs/s", "one request per message")
+    wrk_row("ours", f"work loop: long-poll consume 1 + ack 1 as its own request, {c.get('connections')} conns",
+            ours.get("work_loop_separate"), "msg_rate", "msgs/s", "latency of consume and ack requests together")
     bull = peers.get("bullmq")
     if bull:
         rows.append(("BullMQ", f"addBulk of 100, {c.get('batch_connections')} in flight", "jobs/s",
@@ -227,16 +237,45 @@ def markdown(results: dict[str, Any]) -> str:
     for key, label in (("publish_vs_bullmq_add", "single publish req/s / BullMQ add jobs/s"),
                        ("publish_vs_rabbitmq", "single publish req/s / RabbitMQ publish msgs/s"),
                        ("e2e_vs_bullmq_worker", "end to end / BullMQ Worker alone (no producers)"),
+                       ("work_loop_separate_vs_bullmq_worker",
+                        "work loop with the ack as its own request / BullMQ Worker alone"),
+                       ("work_loop_vs_noop", "work loop msgs/s / no-op req/s (one request per message)"),
                        ("e2e_vs_rabbitmq", "end to end / RabbitMQ end to end"),
                        ("publish_vs_redis", "single publish req/s / Redis-alone publish script calls/s")):
         if computed.get(key) is not None:
             lines.append(f"| {label} | {number(computed[key])} | | |")
+    lines += work_loop_lines(results)
     lines += observability_lines(results, computed)
     lines += profile_lines(results)
     notes: list[str] = results.get("notes") or []
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+def work_loop_lines(results: dict[str, Any]) -> list[str]:
+    """The interleaved rounds of the work loop against BullMQ's Worker (bench/work_loop.py)."""
+    wl = results.get("work_loop") or {}
+    rounds = wl.get("rounds") or []
+    if not rounds:
+        return []
+    lines = ["", f"### Work loop vs BullMQ Worker, {len(rounds)} interleaved rounds of {wl.get('seconds')} s", "",
+             f"| round | ours: consume 1 carrying the previous ack, {wl.get('connections')} conns "
+             "| ours: consume 1, then ack 1 | BullMQ Worker, concurrency "
+             f"{wl.get('concurrency')} | ours (ack on consume) / BullMQ | others' cores (max) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    cpu = results.get("cpu", {})
+    for i, r in enumerate(rounds, 1):
+        others = max((cpu.get(f"work_loop.{side}.{i}", {}).get("other_cores", 0) for side in r), default=0)
+        lines.append(f"| {i} | {rate(_get(r, 'ackon', 'msg_rate'))} | {rate(_get(r, 'separate', 'msg_rate'))} "
+                     f"| {rate(_get(r, 'bullmq', 'msg_rate'), 'jobs/s')} "
+                     f"| {number(_ratio(_get(r, 'ackon', 'msg_rate'), _get(r, 'bullmq', 'msg_rate')))} "
+                     f"| {others:.2f} |")
+    lines.append(f"| median | {rate(_get(wl, 'ackon', 'msg_rate'))} | {rate(_get(wl, 'separate', 'msg_rate'))} "
+                 f"| {rate(_get(wl, 'bullmq', 'msg_rate'), 'jobs/s')} | {number(wl.get('ratio'))} | |")
+    lines.append(f"\nAck on the next consume / ack as its own request (median of the rounds): "
+                 f"{number(wl.get('ackon_vs_separate'))}.")
+    return lines
 
 
 def usec(value: Any) -> str:
@@ -347,20 +386,20 @@ def profile_lines(results: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "### Profile (py-spy on the worker, share of samples)", ""]
     python, native, batch = profile.get("python", {}), profile.get("native", {}), profile.get("batch_python", {})
-    lines += ["| where | publish, Python frames | publish, Python + C frames | publish_batch, Python frames |",
-              "|---|---:|---:|---:|"]
+    loop = profile.get("work_loop_python", {})
+    sources = (python, native, batch, loop)
+    lines += ["| where | publish, Python frames | publish, Python + C frames | publish_batch, Python frames "
+              "| work loop, Python frames |", "|---|---:|---:|---:|---:|"]
     categories: list[str] = []
-    for source in (python, native, batch):
+    for source in sources:
         categories += [k for k in source.get("categories", {}) if k not in categories]
     for category in categories:
-        lines.append(f"| {category} | {percent(python.get('categories', {}).get(category))} "
-                     f"| {percent(native.get('categories', {}).get(category))} "
-                     f"| {percent(batch.get('categories', {}).get(category))} |")
-    lines.append(f"| (requests/s while sampled) | {rate(python.get('request_rate_while_profiled'), '')} "
-                 f"| {rate(native.get('request_rate_while_profiled'), '')} "
-                 f"| {rate(batch.get('request_rate_while_profiled'), '')} |")
+        lines.append(f"| {category} | " + " | ".join(percent(s.get("categories", {}).get(category)) for s in sources)
+                     + " |")
+    lines.append("| (requests/s while sampled) | "
+                 + " | ".join(rate(s.get("request_rate_while_profiled"), "") for s in sources) + " |")
     for label, share in native.get("syscalls", {}).items():
-        lines.append(f"| system call: {label} | | {share:.1f}% | |")
+        lines.append(f"| system call: {label} | | {share:.1f}% | | |")
     gc = profile.get("gc")
     if gc:
         lines += ["", f"GC pauses during single publish paced at {gc.get('rate', 0):,.0f} req/s:", "",

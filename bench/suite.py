@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench import backlog, cli_publish, machine, observability, pyspy
+from bench import backlog, cli_publish, machine, observability, pyspy, work_loop
 from bench.load import Wrk, WrkResult, run_wrk
 from bench.peers import bullmq_peer, rabbitmq
 from bench.procs import BenchError, HttpServer, RedisServer, api_env, http_server, redis_server
@@ -72,6 +72,8 @@ class Config:
     retries: int = 0
     observability: bool = True  # counters, request log and scrape costs (bench/observability.py)
     cli_publish: bool = True  # broker publish --file (bench/cli_publish.py)
+    work_loop: bool = True  # the work loop against BullMQ's Worker, interleaved (bench/work_loop.py)
+    only_work_loop: bool = False  # that section alone
     ab_rounds: int = 4  # interleaved rounds of the with/without comparisons of single publish
     scrape_queues: int = 10_000
     scrape_with_messages: int = 300
@@ -192,6 +194,10 @@ class Suite:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         try:
+            if self.config.only_work_loop:
+                work_loop.section(self)
+                self.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+                return self.results
             self.main_section()
             if self.config.growth:
                 backlog.growth_section(self)
@@ -200,6 +206,8 @@ class Suite:
             if self.config.cli_publish:
                 cli_publish.section(self)
             self.peers_section()
+            if self.config.work_loop and self.config.peers != "off":
+                work_loop.section(self)
             if self.config.profile:
                 self.profile_section()
         finally:
@@ -250,10 +258,14 @@ class Suite:
             ours["consume_ack"] = self.wrk("consume_ack", api.url, "consume_ack.lua", self.args("batch", max=100),
                                            c.consume_connections, settle).summary()
 
-            self.log(f"work loop, long-poll consume 1 + ack 1: {c.connections} connections")
+            self.log(f"work loop, long-poll consume 1 + ack 1 on the next consume: {c.connections} connections")
             ours["work_loop"] = self.wrk("work_loop", api.url, "consume_ack.lua",
-                                         self.args("publish", max=1, single=1, wait=1), c.connections,
+                                         self.args("publish", max=1, ackon=1, wait=1), c.connections,
                                          settle).summary()
+            self.log(f"work loop, long-poll consume 1 + ack 1 as its own request: {c.connections} connections")
+            ours["work_loop_separate"] = self.wrk("work_loop_separate", api.url, "consume_ack.lua",
+                                                  self.args("publish", max=1, single=1, wait=1), c.connections,
+                                                  settle).summary()
 
             self.log(f"end to end: {c.e2e_producers} publish_batch + {c.e2e_consumers} consume/ack connections")
             attempt = iter(range(1, 100))
@@ -327,9 +339,14 @@ class Suite:
         profiles: dict[str, Any] = {}
         runs = [("python", "publish", "publish.lua", {}, c.connections, False),
                 ("native", "publish", "publish.lua", {}, c.connections, True),
-                ("batch_python", "publish_batch", "publish_batch.lua", {"batch": 100}, c.batch_connections, False)]
+                ("batch_python", "publish_batch", "publish_batch.lua", {"batch": 100}, c.batch_connections, False),
+                ("work_loop_python", "work loop (consume 1 with the previous ack)", "consume_ack.lua",
+                 {"max": 1, "ackon": 1, "wait": 1}, c.connections, False)]
         with api_stack(c, "profile") as (_redis, api):
             api.create_queue("profile")
+            # The work loop's stock: what publish_batch puts in, a few seconds longer than the loop runs.
+            run_wrk(api.url, "publish_batch.lua", self.args("profile", batch=100), c.batch_connections,
+                    max(2, c.seconds // 2), c.wrk_threads)
             attempts = iter(range(1, 1000))
             for label, operation, script, extra, connections, native in runs:
                 frames = "Python and C" if native else "Python"
@@ -345,7 +362,7 @@ class Suite:
                     return load.result().request_rate, path
 
                 rate, recorded = self.measure(f"profile_{label}", profiled)
-                name = "publish-native" if label == "native" else "publish-python" if label == "python" else label
+                name = {"native": "publish-native", "python": "publish-python"}.get(label, label)
                 path = self.results_dir / f"profile-{name}.collapsed"
                 shutil.copyfile(recorded, path)
                 profiles[label] = {"file": path.name, "operation": operation,

@@ -154,11 +154,18 @@ class PublishedBatch(Struct, kw_only=True):
     message_ids: list[str]
 
 
+class AckItem(Struct, kw_only=True):
+    message_id: MessageId
+    receipt: Receipt | None = None
+
+
 class ConsumeRequest(Struct, kw_only=True):
     queue: QueueName
     max_messages: Annotated[int, Meta(ge=1, le=MAX_CONSUME)] = 1
     visibility_timeout: VisibilitySeconds | None = None
     wait_seconds: Annotated[float, Meta(ge=0, le=MAX_WAIT_SECONDS)] = 0
+    #: Extension: messages to ack before leasing (each on its own; the answer's ``acked`` and ``failed``).
+    ack: Annotated[list[AckItem], Meta(max_length=MAX_ACK_BATCH)] | None = None
 
 
 class MessageFields(Struct, kw_only=True):
@@ -180,8 +187,19 @@ class QueueMessage(MessageFields, kw_only=True):
     lease_expires_at: str
 
 
+class AckFailure(Struct, kw_only=True):
+    """An ack carried by a consume that was not applied: the error an ack of it would have had."""
+
+    message_id: str
+    code: Literal["MESSAGE_NOT_FOUND", "LEASE_EXPIRED"]
+    message: str
+
+
 class Consumed(Struct, kw_only=True):
     messages: list[QueueMessage]
+    #: Only when the request carried ``ack`` (else absent): the ids acked, and those that were not.
+    acked: list[str] | msgspec.UnsetType = msgspec.UNSET
+    failed: list[AckFailure] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AckRequest(Struct, kw_only=True):
@@ -194,11 +212,6 @@ class AckRequest(Struct, kw_only=True):
 class Acked(Struct, kw_only=True):
     message_id: str
     acked: bool
-
-
-class AckItem(Struct, kw_only=True):
-    message_id: MessageId
-    receipt: Receipt | None = None
 
 
 class AckBatchRequest(Struct, kw_only=True):

@@ -72,7 +72,7 @@ class Node:
         raise BenchError(f"bullmq {self.mode} failed:\n{err[-2000:]}")
 
 
-def _rate(result: dict[str, Any]) -> float:
+def job_rate(result: dict[str, Any]) -> float:
     """Completed jobs/s; over the active time when the queue ran dry before the end."""
     if result.get("mode") == "work" and result.get("waiting", 1) == 0 and result.get("active_seconds", 0) > 0:
         return float(result["jobs"]) / float(result["active_seconds"])
@@ -99,7 +99,7 @@ def run(server: RedisServer, seconds: float, payload: str, bulk_inflight: int, a
     worker = Node("work", {**base, "queue": "e2e", "concurrency": concurrency}, timeout)
     results["end_to_end"] = {"produce": producer.result(), "work": worker.result()}
     for name in ("addBulk", "add", "work"):
-        results[name]["jobs_per_second"] = _rate(results[name])
+        results[name]["jobs_per_second"] = job_rate(results[name])
     e2e = results["end_to_end"]
     e2e["jobs_per_second"] = float(e2e["work"]["rate"])
     e2e["added_per_second"] = float(e2e["produce"]["rate"])

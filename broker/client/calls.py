@@ -213,12 +213,20 @@ def consume(
     max_messages: int | None = None,
     visibility_timeout: float | None = None,
     wait_seconds: float | None = None,
+    ack: Iterable[QueueMessage | AckItem | Mapping[str, Any]] | None = None,
 ) -> Call[Consumed]:
     """Lease up to ``max_messages`` messages (``queue.consume``), waiting up to ``wait_seconds`` for one. When an
-    answer is lost, the messages it leased are delivered again once their lease ends: repeating is safe."""
+    answer is lost, the messages it leased are delivered again once their lease ends: repeating is safe.
+
+    ``ack`` (an extension): up to 100 messages to ack first, in the same call (items as for :func:`ack_batch`);
+    each is acked on its own, and the answer's ``acked`` and ``failed`` say which were. Repeating such a call is
+    safe when every item names its receipt (an ack already applied then fails as ``MESSAGE_NOT_FOUND``, and a
+    later lease of the message is not touched); without a receipt it is not repeated."""
+    items = None if ack is None else [_ack_item(m) for m in ack]
     body = _body({"queue": queue, "max_messages": max_messages, "visibility_timeout": visibility_timeout,
-                  "wait_seconds": wait_seconds})
-    return Call("queue.consume", "POST", f"{PREFIX}/consume", decoder(Consumed), body, repeatable=True,
+                  "wait_seconds": wait_seconds, "ack": items})
+    repeatable = items is None or all(_receipt_of(m) for m in items)
+    return Call("queue.consume", "POST", f"{PREFIX}/consume", decoder(Consumed), body, repeatable=repeatable,
                 wait_seconds=wait_seconds or 0.0)
 
 
@@ -234,6 +242,10 @@ def _ack_item(item: QueueMessage | AckItem | Mapping[str, Any]) -> Any:
     if isinstance(item, QueueMessage):
         return AckItem(message_id=item.message_id, receipt=item.receipt)
     return item
+
+
+def _receipt_of(item: AckItem | Mapping[str, Any]) -> Any:
+    return item.receipt if isinstance(item, AckItem) else item.get("receipt")
 
 
 def ack_batch(

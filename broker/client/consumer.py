@@ -10,6 +10,13 @@ runs in the main thread) stops fetching; handlers in flight finish and their mes
 before ``run()`` returns. A long poll in progress is let finish (it may take ``wait_seconds``) and the
 messages it brings are handled too, since a poll cut short could lease messages that nobody then handles.
 
+An ack goes out with the next consume when the poll is about to be sent anyway (a handler slot freed while
+every slot was busy: the usual case with ``concurrency=1``): one request acks the previous messages and leases
+the next ones (the ``ack`` extension of consume, docs/api.md). While a long poll with free slots is under way,
+a finished message is acked on its own at once, so that no ack waits for a poll. A server that ignores the
+extension (an older one) is noticed on the first answer: those messages are acked on their own, and the
+consumer does so from then on.
+
 Transient failures of the server (503, 429, connection failures, 500) are logged and waited out with growing
 pauses; errors that retrying cannot fix (a revoked key, the queue deleted, an invalid argument) end ``run()``
 with the error, after the handlers in flight finished.
@@ -39,7 +46,7 @@ from broker.client.errors import (
     RateLimited,
     Unavailable,
 )
-from broker.client.models import QueueMessage
+from broker.client.models import AckItem, Consumed, QueueMessage
 from broker.client.sync import Client
 
 log = logging.getLogger("broker.client.consumer")
@@ -113,6 +120,34 @@ class _Settings:
     def poll_pause(self, failures: int) -> float:
         return float(min(MAX_POLL_PAUSE, FIRST_POLL_PAUSE * 2 ** (failures - 1)))
 
+    def settle_failed(self, message: QueueMessage, what: str, exc: BrokerError) -> None:
+        """An ack or nack of ``message`` failed with ``exc``: the message will be delivered again."""
+        self.count("lost")
+        if isinstance(exc, LeaseExpired | MessageNotFound):
+            log.warning("message %s: its lease was lost before the %s (%s); it will be delivered again",
+                        message.message_id, what, exc.code)
+        else:
+            log.error("message %s: %s failed (%s); it will be delivered again when its lease ends",
+                      message.message_id, what, exc)
+
+    def acks_answered(self, acks: list[_Lease], consumed: Consumed) -> list[_Lease]:
+        """Count the answer to the acks a consume carried; returns them all when the server ignored them (it
+        does not know the extension), for the caller to ack on their own."""
+        if consumed.acked is None:
+            log.info("the server does not ack on consume; acking on its own from now on")
+            return acks
+        with self.stats_lock:
+            self.stats.acked += len(consumed.acked)
+        for failure in consumed.failed or ():
+            self.count("lost")
+            log.warning("message %s: its lease was lost before the ack (%s); it will be delivered again",
+                        failure.message_id, failure.code)
+        return []
+
+
+def _ack_of(lease: _Lease) -> AckItem:
+    return AckItem(message_id=lease.message.message_id, receipt=lease.receipt)
+
 
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
@@ -149,6 +184,11 @@ class Consumer:
         self._slots = threading.Semaphore(concurrency)
         self._leases: dict[str, _Lease] = {}
         self._leases_lock = threading.Lock()
+        # Acks handed to the poller while no consume of it is under way (it sends them with its next one).
+        self._to_ack: list[_Lease] = []
+        self._poller_busy = False
+        self._ack_lock = threading.Lock()
+        self._ack_on_consume = True
 
     @property
     def stats(self) -> ConsumerStats:
@@ -174,7 +214,11 @@ class Consumer:
                 self._poll(pool)
             finally:
                 self._stopping.set()
+                with self._ack_lock:
+                    self._poller_busy = True  # handlers finishing from now on ack on their own
                 pool.shutdown(wait=True)
+                for lease in self._take_acks():
+                    self._ack(lease)
                 self._finished.set()
                 heartbeat.join()
                 log.info("stopped consuming %r", s.queue)
@@ -184,23 +228,41 @@ class Consumer:
         failures = 0
         while not self._stopping.is_set():
             free = self._take_slots()
-            if not free:
+            with self._ack_lock:
+                self._poller_busy = True  # handlers ack on their own while the poll is under way
+                acks, self._to_ack = self._to_ack, []
+            if not free:  # stopping: run() acks them
+                with self._ack_lock:
+                    self._to_ack = acks + self._to_ack
                 continue
             try:
                 consumed = self.client.consume(s.queue, max_messages=s.max_messages(free), wait_seconds=s.wait_seconds,
-                                               visibility_timeout=s.visibility_timeout)
+                                               visibility_timeout=s.visibility_timeout,
+                                               ack=[_ack_of(lease) for lease in acks] if acks else None)
             except TRANSIENT as exc:
                 self._give_slots(free)
+                for lease in acks:
+                    self._ack(lease)
                 failures += 1
                 pause = s.poll_pause(failures)
                 log.warning("consume %r failed (%s); polling again in %.1f s", s.queue, exc, pause)
                 self._stopping.wait(pause)
+                with self._ack_lock:
+                    self._poller_busy = False
                 continue
             except BaseException:
                 self._give_slots(free)
+                with self._ack_lock:
+                    self._to_ack = acks + self._to_ack  # run() acks them on its way out
                 raise
             failures = 0
             now = time.monotonic()
+            if acks:
+                for lease in self._s.acks_answered(acks, consumed):
+                    self._ack_on_consume = False
+                    self._ack(lease)
+            with self._ack_lock:
+                self._poller_busy = False  # it polls again next, as soon as a slot is free
             self._give_slots(free - len(consumed.messages))
             for message in consumed.messages:
                 s.count("received")
@@ -208,6 +270,11 @@ class Consumer:
                 with self._leases_lock:
                     self._leases[message.message_id] = lease
                 pool.submit(self._process, lease)
+
+    def _take_acks(self) -> list[_Lease]:
+        with self._ack_lock:
+            acks, self._to_ack = self._to_ack, []
+        return acks
 
     def _take_slots(self) -> int:
         """Wait for one free handler slot (or the stop), then take every other free one."""
@@ -246,24 +313,35 @@ class Consumer:
             self._slots.release()
 
     def _settle(self, lease: _Lease, nack_delay: float | None) -> None:
-        s, message = self._s, lease.message
         with lease.lock:
-            try:
-                if nack_delay is None:
-                    self.client.ack(s.queue, message_id=message.message_id, receipt=lease.receipt)
-                    s.count("acked")
-                else:
-                    self.client.nack(s.queue, message_id=message.message_id, receipt=lease.receipt,
-                                     delay_seconds=nack_delay)
-                    s.count("nacked")
-            except (LeaseExpired, MessageNotFound) as exc:
-                s.count("lost")
-                log.warning("message %s: its lease was lost before the %s (%s); it will be delivered again",
-                            message.message_id, "ack" if nack_delay is None else "nack", exc.code)
-            except BrokerError as exc:
-                s.count("lost")
-                log.error("message %s: %s failed (%s); it will be delivered again when its lease ends",
-                          message.message_id, "ack" if nack_delay is None else "nack", exc)
+            lease.lost = True  # no extension from now on: the heartbeat skips it
+            if nack_delay is None and self._ack_on_consume:
+                with self._ack_lock:
+                    handed = not self._poller_busy
+                    if handed:
+                        self._to_ack.append(lease)  # the poller's next consume (this slot frees one) takes it
+                if handed:
+                    return
+            if nack_delay is None:
+                self._ack(lease)
+            else:
+                self._nack(lease, nack_delay)
+
+    def _ack(self, lease: _Lease) -> None:
+        s, message = self._s, lease.message
+        try:
+            self.client.ack(s.queue, message_id=message.message_id, receipt=lease.receipt)
+            s.count("acked")
+        except BrokerError as exc:
+            s.settle_failed(message, "ack", exc)
+
+    def _nack(self, lease: _Lease, delay: float) -> None:
+        s, message = self._s, lease.message
+        try:
+            self.client.nack(s.queue, message_id=message.message_id, receipt=lease.receipt, delay_seconds=delay)
+            s.count("nacked")
+        except BrokerError as exc:
+            s.settle_failed(message, "nack", exc)
 
     def _heartbeat(self) -> None:
         s = self._s
@@ -280,6 +358,8 @@ class Consumer:
         if not lease.lock.acquire(blocking=False):
             return  # being acked or nacked right now
         try:
+            if lease.lost:
+                return  # acked or nacked meanwhile
             extended = self.client.extend(s.queue, message_id=lease.message.message_id,
                                           visibility_timeout=s.lease_seconds, receipt=lease.receipt)
             lease.receipt = extended.receipt
@@ -337,6 +417,10 @@ class AsyncConsumer:
         self._stopping = asyncio.Event()
         self._leases: dict[str, _Lease] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Acks handed to the poller while no consume of it is under way (it sends them with its next one).
+        self._to_ack: list[_Lease] = []
+        self._poller_busy = False
+        self._ack_on_consume = True
 
     @property
     def stats(self) -> ConsumerStats:
@@ -359,8 +443,12 @@ class AsyncConsumer:
                 await self._poll()
             finally:
                 self._stopping.set()
+                self._poller_busy = True  # handlers finishing from now on ack on their own
                 if self._tasks:
                     await asyncio.gather(*self._tasks, return_exceptions=True)
+                acks, self._to_ack = self._to_ack, []
+                for lease in acks:
+                    await self._ack(lease)
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
@@ -376,19 +464,33 @@ class AsyncConsumer:
                 if free <= 0:
                     await asyncio.wait({stop_waiter, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                acks, self._to_ack = self._to_ack, []
+                self._poller_busy = True  # handlers ack on their own while the poll is under way
                 try:
                     consumed = await self.client.consume(s.queue, max_messages=s.max_messages(free),
                                                          wait_seconds=s.wait_seconds,
-                                                         visibility_timeout=s.visibility_timeout)
+                                                         visibility_timeout=s.visibility_timeout,
+                                                         ack=[_ack_of(lease) for lease in acks] if acks else None)
                 except TRANSIENT as exc:
+                    for lease in acks:
+                        await self._ack(lease)
                     failures += 1
                     pause = s.poll_pause(failures)
                     log.warning("consume %r failed (%s); polling again in %.1f s", s.queue, exc, pause)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.shield(stop_waiter), pause)
+                    self._poller_busy = False
                     continue
+                except BaseException:
+                    self._to_ack = acks + self._to_ack  # run() acks them on its way out
+                    raise
                 failures = 0
                 now = time.monotonic()
+                if acks:
+                    for lease in s.acks_answered(acks, consumed):
+                        self._ack_on_consume = False
+                        await self._ack(lease)
+                self._poller_busy = False  # it polls again next, as soon as a slot is free
                 for message in consumed.messages:
                     s.count("received")
                     lease = _Lease(message, message.receipt, s.renew_at(now))
@@ -424,24 +526,28 @@ class AsyncConsumer:
             self._leases.pop(message.message_id, None)
 
     async def _settle(self, lease: _Lease, nack_delay: float | None) -> None:
-        s, message = self._s, lease.message
         lease.lost = True  # no extension from now on: the heartbeat skips it
+        if nack_delay is None and self._ack_on_consume and not self._poller_busy:
+            self._to_ack.append(lease)  # the poller's next consume (this task's end frees a slot) takes it
+            return
+        if nack_delay is None:
+            await self._ack(lease)
+            return
+        s, message = self._s, lease.message
         try:
-            if nack_delay is None:
-                await self.client.ack(s.queue, message_id=message.message_id, receipt=lease.receipt)
-                s.count("acked")
-            else:
-                await self.client.nack(s.queue, message_id=message.message_id, receipt=lease.receipt,
-                                       delay_seconds=nack_delay)
-                s.count("nacked")
-        except (LeaseExpired, MessageNotFound) as exc:
-            s.count("lost")
-            log.warning("message %s: its lease was lost before the %s (%s); it will be delivered again",
-                        message.message_id, "ack" if nack_delay is None else "nack", exc.code)
+            await self.client.nack(s.queue, message_id=message.message_id, receipt=lease.receipt,
+                                   delay_seconds=nack_delay)
+            s.count("nacked")
         except BrokerError as exc:
-            s.count("lost")
-            log.error("message %s: %s failed (%s); it will be delivered again when its lease ends",
-                      message.message_id, "ack" if nack_delay is None else "nack", exc)
+            s.settle_failed(message, "nack", exc)
+
+    async def _ack(self, lease: _Lease) -> None:
+        s, message = self._s, lease.message
+        try:
+            await self.client.ack(s.queue, message_id=message.message_id, receipt=lease.receipt)
+            s.count("acked")
+        except BrokerError as exc:
+            s.settle_failed(message, "ack", exc)
 
     async def _heartbeat(self) -> None:
         s = self._s

@@ -77,8 +77,20 @@ class QueueMessage(_Answer):
     lease_expires_at: datetime
 
 
+class AckFailure(_Answer):
+    """An ack carried by a consume that was not applied: ``code`` is ``MESSAGE_NOT_FOUND`` or ``LEASE_EXPIRED``,
+    the error an ack of it would have had."""
+
+    message_id: str
+    code: str
+    message: str
+
+
 class Consumed(_Answer):
     messages: list[QueueMessage]
+    #: Only when the consume carried ``ack``: the ids acked, and the acks that were not applied.
+    acked: list[str] | None = None
+    failed: list[AckFailure] | None = None
 
 
 class Acked(_Answer):

@@ -15,6 +15,7 @@ from redis import exceptions as redis_errors
 
 from broker import errors
 from broker.schemas import (
+    AckFailure,
     CreateQueueRequest,
     DeadLetter,
     QueueMessage,
@@ -77,6 +78,29 @@ def _record(reply: Sequence[Any]) -> QueueRecord:
         enable_priority=bool(int(priority)),
         created_at=rfc3339(int(created_ms)),
     )
+
+
+def _leased(reply: Sequence[Any]) -> list[QueueMessage]:
+    """The messages of a claim.lua reply: {next_wake_ms, lease_deadline_ms, acks, [id, payload, priority, group,
+    attempts, receipt, extra]...} (extra: see the SQS store's claim)."""
+    messages = []
+    lease_expires_at = rfc3339(int(reply[1])) if len(reply) > 3 else ""
+    for i in range(3, len(reply), 7):
+        mid, payload, priority, group, attempts, receipt, _ = reply[i : i + 7]
+        message_id = _text(mid)
+        messages.append(
+            QueueMessage(
+                message_id=message_id,
+                payload=msgspec.Raw(payload),
+                priority=int(priority),
+                group_id=_text(group) or None,
+                attempts=int(attempts),
+                enqueued_at=rfc3339(message_enqueued_ms(message_id)),
+                receipt=_text(receipt),
+                lease_expires_at=lease_expires_at,
+            )
+        )
+    return messages
 
 
 class OutgoingMessage(msgspec.Struct, frozen=True, gc=False):
@@ -302,32 +326,34 @@ class Store:
         """Lease up to ``max_messages``; also returns when something may next become available (ms, -1).
         ``charged``: the call is charged to the project's credit (not a long poll's later attempts, nor push
         delivery); the messages it delivers are metered either way."""
+        reply = await self._claim(project, queue, max_messages, visibility_ms, charged, ())
+        return _leased(reply), int(reply[0])
+
+    async def ack_and_claim(
+        self, project: str, queue: str, acks: Sequence[tuple[str, str | None]], max_messages: int,
+        visibility_ms: int | None,
+    ) -> tuple[list[QueueMessage], int, list[str], list[AckFailure]]:
+        """Ack each of ``acks`` (message id, receipt) that is leased under its receipt, then lease up to
+        ``max_messages`` (one claim.lua call, charged, the acks priced as an ack_batch call): the messages, the
+        next wake (as :meth:`claim`), the ids acked and the acks that were not applied."""
+        reply = await self._claim(project, queue, max_messages, visibility_ms, True, acks)
+        acked: list[str] = []
+        failed: list[AckFailure] = []
+        if reply[2]:
+            ids, failures = reply[2]
+            acked = [_text(i) for i in ids]
+            failed = [AckFailure(message_id=_text(failures[i]), code=_text(failures[i + 1]),  # type: ignore[arg-type]
+                                 message=_text(failures[i + 2])) for i in range(0, len(failures), 3)]
+        return _leased(reply), int(reply[0]), acked, failed
+
+    def _claim(self, project: str, queue: str, max_messages: int, visibility_ms: int | None, charged: bool,
+               acks: Sequence[tuple[str, str | None]]) -> Awaitable[Any]:
         pk = ProjectKeys(project)
-        reply = await self._run(
-            self.lua.claim,
-            [pk.queue(queue).cfg, pk.account if charged else pk.tag],
-            [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
-             MAINTENANCE_LIMIT, _RECEIPT_KEY],
-        )
-        # {next_wake_ms, lease_deadline_ms, [id, payload, priority, group, attempts, receipt, extra]...}
-        messages = []
-        lease_expires_at = rfc3339(int(reply[1])) if len(reply) > 1 else ""
-        for i in range(2, len(reply), 7):
-            mid, payload, priority, group, attempts, receipt, _ = reply[i : i + 7]  # extra: see claim_extras
-            message_id = _text(mid)
-            messages.append(
-                QueueMessage(
-                    message_id=message_id,
-                    payload=msgspec.Raw(payload),
-                    priority=int(priority),
-                    group_id=_text(group) or None,
-                    attempts=int(attempts),
-                    enqueued_at=rfc3339(message_enqueued_ms(message_id)),
-                    receipt=_text(receipt),
-                    lease_expires_at=lease_expires_at,
-                )
-            )
-        return messages, int(reply[0])
+        args: list[Any] = [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
+                           MAINTENANCE_LIMIT, _RECEIPT_KEY]
+        for message_id, receipt in acks:
+            args += [message_id, receipt or ""]
+        return self._run(self.lua.claim, [pk.queue(queue).cfg, pk.account if charged else pk.tag], args)
 
     async def ack(
         self,

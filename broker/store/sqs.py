@@ -111,7 +111,7 @@ class SqsStore:
              MAINTENANCE_LIMIT, self.store.receipt_key],
         )
         found = []
-        for i in range(2, len(reply), 7):
+        for i in range(3, len(reply), 7):  # {wake, deadline, acks, messages...}: claim.lua
             mid, payload, _, group, attempts, receipt, extra = reply[i : i + 7]
             found.append(Delivery(_text(mid), bytes(payload), _text(group) or None, int(attempts), _text(receipt),
                                   bytes(extra)))

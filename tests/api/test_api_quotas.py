@@ -396,3 +396,21 @@ async def test_a_disabled_project_is_refused_on_every_route_with_any_of_its_keys
     assert_error(await api.get("/v1/queue/list"), 401, "UNAUTHORIZED")  # not a charged route: refused by the key ring
     await admin.ok("PATCH", f"/{api.project}", {"disabled": False})
     await api.ok("GET", "/v1/queue/list")
+
+
+async def test_acks_on_consume_cost_an_ack_batch_more(admin: Admin, tenant: Any) -> None:
+    t = await tenant(credit=100)
+    await admin.ok("PATCH", f"/{t.project}", {"prices": {"queue.consume": 2, "queue.ack_batch": 3}})
+    for n in range(2):
+        await t.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": n})  # 1 each
+    (m,) = (await t.ok("POST", "/v1/queue/consume", {"queue": "jobs"}))["messages"]  # 2
+    await t.ok("POST", "/v1/queue/consume", {"queue": "jobs", "max_messages": 1, "ack": []})  # 2: no items
+    assert (await admin.ok("GET", f"/{t.project}"))["credit"] == 100 - 2 - 2 - 2
+    await admin.ok("PATCH", f"/{t.project}", {"credit": 4})  # below consume + ack_batch
+    ack = [{"message_id": m["message_id"], "receipt": m["receipt"]}]
+    assert_error(await t.call("POST", "/v1/queue/consume", {"queue": "jobs", "ack": ack}), 402,
+                 "INSUFFICIENT_CREDIT")
+    await admin.ok("PATCH", f"/{t.project}", {"credit": 5})
+    reply = await t.ok("POST", "/v1/queue/consume", {"queue": "jobs", "ack": ack})
+    assert reply["acked"] == [m["message_id"]]
+    assert (await admin.ok("GET", f"/{t.project}"))["credit"] == 0

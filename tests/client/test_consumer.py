@@ -4,7 +4,9 @@ extension for slow handlers, graceful stop (by call and by SIGTERM), and both ki
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from clientkit import ROOT, Server
 from support import wait_until
@@ -219,3 +222,83 @@ def test_a_signal_stops_the_consumer_after_the_handler_in_flight(
     assert out.read_text().splitlines()[-2:] == ["done job", "exited cleanly"]
     stats = client.stats(queue)
     assert (stats.available, stats.in_flight) == (0, 0)  # acked before it exited
+
+
+class _Recording(httpx.HTTPTransport):
+    """Counts the requests by path; with ``strip_acks``, drops the ``ack`` field of consumes (as a server that
+    does not know the extension ignores it)."""
+
+    def __init__(self, strip_acks: bool = False):
+        super().__init__()
+        self.paths: collections.Counter[str] = collections.Counter()
+        self.strip_acks = strip_acks
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths[request.url.path] += 1
+        if request.url.path == "/v1/queue/consume":
+            body = json.loads(request.read())
+            if "ack" in body:
+                self.paths["consume with acks"] += 1
+                if self.strip_acks:
+                    del body["ack"]
+                    request = httpx.Request(request.method, request.url, headers=request.headers,
+                                            content=json.dumps(body).encode())
+                    del request.headers["content-length"]
+                    request.headers["content-length"] = str(len(request.content))
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("strip_acks", [False, True], ids=["acks-on-consume", "server-ignores-them"])
+def test_acks_ride_on_the_next_consume(server: Server, queue: str, strip_acks: bool) -> None:
+    transport = _Recording(strip_acks)
+    with Client(server.url, server.key, retries=2, transport=transport) as client:
+        client.publish_batch(queue, messages=[{"payload": n} for n in range(20)])
+        seen: list[int] = []
+        consumer = Consumer(client, queue, lambda m: seen.append(m.payload), concurrency=1, wait_seconds=0.5)
+        thread, errors = run_in_thread(consumer)
+        wait_until(lambda: consumer.stats.acked == 20, 30, what=lambda: f"20 acks ({consumer.stats})")
+        consumer.stop()
+        thread.join(15)
+        assert not thread.is_alive() and not errors
+        assert sorted(seen) == list(range(20)) and consumer.stats.lost == 0
+        stats = client.stats(queue)
+        assert (stats.available, stats.in_flight) == (0, 0)
+    if strip_acks:  # the first answer showed no acks: acked on their own from then on
+        assert transport.paths["consume with acks"] == 1 and transport.paths["/v1/queue/ack"] == 20
+    else:
+        assert transport.paths["consume with acks"] >= 19 and transport.paths["/v1/queue/ack"] == 0
+
+
+async def test_async_acks_ride_on_the_next_consume(server: Server, queue: str) -> None:
+    transport = _AsyncRecording()
+    async with AsyncClient(server.url, server.key, retries=2, transport=transport) as client:
+        await client.publish_batch(queue, messages=[{"payload": n} for n in range(20)])
+        seen: list[int] = []
+
+        async def handle(message: QueueMessage) -> None:
+            seen.append(message.payload)
+
+        consumer = AsyncConsumer(client, queue, handle, concurrency=1, wait_seconds=0.5)
+        task = asyncio.create_task(consumer.run())
+        for _ in range(300):
+            if consumer.stats.acked == 20:
+                break
+            await asyncio.sleep(0.05)
+        consumer.stop()
+        await asyncio.wait_for(task, 15)
+        assert sorted(seen) == list(range(20)) and consumer.stats.acked == 20 and consumer.stats.lost == 0
+        stats = await client.stats(queue)
+        assert (stats.available, stats.in_flight) == (0, 0)
+    assert transport.paths["consume with acks"] >= 19 and transport.paths["/v1/queue/ack"] == 0
+
+
+class _AsyncRecording(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: collections.Counter[str] = collections.Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths[request.url.path] += 1
+        if request.url.path == "/v1/queue/consume" and "ack" in json.loads(await request.aread()):
+            self.paths["consume with acks"] += 1
+        return await super().handle_async_request(request)

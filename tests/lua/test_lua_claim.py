@@ -228,3 +228,23 @@ async def test_consumed_message_fields(make_queue: MakeQueue, clock: Any) -> Non
     assert m.enqueued_at == rfc3339(clock())
     assert m.lease_expires_at == rfc3339(clock() + 12_500)
     assert m.receipt
+
+
+async def test_acks_carried_by_a_claim_are_settled_before_it(queue: Queue, clock: Any) -> None:
+    """claim.lua's ack pairs (the ack extension of consume): each leased one is acked and counted, the others are
+    reported with the code ack.lua would fail with, and the claim then leases as usual."""
+    store, project, name = queue.store, queue.project, queue.name
+    first, second, third = await queue.publish(1, 2, 3)
+    leased = {m.message_id: m for m in await queue.claim(2, visibility=5)}
+    assert set(leased) == {first, second}
+    messages, _wake, acked, failed = await store.ack_and_claim(
+        project, name, [(first, leased[first].receipt), (second, leased[first].receipt), ("0" * 19, None)], 5, None)
+    assert acked == [first]
+    assert [(f.message_id, f.code) for f in failed] == [(second, "LEASE_EXPIRED"), ("0" * 19, "MESSAGE_NOT_FOUND")]
+    assert [m.message_id for m in messages] == [third]
+    [metrics] = [m for m in await store.queue_metrics(project) if m.queue == name]
+    assert (metrics.acked, metrics.delivered, metrics.in_flight) == (1, 3, 2)
+    clock.advance(5)  # second's lease ended: it is leased again by the call that fails its ack
+    messages, _wake, acked, failed = await store.ack_and_claim(project, name, [(second, None)], 5, None)
+    assert acked == [] and [f.code for f in failed] == ["LEASE_EXPIRED"]
+    assert [(m.message_id, m.attempts) for m in messages] == [(second, 2)]

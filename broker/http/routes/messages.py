@@ -22,6 +22,7 @@ from broker.schemas import (
     AckBatchRequest,
     Acked,
     AckedBatch,
+    AckFailure,
     AckRequest,
     Consumed,
     ConsumeRequest,
@@ -128,24 +129,29 @@ async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
     visibility_ms = None if req.visibility_timeout is None else round(req.visibility_timeout * 1000)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.wait_seconds
-    waited = False
+    acked: list[str] | msgspec.UnsetType = msgspec.UNSET
+    failed: list[AckFailure] | msgspec.UnsetType = msgspec.UNSET
+    if req.ack is not None:
+        # The acks go with the first attempt only (the one that is charged); a long poll's later attempts
+        # are plain claims, so a wait never applies them twice.
+        messages, wake_ms, acked, failed = await ctx.store.ack_and_claim(
+            project, req.queue, [(m.message_id, m.receipt) for m in req.ack], req.max_messages, visibility_ms
+        )
+    else:
+        messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
     while True:
-        try:
-            messages, wake_ms = await ctx.store.claim(
-                project, req.queue, req.max_messages, visibility_ms, charged=not waited
-            )
-        except errors.Unavailable:
-            if not waited:
-                raise
-            messages, wake_ms = [], -1  # the store went away during the wait: an empty answer, as at a deadline
         remaining = deadline - loop.time()
         if messages or remaining <= 0:
-            return Consumed(messages=messages)
+            return Consumed(messages=messages, acked=acked, failed=failed)
         timeout = remaining
         if wake_ms >= 0:
             timeout = min(timeout, max(0.005, (wake_ms - ctx.store.clock()) / 1000))
         await ctx.notifier.wait(project, req.queue, timeout)
-        waited = True
+        try:
+            messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms,
+                                                      charged=False)
+        except errors.Unavailable:
+            messages, wake_ms = [], -1  # the store went away during the wait: an empty answer, as at a deadline
 
 
 async def ack(ctx: Context, project: str, body: bytes) -> Acked:
@@ -225,7 +231,12 @@ BODY_ROUTES = [
     BodyRoute("/v1/queue/consume", consume, operation=Operation(
         "queue.consume", "Lease up to `max_messages` available messages (long-polls with `wait_seconds`)",
         tag="messages", request=ConsumeRequest, response=Consumed, errors=(*_ON_A_QUEUE, *_CHARGED),
-        description="429 also when the process already serves its maximum of waiting long polls.",
+        description="429 also when the process already serves its maximum of waiting long polls. "
+        "Extension: `ack` (up to 100 `{message_id, receipt?}`) acks those messages first, in the same atomic "
+        "step, each on its own: the answer then lists `acked` ids and `failed` items (`message_id`, `code` "
+        "`MESSAGE_NOT_FOUND` or `LEASE_EXPIRED`, `message`); a failed item changes nothing and fails nothing "
+        "else. The acks are applied once, before the lease and before any wait, and the call is charged as a "
+        "consume plus an ack_batch.",
         links=_ON_THE_LEASE,
     )),
     BodyRoute("/v1/queue/ack", ack, operation=Operation(

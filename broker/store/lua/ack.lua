@@ -12,9 +12,8 @@
 -- ARGV[6..] message id, receipt ("" = any current lease) pairs
 -- Returns: the acked ids.
 -- Errors: QUEUE_NOT_FOUND, MESSAGE_NOT_FOUND, LEASE_EXPIRED, IDEMPOTENCY_KEY_REUSED; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
---@include lifecycle
+--@include settle
 --@include idem
---@include lease
 --@include account
 
 local qk = target_queue()
@@ -24,17 +23,7 @@ if cached then return cached end
 local fifo, rkey = require_ack_cfg(qk)
 local acct = account_open(KEYS[3], ARGV[1], ARGV[5] == "message_id" and "queue.ack" or "queue.ack_batch", 1)
 
--- The distinct ids, in order, each with the receipt given with its first mention.
-local ids, receipts, seen, n = {}, {}, {}, 0
-for i = 6, #ARGV, 2 do
-  local id = ARGV[i]
-  if not seen[id] then
-    seen[id] = true
-    n = n + 1
-    ids[n] = id
-    receipts[n] = ARGV[i + 1]
-  end
-end
+local ids, receipts, n = ack_items(ARGV, 6)
 if n == 0 then
   account_settle(acct, now)
   idem_store(KEYS[2], ARGV[4], ids)
@@ -48,33 +37,7 @@ local states = {}
 for i = 1, n do
   states[i] = check_lease(ids[i], raws[i], leases[i], receipts[i], now, ARGV[5], rkey)
 end
-call_many("ZREM", qk.inflight, ids, n)
-call_many("HDEL", qk.msgs, ids, n)
-local acked_in_group = nil -- FIFO: group -> messages of it acked here
-for i = 1, n do
-  local s = states[i]
-  if s[8] then unindex_foreign(qk, ids[i], s[8]) end
-  if fifo then
-    local group = s[4] or ""
-    if not acked_in_group then acked_in_group = {} end
-    if not acked_in_group[group] then
-      acked_in_group[group] = 0
-      acked_in_group[#acked_in_group + 1] = group
-    end
-    acked_in_group[group] = acked_in_group[group] + 1
-  end
-end
-if acked_in_group then
-  -- Every acked message was in flight, counted in gbusy (leave_inflight, for all of a group at once).
-  for _, group in ipairs(acked_in_group) do
-    if redis.call("HINCRBY", qk.gbusy, group, string.format("%d", -acked_in_group[group])) <= 0 then
-      redis.call("HDEL", qk.gbusy, group)
-    end
-    fifo_refresh(qk, group)
-  end
-  notify(qk)
-end
-tally(qk, "acked", n)
+ack_leased(qk, fifo, ids, states, n)
 flush_tallies()
 account_settle(acct, now)
 idem_store(KEYS[2], ARGV[4], ids)

@@ -1,4 +1,7 @@
--- claim: lease up to `max` available messages of a queue (queue.consume).
+-- claim: lease up to `max` available messages of a queue (queue.consume), after acking the leased messages
+-- the call carries (the `ack` extension of consume, docs/api.md "Acks on consume"): each one that is leased
+-- under its receipt is acked, the others are reported and left as they are; a FIFO group an ack frees is
+-- leased again by the same call.
 -- Standard queues: highest priority first, then oldest. FIFO queues: for each ready group (oldest head
 -- first), its consecutive due messages in order; the group is then busy until they are all settled.
 -- Due delays, ended leases and retention are applied first, so a deadline holds with no worker running.
@@ -14,12 +17,16 @@
 -- ARGV[6]  maintenance limit per structure
 -- ARGV[7]  a random receipt key (at least 32 hex digits), kept as the queue's key if it has none yet (when
 --          this call issues a receipt)
--- Returns: {next_wake_ms, lease_deadline_ms, [id, payload, priority, group|"", attempts, receipt, extra|""]...}
---   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters;
+-- ARGV[8..] message id, receipt ("" = any current lease) pairs to ack first (none: a plain claim)
+-- Returns: {next_wake_ms, lease_deadline_ms, acks, [id, payload, priority, group|"", attempts, receipt, extra|""]...}
+--   acks: {} without pairs, else {{acked id...}, {failed id, code, message, ...}} (code MESSAGE_NOT_FOUND or
+--   LEASE_EXPIRED, as ack.lua would fail; the distinct ids, in order);
+--   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters; -1 when
+--   the call leased `max` messages (it is read only when fewer were leased);
 --   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
 --   hex digits); its receipt is lease_receipt(rkey, id, lease); extra is F_EXTRA (lua/include/message.lua).
 -- Errors: QUEUE_NOT_FOUND; the account's (UNAUTHORIZED, INSUFFICIENT_CREDIT).
---@include lifecycle
+--@include settle
 --@include account
 
 local qk = target_queue()
@@ -30,13 +37,21 @@ local visibility_ms = cfg.visibility_ms
 if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
 if not cfg.rkey and #ARGV[7] < 32 then fail("INTERNAL", "argument receipt key is too short") end
 local acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
+local ack_ids, ack_receipts, n_acks = ack_items(ARGV, 8)
+-- The acks cost what they would as their own ack_batch call, debited with the consume (account_settle).
+local ack_acct = n_acks > 0 and account_open_also(acct, KEYS[2], ARGV[1], "queue.ack_batch", 1)
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
+local acks = {}
+if #ARGV >= 8 then
+  local acked, failed = ack_where_leased(qk, cfg.fifo, cfg.rkey, ack_ids, ack_receipts, n_acks, now)
+  acks = {acked, failed}
+end
 -- The queue's receipt key, kept below once a receipt is issued: after the messages left avail, so that the
 -- first write of a call is not a growing one (a store out of memory refuses those as a script's first write).
 local rkey = cfg.rkey or ARGV[7]
 
 local deadline = now + visibility_ms
-local reply, nr = {-1, deadline}, 2
+local reply, nr = {-1, deadline, acks}, 3
 local values, nv = {}, 0 -- HSET msgs: id, value ...
 local held, nh = {}, 0   -- ZADD inflight: score, id ...
 
@@ -155,13 +170,17 @@ if nv > 0 then
 end
 flush_tallies()
 account_settle(acct, now)
+if ack_acct then account_settle(ack_acct, now) end
 account_meter(acct, now, "delivered", nv / 2)
 
--- When to look again: the next delayed message or the next lease deadline.
+-- When to look again: the next delayed message or the next lease deadline. Only a call that leased fewer than
+-- `max` has a caller that waits (a long poll, push delivery); a full one answers -1 and saves the two reads.
 local wake = -1
-local nd = redis.call("ZRANGE", qk.delayed, "0", "0", "WITHSCORES")
-if #nd > 0 then wake = tonumber(nd[2]) end
-local ni = redis.call("ZRANGE", qk.inflight, "0", "0", "WITHSCORES")
-if #ni > 0 and (wake < 0 or tonumber(ni[2]) < wake) then wake = tonumber(ni[2]) end
+if nv / 2 < max then
+  local nd = redis.call("ZRANGE", qk.delayed, "0", "0", "WITHSCORES")
+  if #nd > 0 then wake = tonumber(nd[2]) end
+  local ni = redis.call("ZRANGE", qk.inflight, "0", "0", "WITHSCORES")
+  if #ni > 0 and (wake < 0 or tonumber(ni[2]) < wake) then wake = tonumber(ni[2]) end
+end
 reply[1] = wake
 return reply

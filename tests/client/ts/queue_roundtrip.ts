@@ -34,6 +34,7 @@ const isBoolean: Check<boolean> = (v): v is boolean => typeof v === "boolean";
 const isJson: Check<unknown> = (v): v is unknown => v !== undefined;
 const orNull = <T>(check: Check<T>): Check<T | null> => (v): v is T | null => v === null || check(v);
 const arrayOf = <T>(check: Check<T>): Check<T[]> => (v): v is T[] => Array.isArray(v) && v.every(check);
+const optional = <T>(check: Check<T>): Check<T | undefined> => (v): v is T | undefined => v === undefined || check(v);
 
 function object<T>(shape: Shape<T>): Check<T> {
   return (v): v is T => {
@@ -55,7 +56,13 @@ const QueueMessage = object<Schemas["QueueMessage"]>({
   message_id: isString, payload: isJson, priority: isInteger, group_id: orNull(isString), attempts: isInteger,
   enqueued_at: isString, receipt: isString, lease_expires_at: isString,
 });
-const Consumed = object<Schemas["Consumed"]>({ messages: arrayOf(QueueMessage) });
+const AckFailure = object<Schemas["AckFailure"]>({
+  message_id: isString, message: isString,
+  code: (v): v is "MESSAGE_NOT_FOUND" | "LEASE_EXPIRED" => v === "MESSAGE_NOT_FOUND" || v === "LEASE_EXPIRED",
+});
+const Consumed = object<Schemas["Consumed"]>({
+  messages: arrayOf(QueueMessage), acked: optional(arrayOf(isString)), failed: optional(arrayOf(AckFailure)),
+});
 const Acked = object<Schemas["Acked"]>({ message_id: isString, acked: isBoolean });
 const QueueStats = object<Schemas["QueueStats"]>({
   queue: isString, available: isInteger, in_flight: isInteger, dlq: isInteger, delayed: isInteger,

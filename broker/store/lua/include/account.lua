@@ -41,6 +41,18 @@ local function account_open(key, tag, capability, units)
       fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", price, credit))
     end
     acct.price = price
+    acct.credit = credit
+  end
+  return acct
+end
+
+-- A second capability priced into the same call (consume's acks: queue.ack_batch): its account as
+-- account_open has it, refused with INSUFFICIENT_CREDIT when both prices together are above the credit.
+local function account_open_also(first, key, tag, capability, units)
+  local acct = account_open(key, tag, capability, units)
+  if acct.price > 0 and first.price + acct.price > acct.credit then
+    fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d",
+      first.price + acct.price, acct.credit))
   end
   return acct
 end
