@@ -176,6 +176,7 @@ class ScriptPipe:
         parser = hiredis.Reader(replyError=reply_error)
         in_flight = self._in_flight
         loop = asyncio.get_running_loop()
+        demoted: Exception | None = None
         try:
             while True:
                 data = await stream.read(65536)
@@ -187,9 +188,13 @@ class ScriptPipe:
                     future = in_flight.popleft()
                     if type(future) is _Held:
                         future.reply = reply
+                        if isinstance(reply, redis_errors.ReadOnlyError):
+                            demoted = reply  # a replica: drop the connection once the batch is settled
                         continue
                     if type(future) is _Barrier:
                         self._settle(future, reply)
+                        if demoted is not None or _on_a_replica(reply):
+                            raise demoted or redis_errors.ReadOnlyError("WAIT refused: the node is a replica")
                         continue
                     if future.done():  # its caller went away
                         continue
@@ -254,6 +259,15 @@ class ScriptPipe:
         if connection is not None:
             abandon(connection)
 
+    def describe(self) -> str:
+        """The pipe's state in one line, for the log when a call was not answered in time."""
+        since = (self._loop.time() - self._last_progress) if self._loop is not None and self._in_flight else 0.0
+        return (f"connected={self._writer is not None} connecting={self._connecting is not None} "
+                f"waiting_for_wait={self._waiting} in_flight={len(self._in_flight)} outgoing={len(self._outgoing)} "
+                f"held={len(self._outgoing_held)} watchdog={self._watchdog is not None} "
+                f"reader_alive={self._reader_task is not None and not self._reader_task.done()} "
+                f"silent_for={since:.1f}s")
+
     def _fail_outgoing(self, exc: Exception) -> None:
         futures, self._outgoing, self._outgoing_futures = self._outgoing_futures, [], []
         self._outgoing_held = []
@@ -276,6 +290,11 @@ class ScriptPipe:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.disconnect()
+
+
+def _on_a_replica(reply: Any) -> bool:
+    """Whether a WAIT's reply says the node is a replica (``ERR WAIT cannot be used with replica instances``)."""
+    return isinstance(reply, redis_errors.ResponseError) and "replica" in str(reply)
 
 
 def _as_connection_error(exc: BaseException) -> Exception:
