@@ -8,7 +8,8 @@ generic client pays for every command.
 
 The connection is made by the client's own pool settings and connect hook (authentication, database,
 TLS and the store-identity check of :mod:`broker.store.instance` are the same as for every other connection).
-A lost connection fails the calls in flight with ``redis.exceptions.ConnectionError`` (their requests
+A lost connection fails the calls in flight (a replicated call whose script has answered is in flight until
+its WAIT has) with ``redis.exceptions.ConnectionError`` (their requests
 get a 503 and are retried by their clients); the next call connects again. When replies are awaited and
 none comes for ``timeout`` seconds, the calls in flight fail with ``TimeoutError`` and the connection is
 dropped, like the generic client's socket timeout.
@@ -253,9 +254,12 @@ class ScriptPipe:
             self._loop.call_soon(self._flush)  # the held calls go out on a new connection
         in_flight, self._in_flight = self._in_flight, deque()
         for entry in in_flight:
-            future = _future_of(entry)
-            if future is not None and not future.done():
-                future.set_exception(exc)
+            # A WAIT still out holds the calls of its batch whose scripts have answered already (they left
+            # in_flight then): they fail with it, or they would never be answered.
+            futures = [held.future for held in entry.held] if isinstance(entry, _Barrier) else [_future_of(entry)]
+            for future in futures:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
         if connection is not None:
             abandon(connection)
 
