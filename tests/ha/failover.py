@@ -68,6 +68,7 @@ class FailoverResult:
             "max_ready_s": max((t["ready_s"] for t in self.timings), default=0),
             "responses": {f"{op} {status}": n for (op, status), n in sorted(self.history.statuses.items())},
             "problems": self.problems,
+            "lost_trails": {pid: self.history.trail(pid) for pid in v.lost[:5]},
         }
 
     def table(self) -> str:
@@ -81,6 +82,8 @@ class FailoverResult:
                                                sorted(self.history.statuses.items())))
         if self.problems:
             lines.append("PROBLEMS: " + "; ".join(self.problems))
+        for pid in self.verdict.lost[:5]:
+            lines.append(f"lost {pid}: " + " | ".join(self.history.trail(pid)))
         return "\n".join(lines)
 
 
