@@ -23,6 +23,7 @@ from broker.cli.common import (
     with_client,
 )
 from broker.embedded.supervisor import EmbeddedStore, StoreInUse
+from broker.http.lifeline import PARENT_PID_VARIABLE
 from broker.settings import Settings
 from broker.store.apikeys import create_initial_key, open_key_accounts
 from broker.store.durability import redact_url
@@ -84,6 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # process serves in this one, which has imported prometheus-client already: it counts in memory.
             metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="broker-metrics-"))
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            os.environ[PARENT_PID_VARIABLE] = str(os.getpid())  # its HTTP processes die with it (lifeline.py)
         _first_key(settings, url)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         say(f"store: {where}")

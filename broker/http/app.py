@@ -19,6 +19,7 @@ from broker import errors
 from broker.http.context import Context
 from broker.http.edge import BodyDeadline, RequestContext, handle_error
 from broker.http.fastpath import FastPath
+from broker.http.lifeline import follow_parent
 from broker.http.openapi import document_bytes
 from broker.http.routes import account, admin, dlq, docs, health, inspect, messages, metrics, push, queues, ui
 from broker.jobs.inprocess import start_background
@@ -124,4 +125,5 @@ def app_from_env() -> BrokerApp:
     """Factory for ``uvicorn --factory broker.http.app:app_from_env`` (each uvicorn worker process)."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format, settings.access_log)
+    follow_parent()  # one of the processes of `serve --workers N`: it dies with serve (broker/http/lifeline.py)
     return create_app(settings)

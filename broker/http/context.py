@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from broker import errors
+from broker.http.bound import extend_bound
 from broker.http.edge import BodyDeadline, decode, read_body
 from broker.schemas import ConsumeRequest
 from broker.settings import DEFAULT_BODY_TIMEOUT_SECONDS, Settings
@@ -59,14 +60,22 @@ class Context:
             await self.limiter.admit(project)
         return project
 
+    def store_state(self) -> str:
+        """The state of the store's pipelined connection (for the log of a request past its bound)."""
+        pipe = getattr(self.store.scripts, "pipe", None)
+        return pipe.describe() if pipe is not None else "no pipelined connection"
+
     async def body(self, request: Request, type_: type[T], limit: int | None = None) -> T:
         return self.parse(await read_body(request, limit or self.settings.max_body_bytes, self.body_deadline), type_)
 
     def parse(self, body: bytes, type_: type[T], project: str | None = None) -> T:
-        """Decode a request body; a consume of ``project`` that will wait also takes a long-poll slot."""
+        """Decode a request body; a consume of ``project`` that will wait also takes a long-poll slot, and its
+        answer's bound is extended by its wait."""
         value = decode(body, type_)
-        if self.long_polls is not None and isinstance(value, ConsumeRequest) and value.wait_seconds > 0:
-            self.long_polls.admit(project)
+        if isinstance(value, ConsumeRequest) and value.wait_seconds > 0:
+            if self.long_polls is not None:
+                self.long_polls.admit(project)
+            extend_bound(value.wait_seconds)  # the answer's bound (broker.http.bound) starts after the wait
         return value
 
 

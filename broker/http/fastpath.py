@@ -5,7 +5,8 @@ route (so routing, 405s and the route list stay in one place), and :class:`FastP
 handlers for an exact ``POST`` path match straight from ASGI, before Starlette's middleware stack
 (``broker.http.app.BrokerApp``), skipping the Request object, the router's regex scan and the middleware: the
 hot routes do less Python per request. Both paths admit the request the same way, read the body under
-the same limit, set the same ``X-Request-Id``, and render errors with the one error handler.
+the same limit, bound the handler's answer the same way (:mod:`broker.http.bound`), set the same
+``X-Request-Id``, and render errors with the one error handler.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from broker.http.bound import within_bound
 from broker.http.context import repeated_authorization
 from broker.http.edge import JSON, contract_error, error_response, read_body, receive_limited, take_request_id
 from broker.http.observe import finished, started
@@ -45,7 +47,7 @@ class BodyRoute:
             ctx = request.state.ctx
             project = await ctx.project(request)
             body = await read_body(request, limit or ctx.settings.max_body_bytes, ctx.body_deadline)
-            return JSON(await handler(ctx, project, body))
+            return JSON(await within_bound(handler(ctx, project, body), describe=ctx.store_state))
 
         endpoint.__name__ = handler.__name__
         if self.operation is not None:
@@ -85,7 +87,7 @@ class FastPath:
             project = await ctx.admit(authorization)
             limit = route.limit or ctx.settings.max_body_bytes
             body = await ctx.body_deadline.within(receive_limited(receive, length, limit))
-            content = _encode(await route.handler(ctx, project, body))
+            content = _encode(await within_bound(route.handler(ctx, project, body), describe=ctx.store_state))
         except Exception as exc:
             error = contract_error(exc, rid)
             await error_response(error, rid)(scope, receive, send)

@@ -139,8 +139,10 @@ class KeyRing:
 
     async def _disabled(self, project: str) -> bool:
         try:
-            flag = await self.redis.hget(ProjectKeys(project).account, "disabled")
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError) as exc:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
+                flag = await self.redis.hget(ProjectKeys(project).account, "disabled")
+        except (TimeoutError, redis_errors.ConnectionError, redis_errors.TimeoutError,
+                redis_errors.BusyLoadingError) as exc:
             raise errors.Unavailable(headers={"Retry-After": "1"}) from exc
         return flag in (b"1", "1")
 

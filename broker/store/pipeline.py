@@ -8,7 +8,8 @@ generic client pays for every command.
 
 The connection is made by the client's own pool settings and connect hook (authentication, database,
 TLS and the store-identity check of :mod:`broker.store.instance` are the same as for every other connection).
-A lost connection fails the calls in flight with ``redis.exceptions.ConnectionError`` (their requests
+A lost connection fails the calls in flight (a replicated call whose script has answered is in flight until
+its WAIT has) with ``redis.exceptions.ConnectionError`` (their requests
 get a 503 and are retried by their clients); the next call connects again. When replies are awaited and
 none comes for ``timeout`` seconds, the calls in flight fail with ``TimeoutError`` and the connection is
 dropped, like the generic client's socket timeout.
@@ -176,6 +177,7 @@ class ScriptPipe:
         parser = hiredis.Reader(replyError=reply_error)
         in_flight = self._in_flight
         loop = asyncio.get_running_loop()
+        demoted: Exception | None = None
         try:
             while True:
                 data = await stream.read(65536)
@@ -187,9 +189,13 @@ class ScriptPipe:
                     future = in_flight.popleft()
                     if type(future) is _Held:
                         future.reply = reply
+                        if isinstance(reply, redis_errors.ReadOnlyError):
+                            demoted = reply  # a replica: drop the connection once the batch is settled
                         continue
                     if type(future) is _Barrier:
                         self._settle(future, reply)
+                        if demoted is not None or _on_a_replica(reply):
+                            raise demoted or redis_errors.ReadOnlyError("WAIT refused: the node is a replica")
                         continue
                     if future.done():  # its caller went away
                         continue
@@ -248,11 +254,23 @@ class ScriptPipe:
             self._loop.call_soon(self._flush)  # the held calls go out on a new connection
         in_flight, self._in_flight = self._in_flight, deque()
         for entry in in_flight:
-            future = _future_of(entry)
-            if future is not None and not future.done():
-                future.set_exception(exc)
+            # A WAIT still out holds the calls of its batch whose scripts have answered already (they left
+            # in_flight then): they fail with it, or they would never be answered.
+            futures = [held.future for held in entry.held] if isinstance(entry, _Barrier) else [_future_of(entry)]
+            for future in futures:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
         if connection is not None:
             abandon(connection)
+
+    def describe(self) -> str:
+        """The pipe's state in one line, for the log when a call was not answered in time."""
+        since = (self._loop.time() - self._last_progress) if self._loop is not None and self._in_flight else 0.0
+        return (f"connected={self._writer is not None} connecting={self._connecting is not None} "
+                f"waiting_for_wait={self._waiting} in_flight={len(self._in_flight)} outgoing={len(self._outgoing)} "
+                f"held={len(self._outgoing_held)} watchdog={self._watchdog is not None} "
+                f"reader_alive={self._reader_task is not None and not self._reader_task.done()} "
+                f"silent_for={since:.1f}s")
 
     def _fail_outgoing(self, exc: Exception) -> None:
         futures, self._outgoing, self._outgoing_futures = self._outgoing_futures, [], []
@@ -276,6 +294,11 @@ class ScriptPipe:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.disconnect()
+
+
+def _on_a_replica(reply: Any) -> bool:
+    """Whether a WAIT's reply says the node is a replica (``ERR WAIT cannot be used with replica instances``)."""
+    return isinstance(reply, redis_errors.ResponseError) and "replica" in str(reply)
 
 
 def _as_connection_error(exc: BaseException) -> Exception:

@@ -61,6 +61,18 @@ class History:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     keep_latencies: bool = False
     ops: int = 0
+    ack_events: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # pid -> "t op status"
+
+    def acked(self, pid: str, op: str, response: httpx.Response | None) -> None:
+        """Note one ack attempt of ``pid`` (the checker's trail for a message found lost)."""
+        status = "no answer" if response is None else str(response.status_code)
+        self.ack_events[pid].append(f"{time.monotonic():.2f} {op} {status}")
+
+    def trail(self, pid: str) -> list[str]:
+        """What the clients saw of ``pid``: its deliveries and its ack attempts, in time order."""
+        events = [f"{d.at:.2f} delivered {d.message_id} attempt {d.attempts} to {d.consumer}"
+                  for d in self.deliveries if d.pid == pid]
+        return sorted(events + self.ack_events.get(pid, []))
 
     def record(self, op: str, response: httpx.Response, latency: float) -> None:
         self.ops += 1
@@ -310,6 +322,7 @@ class Workload:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             response = await self.call("ack", "POST", "/v1/queue/ack", body)
+            self.history.acked(pid, "ack", response)
             if response is None or response.status_code in (429, 503):
                 tried = True
                 await asyncio.sleep(0.1)
@@ -325,6 +338,8 @@ class Workload:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             response = await self.call("ack_batch", "POST", "/v1/queue/ack_batch", body)
+            for pid, _ in leased:
+                self.history.acked(pid, "ack_batch", response)
             if response is None or response.status_code in (429, 503):
                 tried = True
                 await asyncio.sleep(0.1)

@@ -46,6 +46,7 @@ class FailoverResult:
     final_stats: dict[str, Any] | None
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    bound_hits: int = 0  # requests answered 503 by the answer's backstop bound (broker/http/bound.py)
 
     def figures(self) -> dict[str, Any]:
         v = self.verdict
@@ -62,10 +63,12 @@ class FailoverResult:
             "duplicates": v.duplicates,
             "server_errors": self.history.server_errors[:10],
             "hangs": self.history.hangs[:10],
+            "answer_bound_hits": self.bound_hits,
             "max_promotion_s": max((t["promoted_s"] for t in self.timings), default=0),
             "max_ready_s": max((t["ready_s"] for t in self.timings), default=0),
             "responses": {f"{op} {status}": n for (op, status), n in sorted(self.history.statuses.items())},
             "problems": self.problems,
+            "lost_trails": {pid: self.history.trail(pid) for pid in v.lost[:5]},
         }
 
     def table(self) -> str:
@@ -74,10 +77,13 @@ class FailoverResult:
         for i, t in enumerate(self.timings, 1):
             lines.append(f"  failover {i}: promoted after {t['promoted_s']:.2f} s, reads served again after "
                          f"{t['ready_s']:.2f} s, old primary back as a replica after {t['replica_back_s']:.2f} s")
+        lines.append(f"requests answered 503 by the answer's bound: {self.bound_hits}")
         lines.append("responses: " + ", ".join(f"{op} {status}: {n}" for (op, status), n in
                                                sorted(self.history.statuses.items())))
         if self.problems:
             lines.append("PROBLEMS: " + "; ".join(self.problems))
+        for pid in self.verdict.lost[:5]:
+            lines.append(f"lost {pid}: " + " | ".join(self.history.trail(pid)))
         return "\n".join(lines)
 
 
@@ -141,4 +147,5 @@ async def run_failovers(fleet: Fleet, store: Replicated, config: FailoverConfig,
         problems.append("the API process reported the store as lost (a false positive)")
     if history.hangs or history.server_errors:
         problems.append("API log (last lines): " + " | ".join(server.stderr().splitlines()[-40:]))
-    return FailoverResult(config, history, check(history), timings, final, problems, seconds)
+    bound_hits = server.stderr().count("was not answered within its bound")
+    return FailoverResult(config, history, check(history), timings, final, problems, seconds, bound_hits)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 from support import REDIS_URL
 
 from broker.store.failures import ReplicaAckError, store_failure
@@ -63,3 +64,36 @@ async def test_calls_issued_during_a_wait_share_the_next_one(pipe: Any) -> None:
     assert total < 1.6, (total, waits)
     assert max(waits) < 4 * TIMEOUT_MS / 1000, waits
     assert await pipe.evalsha(sha, [], ["1"]) == 1
+
+
+async def test_a_connection_lost_while_a_wait_is_out_fails_the_calls_it_held() -> None:
+    """The primary dies while a batch's WAIT is out: its scripts have answered, their calls wait for the WAIT.
+    The lost connection must fail them at once (503), not leave them waiting for an answer that never comes."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    killer = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        info = await client.info("replication")
+        if int(info.get("connected_slaves", 0)):
+            pytest.skip("the test Redis has replicas")
+        sha = await client.script_load("return tonumber(ARGV[1])")
+        pipe = ScriptPipe(client.connection_pool, 5.0, replicas=1, replica_timeout_ms=3000)
+        try:
+            assert await pipe.evalsha(sha, [], ["1"]) == 1  # connected
+            calls = [pipe.evalsha(sha, [], [str(i)], replicated=True) for i in range(3)]
+            await asyncio.sleep(0.3)  # the scripts have answered; the WAIT blocks for up to 3 s
+            assert not any(call.done() for call in calls)
+            host, port = pipe._writer.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+            started = time.monotonic()
+            assert await killer.client_kill(f"{host}:{port}")  # this test's own connection only
+            outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
+            took = time.monotonic() - started
+            assert all(isinstance(o, redis_errors.ConnectionError) for o in outcomes), outcomes
+            assert took < 1, took  # at once, not at the WAIT's timeout
+            mapped = store_failure(outcomes[0])  # type: ignore[arg-type]
+            assert (mapped.status, mapped.code) == (503, "UNAVAILABLE")
+            assert await pipe.evalsha(sha, [], ["2"]) == 2  # and the next call connects again
+        finally:
+            await pipe.close()
+    finally:
+        await client.aclose()
+        await killer.aclose()

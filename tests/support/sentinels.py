@@ -138,9 +138,16 @@ class SentinelShard:
         new_port = self.primary_port()
         old.extra = ("--replicaof", "127.0.0.1", str(new_port))
         old.start()
-        wait_until(lambda: self.link_up(old), timeout, what="the old primary in sync as a replica")
+        # In sync: every node but the one the sentinels name is a replica with its link up. Usually the old
+        # primary under the new one; on a loaded machine the sentinels may fail over once more meanwhile (a
+        # primary that answered no PING for down-after-milliseconds), and then the roles are the other way.
+        wait_until(self.in_sync, timeout, what="every node but the primary in sync as a replica")
         self.failovers += 1
         return {"promoted_s": round(promoted, 2), "replica_back_s": round(time.monotonic() - began, 2)}
+
+    def in_sync(self) -> bool:
+        port = self.primary_port()
+        return port is not None and all(self.link_up(n) for n in self.nodes if n.port != port)
 
     def primary_ready(self) -> bool:
         port = self.primary_port()
