@@ -40,6 +40,17 @@ def run_in_thread(consumer: Consumer) -> tuple[threading.Thread, list[BaseExcept
     return thread, errors
 
 
+async def run_until_acked(consumer: AsyncConsumer, acked: int, seconds: float = 15) -> None:
+    """Run ``consumer`` until it acked ``acked`` messages (or ``seconds`` passed), then stop it."""
+    running = asyncio.create_task(consumer.run())
+    for _ in range(int(seconds / 0.05)):
+        if consumer.stats.acked == acked:
+            break
+        await asyncio.sleep(0.05)
+    consumer.stop()
+    await asyncio.wait_for(running, 15)
+
+
 def test_every_message_is_handled_and_acked(client: Client, queue: str) -> None:
     client.publish_batch(queue, messages=[{"payload": {"n": n}} for n in range(40)])
     seen: list[int] = []
@@ -173,13 +184,7 @@ async def test_async_consumer_with_async_and_sync_handlers(aclient: AsyncClient,
 
     consumer = AsyncConsumer(aclient, queue, async_handle if kind == "async" else work, concurrency=3,
                              wait_seconds=1, retry_delay=0.2)
-    running = asyncio.create_task(consumer.run())
-    for _ in range(200):
-        if consumer.stats.acked == 7:
-            break
-        await asyncio.sleep(0.05)
-    consumer.stop()
-    await asyncio.wait_for(running, 15)
+    await run_until_acked(consumer, 7)
     assert sorted(map(str, got)) == sorted([*map(str, range(6)), "fail once"]), kind
     stats = consumer.stats
     assert (stats.acked, stats.nacked, stats.lost) == (7, 1, 0) and stats.extended >= 1, (kind, stats)
@@ -279,13 +284,7 @@ async def test_async_acks_ride_on_the_next_consume(server: Server, queue: str) -
             seen.append(message.payload)
 
         consumer = AsyncConsumer(client, queue, handle, concurrency=1, wait_seconds=0.5)
-        task = asyncio.create_task(consumer.run())
-        for _ in range(300):
-            if consumer.stats.acked == 20:
-                break
-            await asyncio.sleep(0.05)
-        consumer.stop()
-        await asyncio.wait_for(task, 15)
+        await run_until_acked(consumer, 20)
         assert sorted(seen) == list(range(20)) and consumer.stats.acked == 20 and consumer.stats.lost == 0
         stats = await client.stats(queue)
         assert (stats.available, stats.in_flight) == (0, 0)
