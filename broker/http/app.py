@@ -94,7 +94,8 @@ def create_app(
             )
             sqs_keys = SqsKeyRing(services.redis, lambda: load_pepper(settings.sqs_pepper, settings.data_dir),
                                   settings.api_keys, settings.auth_cache_seconds)
-            with contextlib.suppress(errors.BrokerError, redis_errors.RedisError):  # the store is down: `broker serve` did it
+            # Accounts of the projects of BROKER_API_KEYS (`broker serve` opens them too, should the store be down)
+            with contextlib.suppress(errors.BrokerError, redis_errors.RedisError):
                 await open_key_accounts(services.redis, settings.api_keys)
             if redis is None:
                 settle_garbage_collector()

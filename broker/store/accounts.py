@@ -35,7 +35,8 @@ USAGE_KINDS = ("calls", "published", "delivered", "pushed", "bytes")
 #: The capabilities whose calls are charged (each script's account_open), with their default price (1 per call;
 #: publish_batch 1 per message).
 CHARGED_CAPABILITIES = (
-    "queue.create", "queue.get", "queue.list", "queue.update", "queue.delete", "queue.publish", "queue.publish_batch", "queue.consume", "queue.ack", "queue.ack_batch",
+    "queue.create", "queue.get", "queue.list", "queue.update", "queue.delete", "queue.publish",
+    "queue.publish_batch", "queue.consume", "queue.ack", "queue.ack_batch",
     "queue.nack", "queue.extend", "queue.stats", "queue.purge", "queue.dlq.list", "queue.dlq.redrive",
     "queue.push_subscribe",
 )

@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 from redis import exceptions as redis_errors
 
-from broker import errors
 from broker.schemas import (
     AckFailure,
     CreateQueueRequest,

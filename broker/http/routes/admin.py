@@ -17,8 +17,8 @@ from starlette.responses import Response
 
 from broker import errors
 from broker.http.context import Context, authorization_of, ctx_of
-from broker.http.edge import JSON, decode, read_body
 from broker.http.cursors import decode_cursor, encode_cursor, page_params
+from broker.http.edge import JSON, decode, read_body
 from broker.http.operation import ApiRoute, Operation, Param, page_query
 from broker.settings import PROJECT_RE
 from broker.store.accounts import Account, Accounts, UsageRow, day_of, day_text, parse_day
@@ -241,8 +241,8 @@ routes = [
     ApiRoute(P, create_project, methods=["POST"], operation=_op(
         "admin.projects.create", "Create a project (with limits)", Account, request=CreateProjectRequest,
         errors=(errors.Conflict,))),
-    ApiRoute(P, list_projects, methods=["GET"], operation=_op("admin.projects.list", "List projects, by name, a page at a time", ProjectList,
-        params=page_query())),
+    ApiRoute(P, list_projects, methods=["GET"], operation=_op(
+        "admin.projects.list", "List projects, by name, a page at a time", ProjectList, params=page_query())),
     ApiRoute(P + "/{project}", get_project, methods=["GET"], operation=_op(
         "admin.projects.get", "A project's credit, limits and prices", Account, params=(PROJECT_PARAM,),
         errors=_404)),
