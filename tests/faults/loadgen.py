@@ -9,7 +9,11 @@ unknown is retried until it is known.
 The checker (Jepsen's total-queue check, made stricter) then requires, over the history:
 
 - **lost = 0**: every acknowledged publish was delivered and its delivery was acked (a message whose only
-  deliveries went to a consumer that died must have been delivered again);
+  deliveries went to a consumer that died must have been delivered again). An ack is known to have taken
+  effect on a 200, or on a 404 after an attempt whose outcome is unknown; a message whose last delivery got
+  only ack attempts of unknown outcome (no answer, 503) and a 409, or no answer within the minute, and was
+  never delivered again, may have been acked by one of them: it is counted apart (``maybe_acked``), as an
+  indeterminate publish is, not as lost;
 - **unexpected = 0**: nothing was delivered that was never published, and every delivered payload is
   exactly what was published under its id;
 - no publish attempt stored twice (one payload id, two message ids);
@@ -62,11 +66,21 @@ class History:
     keep_latencies: bool = False
     ops: int = 0
     ack_events: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # pid -> "t op status"
+    #: pid -> when an ack attempt of unknown outcome was last sent for it (no answer, or a 503)
+    ack_unknown: dict[str, float] = field(default_factory=dict)
 
     def acked(self, pid: str, op: str, response: httpx.Response | None) -> None:
         """Note one ack attempt of ``pid`` (the checker's trail for a message found lost)."""
         status = "no answer" if response is None else str(response.status_code)
-        self.ack_events[pid].append(f"{time.monotonic():.2f} {op} {status}")
+        now = time.monotonic()
+        self.ack_events[pid].append(f"{now:.2f} {op} {status}")
+        if response is None or response.status_code == 503:
+            self.ack_unknown[pid] = now
+
+    def maybe_acked(self, pid: str) -> bool:
+        """An ack attempt of unknown outcome was sent for ``pid`` after its last delivery: it may have acked it."""
+        sent = self.ack_unknown.get(pid)
+        return sent is not None and all(d.at < sent for d in self.deliveries if d.pid == pid)
 
     def trail(self, pid: str) -> list[str]:
         """What the clients saw of ``pid``: its deliveries and its ack attempts, in time order."""
@@ -133,6 +147,7 @@ class Verdict:
     delivered_unique: int
     completed: int
     lost: list[str]
+    maybe_acked: list[str]
     never_delivered: list[str]
     unexpected: list[str]
     corrupted: list[str]
@@ -150,7 +165,8 @@ class Verdict:
     def summary(self) -> str:
         return (f"attempted={self.attempted} acknowledged={self.acknowledged} indeterminate={self.indeterminate} "
                 f"(of which delivered {self.indeterminate_delivered}) deliveries={self.deliveries} "
-                f"unique={self.delivered_unique} lost={len(self.lost)} unexpected={len(self.unexpected)} "
+                f"unique={self.delivered_unique} lost={len(self.lost)} maybe_acked={len(self.maybe_acked)} "
+                f"unexpected={len(self.unexpected)} "
                 f"corrupted={len(self.corrupted)} double_stored={len(self.double_stored)} "
                 f"duplicates={self.duplicates} redelivered={self.redelivered} orphaned_leases={self.orphaned_leases} "
                 f"orphans_not_redelivered={len(self.orphans_not_redelivered)}")
@@ -174,7 +190,8 @@ def check(history: History, orphaned: Iterable[Delivery] = ()) -> Verdict:
         deliveries=len(everything),
         delivered_unique=len(delivered),
         completed=len(history.completed),
-        lost=sorted(history.acknowledged - history.completed),
+        lost=sorted(pid for pid in history.acknowledged - history.completed if not history.maybe_acked(pid)),
+        maybe_acked=sorted(pid for pid in history.acknowledged - history.completed if history.maybe_acked(pid)),
         never_delivered=sorted(history.acknowledged - delivered),
         unexpected=sorted(delivered - set(history.sent)),
         corrupted=sorted(set(history.corrupted)),

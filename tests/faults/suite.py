@@ -105,6 +105,7 @@ class SuiteResult:
             "indeterminate": v.indeterminate,
             "deliveries": v.deliveries,
             "lost": len(v.lost),
+            "maybe_acked": len(v.maybe_acked),
             "unexpected": len(v.unexpected),
             "corrupted": len(v.corrupted),
             "duplicates": v.duplicates,

@@ -58,6 +58,7 @@ class FailoverResult:
             "acknowledged": v.acknowledged,
             "indeterminate": v.indeterminate,
             "lost": len(v.lost),
+            "maybe_acked": len(v.maybe_acked),
             "never_delivered": len(v.never_delivered),
             "unexpected": len(v.unexpected),
             "duplicates": v.duplicates,
@@ -84,6 +85,8 @@ class FailoverResult:
             lines.append("PROBLEMS: " + "; ".join(self.problems))
         for pid in self.verdict.lost[:5]:
             lines.append(f"lost {pid}: " + " | ".join(self.history.trail(pid)))
+        for pid in self.verdict.maybe_acked[:5]:
+            lines.append(f"maybe acked {pid}: " + " | ".join(self.history.trail(pid)))
         return "\n".join(lines)
 
 
