@@ -29,7 +29,7 @@ async def store_metrics(store: Store) -> tuple[list[QueueMetrics], bool]:
 
 
 async def project_metrics(store: Store) -> list[tuple[Account, list[UsageRow]]]:
-    """The account and today's usage of every project the admin API created (none while the store is away)."""
+    """The account and today's usage of every project with an account (none while the store is away)."""
     accounts = Accounts(store.redis, store.scripts)
     today = day_of(store.clock())
     found = []
