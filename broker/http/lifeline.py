@@ -6,8 +6,11 @@ restart or stop them. So ``broker serve`` puts its own pid in ``BROKER_SERVE_PID
 and each of them, on start-up (:func:`follow_parent`), asks the kernel for a SIGTERM when its parent dies
 (``prctl(PR_SET_PDEATHSIG)``, Linux) and then checks that the parent is still the one named, in case it
 died before the request. SIGTERM is uvicorn's graceful stop: the listening socket is closed at once, and
-the requests in flight are finished (at most the 25 s of the graceful stop). On other systems, or without
-a C library to call, a thread polls ``os.getppid()`` every second instead and sends the same SIGTERM.
+the requests in flight are finished. On other systems, or without a C library to call, a thread polls
+``os.getppid()`` every second instead and sends the same SIGTERM. Either way that thread then gives the
+graceful stop ``ORPHAN_GRACE_SECONDS`` and ends the process if it is still there (long polls and busy
+keep-alive connections can hold a graceful stop far longer): every state change is one atomic script, so a
+request cut off then is one whose answer the client did not get, and retries as after any lost answer.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ log = logging.getLogger("broker.http.lifeline")
 PARENT_PID_VARIABLE = "BROKER_SERVE_PID"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 POLL_SECONDS = 1.0
+ORPHAN_GRACE_SECONDS = 10.0
 
 
 def follow_parent(environ: dict[str, str] | None = None) -> bool:
@@ -36,10 +40,8 @@ def follow_parent(environ: dict[str, str] | None = None) -> bool:
     if not value.isdigit() or int(value) == os.getpid():
         return False
     parent = int(value)
-    if not _ask_the_kernel():
-        threading.Thread(target=_poll, args=(parent,), name="lifeline", daemon=True).start()
-    if os.getppid() != parent:  # it died before we asked
-        _stop(parent)
+    signalled = _ask_the_kernel() and os.getppid() == parent  # else it died before we asked: no signal comes
+    threading.Thread(target=_watch, args=(parent, signalled), name="lifeline", daemon=True).start()
     return True
 
 
@@ -53,12 +55,14 @@ def _ask_the_kernel() -> bool:
     return False
 
 
-def _poll(parent: int) -> None:
+def _watch(parent: int, signalled: bool) -> None:
+    """Wait for the parent to be gone; stop (unless the kernel's SIGTERM did), and end after the grace."""
     while os.getppid() == parent:
         time.sleep(POLL_SECONDS)
-    _stop(parent)
-
-
-def _stop(parent: int) -> None:
     log.warning("the serving process %d is gone; stopping", parent)
-    os.kill(os.getpid(), signal.SIGTERM)
+    if not signalled:
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    log.warning("still running %.0f s after the serving process %d went; exiting", ORPHAN_GRACE_SECONDS, parent)
+    logging.shutdown()
+    os._exit(1)
