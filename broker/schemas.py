@@ -159,6 +159,15 @@ class AckItem(Struct, kw_only=True):
     receipt: Receipt | None = None
 
 
+class NackItem(Struct, kw_only=True):
+    """A nack carried by a consume: the fields of a nack request but the queue and the idempotency key."""
+
+    message_id: MessageId
+    requeue: bool = True
+    delay_seconds: Annotated[float, Meta(ge=0, le=MAX_NACK_DELAY_SECONDS)] = 0
+    receipt: Receipt | None = None
+
+
 class ConsumeRequest(Struct, kw_only=True):
     queue: QueueName
     max_messages: Annotated[int, Meta(ge=1, le=MAX_CONSUME)] = 1
@@ -166,6 +175,8 @@ class ConsumeRequest(Struct, kw_only=True):
     wait_seconds: Annotated[float, Meta(ge=0, le=MAX_WAIT_SECONDS)] = 0
     #: Extension: messages to ack before leasing (each on its own; the answer's ``acked`` and ``failed``).
     ack: Annotated[list[AckItem], Meta(max_length=MAX_ACK_BATCH)] | None = None
+    #: Extension: messages to nack after the acks, before leasing (the answer's ``nacked`` and ``failed``).
+    nack: Annotated[list[NackItem], Meta(max_length=MAX_ACK_BATCH)] | None = None
 
 
 class MessageFields(Struct, kw_only=True):
@@ -195,10 +206,20 @@ class AckFailure(Struct, kw_only=True):
     message: str
 
 
+class NackedItem(Struct, kw_only=True):
+    """A nack carried by a consume that was applied: requeued, or dead-lettered (``requeued`` false)."""
+
+    message_id: str
+    requeued: bool
+
+
 class Consumed(Struct, kw_only=True):
     messages: list[QueueMessage]
-    #: Only when the request carried ``ack`` (else absent): the ids acked, and those that were not.
+    #: Only when the request carried ``ack`` (else absent): the ids acked.
     acked: list[str] | msgspec.UnsetType = msgspec.UNSET
+    #: Only when the request carried ``nack`` (else absent): the messages nacked.
+    nacked: list[NackedItem] | msgspec.UnsetType = msgspec.UNSET
+    #: When the request carried ``ack`` or ``nack`` (else absent): the items that were not applied.
     failed: list[AckFailure] | msgspec.UnsetType = msgspec.UNSET
 
 

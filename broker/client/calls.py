@@ -214,6 +214,7 @@ def consume(
     visibility_timeout: float | None = None,
     wait_seconds: float | None = None,
     ack: Iterable[QueueMessage | AckItem | Mapping[str, Any]] | None = None,
+    nack: Iterable[QueueMessage | Mapping[str, Any]] | None = None,
 ) -> Call[Consumed]:
     """Lease up to ``max_messages`` messages (``queue.consume``), waiting up to ``wait_seconds`` for one. When an
     answer is lost, the messages it leased are delivered again once their lease ends: repeating is safe.
@@ -221,11 +222,17 @@ def consume(
     ``ack`` (an extension): up to 100 messages to ack first, in the same call (items as for :func:`ack_batch`);
     each is acked on its own, and the answer's ``acked`` and ``failed`` say which were. Repeating such a call is
     safe when every item names its receipt (an ack already applied then fails as ``MESSAGE_NOT_FOUND``, and a
-    later lease of the message is not touched); without a receipt it is not repeated."""
+    later lease of the message is not touched); without a receipt it is not repeated.
+
+    ``nack`` (an extension): up to 100 messages to nack after the acks, in the same call: each a
+    :class:`QueueMessage` (nacked with requeue and no delay) or a mapping with ``message_id`` and optionally
+    ``receipt``, ``requeue`` and ``delay_seconds`` (as for :func:`nack`); the answer's ``nacked`` and ``failed``
+    say which were. Repeated on the same terms as the acks."""
     items = None if ack is None else [_ack_item(m) for m in ack]
+    nacks = None if nack is None else [_ack_item(m) for m in nack]
     body = _body({"queue": queue, "max_messages": max_messages, "visibility_timeout": visibility_timeout,
-                  "wait_seconds": wait_seconds, "ack": items})
-    repeatable = items is None or all(_receipt_of(m) for m in items)
+                  "wait_seconds": wait_seconds, "ack": items, "nack": nacks})
+    repeatable = all(_receipt_of(m) for m in [*(items or ()), *(nacks or ())])
     return Call("queue.consume", "POST", f"{PREFIX}/consume", decoder(Consumed), body, repeatable=repeatable,
                 wait_seconds=wait_seconds or 0.0)
 
@@ -244,7 +251,7 @@ def _ack_item(item: QueueMessage | AckItem | Mapping[str, Any]) -> Any:
     return item
 
 
-def _receipt_of(item: AckItem | Mapping[str, Any]) -> Any:
+def _receipt_of(item: Any) -> Any:
     return item.receipt if isinstance(item, AckItem) else item.get("receipt")
 
 

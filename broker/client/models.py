@@ -86,10 +86,20 @@ class AckFailure(_Answer):
     message: str
 
 
+class NackedItem(_Answer):
+    """A nack carried by a consume that was applied: requeued, or dead-lettered (``requeued`` false)."""
+
+    message_id: str
+    requeued: bool
+
+
 class Consumed(_Answer):
     messages: list[QueueMessage]
-    #: Only when the consume carried ``ack``: the ids acked, and the acks that were not applied.
+    #: Only when the consume carried ``ack``: the ids acked.
     acked: list[str] | None = None
+    #: Only when the consume carried ``nack``: the messages nacked.
+    nacked: list[NackedItem] | None = None
+    #: When the consume carried ``ack`` or ``nack``: the items that were not applied.
     failed: list[AckFailure] | None = None
 
 

@@ -17,6 +17,8 @@ from broker.schemas import (
     AckFailure,
     CreateQueueRequest,
     DeadLetter,
+    NackedItem,
+    NackItem,
     QueueMessage,
     QueueRecord,
     QueueStats,
@@ -325,33 +327,36 @@ class Store:
         """Lease up to ``max_messages``; also returns when something may next become available (ms, -1).
         ``charged``: the call is charged to the project's credit (not a long poll's later attempts, nor push
         delivery); the messages it delivers are metered either way."""
-        reply = await self._claim(project, queue, max_messages, visibility_ms, charged, ())
+        reply = await self._claim(project, queue, max_messages, visibility_ms, charged, None)
         return _leased(reply), int(reply[0])
 
     async def ack_and_claim(
         self, project: str, queue: str, acks: Sequence[tuple[str, str | None]], max_messages: int,
-        visibility_ms: int | None,
-    ) -> tuple[list[QueueMessage], int, list[str], list[AckFailure]]:
-        """Ack each of ``acks`` (message id, receipt) that is leased under its receipt, then lease up to
-        ``max_messages`` (one claim.lua call, charged, the acks priced as an ack_batch call): the messages, the
-        next wake (as :meth:`claim`), the ids acked and the acks that were not applied."""
-        reply = await self._claim(project, queue, max_messages, visibility_ms, True, acks)
-        acked: list[str] = []
-        failed: list[AckFailure] = []
-        if reply[2]:
-            ids, failures = reply[2]
-            acked = [_text(i) for i in ids]
-            failed = [AckFailure(message_id=_text(failures[i]), code=_text(failures[i + 1]),  # type: ignore[arg-type]
-                                 message=_text(failures[i + 2])) for i in range(0, len(failures), 3)]
-        return _leased(reply), int(reply[0]), acked, failed
+        visibility_ms: int | None, nacks: Sequence[NackItem] = (),
+    ) -> tuple[list[QueueMessage], int, list[str], list[AckFailure], list[NackedItem]]:
+        """Ack each of ``acks`` (message id, receipt) that is leased under its receipt, then nack each of
+        ``nacks`` that is, then lease up to ``max_messages`` (one claim.lua call, charged, the acks priced as an
+        ack_batch call and each nack as a nack call): the messages, the next wake (as :meth:`claim`), the ids
+        acked, the items that were not applied and the messages nacked."""
+        reply = await self._claim(project, queue, max_messages, visibility_ms, True, acks, nacks)
+        ids, failures, nacked = reply[2]
+        failed = [AckFailure(message_id=_text(failures[i]), code=_text(failures[i + 1]),  # type: ignore[arg-type]
+                             message=_text(failures[i + 2])) for i in range(0, len(failures), 3)]
+        return (_leased(reply), int(reply[0]), [_text(i) for i in ids], failed,
+                [NackedItem(message_id=_text(nacked[i]), requeued=bool(int(nacked[i + 1])))
+                 for i in range(0, len(nacked), 2)])
 
     def _claim(self, project: str, queue: str, max_messages: int, visibility_ms: int | None, charged: bool,
-               acks: Sequence[tuple[str, str | None]]) -> Awaitable[Any]:
+               acks: Sequence[tuple[str, str | None]] | None, nacks: Sequence[NackItem] = ()) -> Awaitable[Any]:
         pk = ProjectKeys(project)
         args: list[Any] = [pk.tag, queue, self.clock(), max_messages, "" if visibility_ms is None else visibility_ms,
                            MAINTENANCE_LIMIT, _RECEIPT_KEY]
-        for message_id, receipt in acks:
-            args += [message_id, receipt or ""]
+        if acks is not None:  # the call settles what it carries (claim.lua ARGV[8..])
+            args.append(len(acks))
+            for message_id, receipt in acks:
+                args += [message_id, receipt or ""]
+            for n in nacks:
+                args += [n.message_id, n.receipt or "", 1 if n.requeue else 0, round(n.delay_seconds * 1000)]
         return self._run(self.lua.claim, [pk.queue(queue).cfg, pk.account if charged else pk.tag], args)
 
     async def ack(

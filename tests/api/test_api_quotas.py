@@ -414,3 +414,23 @@ async def test_acks_on_consume_cost_an_ack_batch_more(admin: Admin, tenant: Any)
     reply = await t.ok("POST", "/v1/queue/consume", {"queue": "jobs", "ack": ack})
     assert reply["acked"] == [m["message_id"]]
     assert (await admin.ok("GET", f"/{t.project}"))["credit"] == 0
+
+
+async def test_nacks_on_consume_cost_a_nack_each(admin: Admin, tenant: Any) -> None:
+    t = await tenant(credit=100)
+    await admin.ok("PATCH", f"/{t.project}", {"prices": {"queue.consume": 2, "queue.ack_batch": 3, "queue.nack": 5}})
+    for n in range(3):
+        await t.ok("POST", "/v1/queue/publish", {"queue": "jobs", "payload": n})  # 1 each
+    leased = (await t.ok("POST", "/v1/queue/consume", {"queue": "jobs", "max_messages": 3}))["messages"]  # 2
+    await admin.ok("PATCH", f"/{t.project}", {"credit": 2 + 3 + 2 * 5 - 1})  # below consume + ack_batch + 2 nacks
+    ack = [{"message_id": leased[0]["message_id"]}]
+    nack = [{"message_id": m["message_id"], "requeue": False} for m in leased[1:]]
+    assert_error(await t.call("POST", "/v1/queue/consume", {"queue": "jobs", "ack": ack, "nack": nack}), 402,
+                 "INSUFFICIENT_CREDIT")
+    assert (await t.ok("GET", "/v1/queue/stats/jobs"))["in_flight"] == 3  # refused as a whole
+    await admin.ok("PATCH", f"/{t.project}", {"credit": 2 + 3 + 2 * 5})
+    reply = await t.ok("POST", "/v1/queue/consume", {"queue": "jobs", "ack": ack, "nack": nack})
+    assert [n["message_id"] for n in reply["nacked"]] == [m["message_id"] for m in leased[1:]]
+    assert (await admin.ok("GET", f"/{t.project}"))["credit"] == 0
+    rows = {r["capability"]: r["calls"] for r in (await admin.ok("GET", f"/{t.project}/usage"))["items"]}
+    assert (rows["queue.consume"], rows["queue.ack_batch"], rows["queue.nack"]) == (2, 1, 2)  # a nack call each

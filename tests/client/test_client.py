@@ -224,3 +224,18 @@ def test_the_client_knows_every_error_code_of_the_server_with_its_status() -> No
         server_family = [c.__name__ for c in server_cls.__mro__ if issubclass(c, server.BrokerError)]
         client_family = [c.__name__ for c in client_cls.__mro__ if issubclass(c, client.BrokerError)]
         assert client_family == server_family, code
+
+
+def test_consume_carries_acks_and_nacks(client: Client, make_queue: Callable[..., str]) -> None:
+    queue = make_queue(max_retries=5)
+    ids = client.publish_batch(queue, messages=[{"payload": n} for n in range(3)]).message_ids
+    first, second, third = client.consume(queue, max_messages=3).messages
+    answer = client.consume(queue, max_messages=1, ack=[first],
+                            nack=[second, {"message_id": third.message_id, "delay_seconds": 60}])
+    assert answer.acked == [ids[0]] and answer.failed == []
+    assert [(n.message_id, n.requeued) for n in answer.nacked or ()] == [(ids[1], True), (ids[2], True)]
+    [again] = answer.messages  # second, requeued at once; third waits a minute
+    assert (again.message_id, again.attempts) == (ids[1], 2)
+    stats = client.stats(queue)
+    assert (stats.in_flight, stats.delayed, stats.available) == (1, 1, 0)
+    assert client.consume(queue).nacked is None  # a plain consume has no such field

@@ -237,7 +237,7 @@ async def test_acks_carried_by_a_claim_are_settled_before_it(queue: Queue, clock
     first, second, third = await queue.publish(1, 2, 3)
     leased = {m.message_id: m for m in await queue.claim(2, visibility=5)}
     assert set(leased) == {first, second}
-    messages, _wake, acked, failed = await store.ack_and_claim(
+    messages, _wake, acked, failed, _nacked = await store.ack_and_claim(
         project, name, [(first, leased[first].receipt), (second, leased[first].receipt), ("0" * 19, None)], 5, None)
     assert acked == [first]
     assert [(f.message_id, f.code) for f in failed] == [(second, "LEASE_EXPIRED"), ("0" * 19, "MESSAGE_NOT_FOUND")]
@@ -245,6 +245,6 @@ async def test_acks_carried_by_a_claim_are_settled_before_it(queue: Queue, clock
     [metrics] = [m for m in await store.queue_metrics(project) if m.queue == name]
     assert (metrics.acked, metrics.delivered, metrics.in_flight) == (1, 3, 2)
     clock.advance(5)  # second's lease ended: it is leased again by the call that fails its ack
-    messages, _wake, acked, failed = await store.ack_and_claim(project, name, [(second, None)], 5, None)
+    messages, _wake, acked, failed, _nacked = await store.ack_and_claim(project, name, [(second, None)], 5, None)
     assert acked == [] and [f.code for f in failed] == ["LEASE_EXPIRED"]
     assert [(m.message_id, m.attempts) for m in messages] == [(second, 2)]

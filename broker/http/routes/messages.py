@@ -29,6 +29,7 @@ from broker.schemas import (
     Extended,
     ExtendRequest,
     Nacked,
+    NackedItem,
     NackRequest,
     PublishBatchRequest,
     Published,
@@ -130,19 +131,25 @@ async def consume(ctx: Context, project: str, body: bytes) -> Consumed:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.wait_seconds
     acked: list[str] | msgspec.UnsetType = msgspec.UNSET
+    nacked: list[NackedItem] | msgspec.UnsetType = msgspec.UNSET
     failed: list[AckFailure] | msgspec.UnsetType = msgspec.UNSET
-    if req.ack is not None:
-        # The acks go with the first attempt only (the one that is charged); a long poll's later attempts
-        # are plain claims, so a wait never applies them twice.
-        messages, wake_ms, acked, failed = await ctx.store.ack_and_claim(
-            project, req.queue, [(m.message_id, m.receipt) for m in req.ack], req.max_messages, visibility_ms
+    if req.ack is not None or req.nack is not None:
+        # The acks and nacks go with the first attempt only (the one that is charged); a long poll's later
+        # attempts are plain claims, so a wait never applies them twice.
+        messages, wake_ms, all_acked, failed, all_nacked = await ctx.store.ack_and_claim(
+            project, req.queue, [(m.message_id, m.receipt) for m in req.ack or ()], req.max_messages, visibility_ms,
+            req.nack or (),
         )
+        if req.ack is not None:
+            acked = all_acked
+        if req.nack is not None:
+            nacked = all_nacked
     else:
         messages, wake_ms = await ctx.store.claim(project, req.queue, req.max_messages, visibility_ms)
     while True:
         remaining = deadline - loop.time()
         if messages or remaining <= 0:
-            return Consumed(messages=messages, acked=acked, failed=failed)
+            return Consumed(messages=messages, acked=acked, nacked=nacked, failed=failed)
         timeout = remaining
         if wake_ms >= 0:
             timeout = min(timeout, max(0.005, (wake_ms - ctx.store.clock()) / 1000))

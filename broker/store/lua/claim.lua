@@ -1,7 +1,7 @@
--- claim: lease up to `max` available messages of a queue (queue.consume), after acking the leased messages
--- the call carries (the `ack` extension of consume, docs/api.md "Acks on consume"): each one that is leased
--- under its receipt is acked, the others are reported and left as they are; a FIFO group an ack frees is
--- leased again by the same call.
+-- claim: lease up to `max` available messages of a queue (queue.consume), after acking, then nacking, the
+-- leased messages the call carries (the `ack` and `nack` extensions of consume, docs/api.md "Acks and nacks
+-- on consume"): each one that is leased under its receipt is acked (nacked), the others are reported and left
+-- as they are; a FIFO group an ack frees, or a message a nack requeues at once, is leased by the same call.
 -- Standard queues: highest priority first, then oldest. FIFO queues: for each ready group (oldest head
 -- first), its consecutive due messages in order; the group is then busy until they are all settled.
 -- Due delays, ended leases and retention are applied first, so a deadline holds with no worker running.
@@ -17,10 +17,13 @@
 -- ARGV[6]  maintenance limit per structure
 -- ARGV[7]  a random receipt key (at least 32 hex digits), kept as the queue's key if it has none yet (when
 --          this call issues a receipt)
--- ARGV[8..] message id, receipt ("" = any current lease) pairs to ack first (none: a plain claim)
--- Returns: {next_wake_ms, lease_deadline_ms, acks, [id, payload, priority, group|"", attempts, receipt, extra|""]...}
---   acks: {} without pairs, else {{acked id...}, {failed id, code, message, ...}} (code MESSAGE_NOT_FOUND or
---   LEASE_EXPIRED, as ack.lua would fail; the distinct ids, in order);
+-- ARGV[8]  number A of the (id, receipt) pairs to ack that follow ("" or absent: none, a plain claim)
+-- ARGV[9..8+2A] message id, receipt ("" = any current lease) pairs to ack first
+-- ARGV[9+2A..] message id, receipt, requeue "1"|"0", delay ms: items to nack after the acks
+-- Returns: {next_wake_ms, lease_deadline_ms, settled, [id, payload, priority, group|"", attempts, receipt, extra|""]...}
+--   settled: {} without items, else {{acked id...}, {failed id, code, message, ...}, {nacked id, requeued 1|0, ...}}
+--   (code MESSAGE_NOT_FOUND or LEASE_EXPIRED, as ack.lua and nack.lua would fail; the distinct ids of acks,
+--   then of nacks, in order);
 --   next_wake_ms: earliest time something may become available (-1 unknown), for long-poll waiters; -1 when
 --   the call leased `max` messages (it is read only when fewer were leased);
 --   lease_deadline_ms: the end of the leases taken. Each message's enqueued ms is in its id (the first 11
@@ -37,21 +40,32 @@ local visibility_ms = cfg.visibility_ms
 if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
 if not cfg.rkey and #ARGV[7] < 32 then fail("INTERNAL", "argument receipt key is too short") end
 local acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
-local ack_ids, ack_receipts, n_acks = ack_items(ARGV, 8)
--- The acks cost what they would as their own ack_batch call, debited with the consume (account_settle).
-local ack_acct = n_acks > 0 and account_open_also(acct, KEYS[2], ARGV[1], "queue.ack_batch", 1)
+local settling = (ARGV[8] or "") ~= ""
+local ack_ids, ack_receipts, n_acks, nacks = {}, {}, 0, {}
+if settling then
+  local last = 8 + 2 * to_int(ARGV[8], "acks", 0)
+  ack_ids, ack_receipts, n_acks = ack_items(ARGV, 9, last)
+  nacks = nack_items(ARGV, last + 1)
+end
+-- The acks cost what they would as their own ack_batch call, each nack what a nack call costs; debited with
+-- the consume (account_settle).
+local ack_acct = n_acks > 0 and account_open_also(acct.price, KEYS[2], ARGV[1], "queue.ack_batch", 1)
+local nack_acct = #nacks > 0 and account_open_also(acct.price + (ack_acct and ack_acct.price or 0), KEYS[2],
+  ARGV[1], "queue.nack", #nacks)
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
-local acks = {}
-if #ARGV >= 8 then
+local settled = {}
+if settling then
   local acked, failed = ack_where_leased(qk, cfg.fifo, cfg.rkey, ack_ids, ack_receipts, n_acks, now)
-  acks = {acked, failed}
+  local nacked, nack_failed = nack_where_leased(qk, cfg, nacks, now)
+  for _, v in ipairs(nack_failed) do failed[#failed + 1] = v end
+  settled = {acked, failed, nacked}
 end
 -- The queue's receipt key, kept below once a receipt is issued: after the messages left avail, so that the
 -- first write of a call is not a growing one (a store out of memory refuses those as a script's first write).
 local rkey = cfg.rkey or ARGV[7]
 
 local deadline = now + visibility_ms
-local reply, nr = {-1, deadline, acks}, 3
+local reply, nr = {-1, deadline, settled}, 3
 local values, nv = {}, 0 -- HSET msgs: id, value ...
 local held, nh = {}, 0   -- ZADD inflight: score, id ...
 
@@ -171,6 +185,7 @@ end
 flush_tallies()
 account_settle(acct, now)
 if ack_acct then account_settle(ack_acct, now) end
+if nack_acct then account_settle(nack_acct, now, #nacks) end
 account_meter(acct, now, "delivered", nv / 2)
 
 -- When to look again: the next delayed message or the next lease deadline. Only a call that leased fewer than

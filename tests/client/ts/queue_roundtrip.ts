@@ -60,8 +60,10 @@ const AckFailure = object<Schemas["AckFailure"]>({
   message_id: isString, message: isString,
   code: (v): v is "MESSAGE_NOT_FOUND" | "LEASE_EXPIRED" => v === "MESSAGE_NOT_FOUND" || v === "LEASE_EXPIRED",
 });
+const NackedItem = object<Schemas["NackedItem"]>({ message_id: isString, requeued: isBoolean });
 const Consumed = object<Schemas["Consumed"]>({
-  messages: arrayOf(QueueMessage), acked: optional(arrayOf(isString)), failed: optional(arrayOf(AckFailure)),
+  messages: arrayOf(QueueMessage), acked: optional(arrayOf(isString)), nacked: optional(arrayOf(NackedItem)),
+  failed: optional(arrayOf(AckFailure)),
 });
 const Acked = object<Schemas["Acked"]>({ message_id: isString, acked: isBoolean });
 const QueueStats = object<Schemas["QueueStats"]>({

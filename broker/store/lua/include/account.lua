@@ -46,13 +46,14 @@ local function account_open(key, tag, capability, units)
   return acct
 end
 
--- A second capability priced into the same call (consume's acks: queue.ack_batch): its account as
--- account_open has it, refused with INSUFFICIENT_CREDIT when both prices together are above the credit.
-local function account_open_also(first, key, tag, capability, units)
+-- Another capability priced into the same call (consume's acks, queue.ack_batch, and nacks, queue.nack per
+-- item): its account as account_open has it, refused with INSUFFICIENT_CREDIT when its price and `spent`
+-- (the prices of the call's other capabilities) together are above the credit.
+local function account_open_also(spent, key, tag, capability, units)
   local acct = account_open(key, tag, capability, units)
-  if acct.price > 0 and first.price + acct.price > acct.credit then
+  if acct.price > 0 and spent + acct.price > acct.credit then
     fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d",
-      first.price + acct.price, acct.credit))
+      spent + acct.price, acct.credit))
   end
   return acct
 end
@@ -105,9 +106,9 @@ local function account_meter(acct, now, kind, n)
   end
 end
 
--- The call succeeded: debit its price and count it.
-local function account_settle(acct, now)
+-- The call succeeded: debit its price and count it (as `calls` calls of its capability, default 1).
+local function account_settle(acct, now, calls)
   if not acct.charged then return end
   if acct.price > 0 then redis.call("HINCRBY", acct.key, "credit", string.format("%d", -acct.price)) end
-  account_meter(acct, now, "calls", 1)
+  account_meter(acct, now, "calls", calls or 1)
 end

@@ -1,13 +1,13 @@
 -- Acks shared by ack.lua (the ack and ack_batch routes: all or nothing) and claim.lua (the acks a consume
--- carries: item by item, docs/api.md "Acks on consume").
+-- carries: item by item, docs/api.md "Acks and nacks on consume"), and the nacks a consume carries.
 --@include lifecycle
 --@include lease
 
--- The distinct message ids of the (id, receipt) pairs argv[first], argv[first + 1], ..., in order, each
--- with the receipt given with its first mention ("" = any current lease): ids, receipts, n.
-local function ack_items(argv, first)
+-- The distinct message ids of the (id, receipt) pairs argv[first], argv[first + 1], ... argv[last] (default
+-- #argv), in order, each with the receipt given with its first mention ("" = any current lease): ids, receipts, n.
+local function ack_items(argv, first, last)
   local ids, receipts, seen, n = {}, {}, {}, 0
-  for i = first, #argv, 2 do
+  for i = first, last or #argv, 2 do
     local id = argv[i]
     if not seen[id] then
       seen[id] = true
@@ -77,4 +77,47 @@ local function ack_where_leased(qk, fifo, rkey, ids, receipts, n, now)
   end
   ack_leased(qk, fifo, acked, states, na)
   return acked, failed
+end
+
+-- The nack items argv[first ..] of a consume (id, receipt, requeue "1"|"0", delay ms: the `nack` extension),
+-- checked before anything is written: the distinct ids in order, each as its first mention has it.
+local function nack_items(argv, first)
+  local items, seen = {}, {}
+  for i = first, #argv, 4 do
+    local id = argv[i]
+    if not seen[id] then
+      seen[id] = true
+      items[#items + 1] = {id, argv[i + 1], argv[i + 2] == "1", to_int(argv[i + 3], "delay", 0)}
+    end
+  end
+  return items
+end
+
+-- Nack, one by one, those of `items` (nack_items) that are leased under their receipt, as nack.lua would:
+-- the message leaves flight and is requeued after its delay, or dead-lettered (requeue false, or its
+-- deliveries used up); the others are left as they are. Returns the nacked ids with their outcome (a flat
+-- list of id, 1 requeued | 0 dead-lettered) and the failures (id, code, message, as ack_where_leased).
+local function nack_where_leased(qk, cfg, items, now)
+  local nacked, nn, failed, nf = {}, 0, {}, 0
+  for _, item in ipairs(items) do
+    local id = item[1]
+    local raw = redis.call("HGET", qk.msgs, id)
+    local score = raw and redis.call("ZSCORE", qk.inflight, id)
+    local code, message = lease_problem(id, lease_state(raw), score, item[2], now, cfg.rkey)
+    if code then
+      failed[nf + 1] = id
+      failed[nf + 2] = code
+      failed[nf + 3] = message
+      nf = nf + 3
+    else
+      local m = msg_decode(id, raw)
+      leave_inflight(qk, cfg, id, m)
+      local requeued = fail_delivery(qk, cfg, id, m, now, now + item[4], item[3], "nack")
+      nacked[nn + 1] = id
+      nacked[nn + 2] = requeued and 1 or 0
+      nn = nn + 2
+    end
+  end
+  if nn > 0 then tally(qk, "nacked", nn / 2) end
+  return nacked, failed
 end
