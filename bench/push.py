@@ -35,12 +35,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
-from bench import machine
+from bench import machine, procs
 from bench.procs import REPO, RESULTS_DIR, BenchError, RedisServer, free_port, redis_server, require_tool
+
+if TYPE_CHECKING:
+    from bench.suite import Suite
 
 PROJECT = "pushbench"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -241,7 +244,8 @@ def _failures(client: redis.Redis, queues: list[str]) -> tuple[int, str]:
     keys = ProjectKeys(PROJECT)
     failures, last = 0, ""
     for name in queues:
-        state = {k.decode(): v.decode() for k, v in client.hgetall(keys.queue(name).subst).items()}
+        found = cast(dict[bytes, bytes], client.hgetall(keys.queue(name).subst))
+        state = {k.decode(): v.decode() for k, v in found.items()}
         failures += int(state.get("consecutive_failures") or 0)
         last = state.get("last_error") or last
     return failures, last
@@ -290,10 +294,11 @@ def push_row(server: RedisServer, port: int, worker_pid: int, receiver_pid: int,
         asyncio.run(_cleanup(server.url, queues))
     window = end - start[0]
     delivered = start[1]
-    row = {"subscriptions": subscriptions, "max_concurrency": concurrency, "messages": delivered,
-           "seconds": round(window, 3), "messages_per_s": round(delivered / window, 1),
-           "worker_cores": round(cpu[worker_pid], 2), "receiver_cores": round(cpu[receiver_pid], 2),
-           "redis_cores": round(cpu[redis_pid], 2), "other_cores": others}
+    row: dict[str, Any] = {
+        "subscriptions": subscriptions, "max_concurrency": concurrency, "messages": delivered,
+        "seconds": round(window, 3), "messages_per_s": round(delivered / window, 1),
+        "worker_cores": round(cpu[worker_pid], 2), "receiver_cores": round(cpu[receiver_pid], 2),
+        "redis_cores": round(cpu[redis_pid], 2), "other_cores": others}
     if spy is not None and spy_out.exists():
         row["profile"] = profile_summary(spy_out)
     return row
@@ -462,7 +467,7 @@ def run(config: Config, log: Any = print) -> dict[str, Any]:
             if config.clients:
                 log("HTTP clients side by side ...")
                 results["clients"] = clients(port, tls)
-            variants = [("this", REPO)]
+            variants = [("this", procs.CODE_DIR)]  # the suite's snapshot of the service during a suite run
             if config.compare:
                 variants.append((config.compare, checkout(config.compare, directory / "compare")))
             for code_name, code in variants:
@@ -480,6 +485,28 @@ def run(config: Config, log: Any = print) -> dict[str, Any]:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return results
+
+
+def section(suite: Suite) -> None:
+    """Push delivery from the main suite (``push`` in its results): this module's whole run (receiver ceiling,
+    then 1, 10 and 100 subscriptions), ``repeats`` times in a row, so that the measurements of one row are
+    never back to back; each round's ratios are against that round's own ceiling. ``--quick`` uses the quick
+    sizes; the full run measures the ceiling for the suite's ``seconds``."""
+    c = suite.config
+    config = Config.make(c.quick, 0)
+    config = Config(**{**asdict(config), "retries": c.retries, **({} if c.quick else {"seconds": c.seconds})})
+    rounds: list[dict[str, Any]] = []
+    suite.results["push"] = {"config": asdict(config), "rounds": rounds}
+    count = max(1, c.repeats)
+    for number in range(1, count + 1):
+        suite.log(f"push delivery: receiver ceiling, then {', '.join(map(str, config.subscriptions))} subscriptions, "
+                  f"{config.messages:,} messages each" + (f" (repeat {number}/{count})" if count > 1 else ""))
+        try:
+            found = run(config, log=lambda text: suite.log("  " + text))
+        except (BenchError, ImportError, OSError) as exc:
+            suite.note(f"push delivery not measured: {exc}")
+            return
+        rounds.append({key: found[key] for key in ("date", "ceiling", "rows")})
 
 
 def table(results: dict[str, Any]) -> str:

@@ -16,14 +16,14 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from bench import backlog, cli_publish, machine, observability, pyspy, work_loop
+from bench import backlog, cli_publish, machine, observability, push, pyspy, work_loop
 from bench.load import Wrk, WrkResult, run_wrk
 from bench.peers import bullmq_peer, rabbitmq
 from bench.procs import BenchError, HttpServer, RedisServer, api_env, http_server, redis_server
@@ -44,6 +44,19 @@ QUIET_CORES = 0.3
 DISTURBED_CORES = 0.25
 #: The RabbitMQ server's processes: the broker under test, not a disturbance.
 RABBITMQ_PROCESSES = ("beam.smp", "erl_child_setup", "inet_gethost", "epmd")
+
+
+def ratio(a: Any, b: Any) -> float | None:
+    return None if a is None or not b else float(a) / float(b)
+
+
+def best(repeats: list[dict[str, Any]], score: Callable[[dict[str, Any]], float | None],
+         higher: bool = True) -> dict[str, Any]:
+    """The repeat with the best score (the first when none has one)."""
+    scored = [(value, r) for r in repeats if (value := score(r)) is not None]
+    if not scored:
+        return repeats[0]
+    return (max if higher else min)(scored, key=lambda pair: pair[0])[1]
 
 
 def payload_text() -> str:
@@ -74,6 +87,9 @@ class Config:
     cli_publish: bool = True  # broker publish --file (bench/cli_publish.py)
     work_loop: bool = True  # the work loop against BullMQ's Worker, interleaved (bench/work_loop.py)
     only_work_loop: bool = False  # that section alone
+    repeats: int = 2  # every target figure, measured this often, interleaved; the best repeat is kept
+    only_targets: bool = False  # only what the table of the targets needs
+    push: bool = True  # push delivery against the local HTTPS receiver (bench/push.py)
     ab_rounds: int = 4  # interleaved rounds of the with/without comparisons of single publish
     scrape_queues: int = 10_000
     scrape_with_messages: int = 300
@@ -124,9 +140,11 @@ class Suite:
         self.payload = payload_text().encode()
         self.cpu_count = os.cpu_count() or 1
         self.results_dir = self.tmp
+        self.bullmq = False  # installed, and to be measured (ensure_bullmq)
         self.results: dict[str, Any] = {
             "config": asdict(config), "machine": machine.facts(), "payload_bytes": len(self.payload),
             "ceilings": {}, "ours": {}, "growth": {}, "memory": {}, "peers": {}, "cpu": {}, "notes": [],
+            "repeats": {},
         }
         self.results["machine"]["fsync_200_bytes"] = machine.fsync_latency()
 
@@ -182,93 +200,184 @@ class Suite:
         return value
 
     def wrk(self, name: str, url: str, script: str, args: dict[str, Any], connections: int,
-            settle: Callable[[], None] | None = None) -> WrkResult:
+            settle: Callable[[], None] | None = None, threads: int | None = None) -> WrkResult:
+        threads = threads or self.config.wrk_threads
         result = self.measure(
-            name, lambda: run_wrk(url, script, args, connections, self.config.seconds, self.config.wrk_threads),
-            settle=settle)
+            name, lambda: run_wrk(url, script, args, connections, self.config.seconds, threads), settle=settle)
         if result.failures():
             self.note(f"{name}: {result.failures()} failed requests (status {result.bad}, socket {result.errors})")
         return result
 
+    def repeated(self, key: str, sides: Sequence[tuple[str, str, Callable[[str], dict[str, Any]]]],
+                 repeats: int | None = None) -> list[dict[str, Any]]:
+        """A target figure: its sides (side, measurement name, action) measured one after the other, and all of
+        that ``repeats`` times (A/B/A/B: two measurements of one side are never back to back). Every repeat is
+        recorded under ``repeats.<key>``; the report keeps the best one and gives the spread. The action gets
+        the measurement's name (``<name>.<repeat>`` when there is more than one)."""
+        count = max(1, self.config.repeats if repeats is None else repeats)
+        out: list[dict[str, Any]] = []
+        self.results["repeats"][key] = out
+        for number in range(1, count + 1):
+            if count > 1:
+                self.log(f"  {key}: repeat {number}/{count}")
+            out.append({side: action(name if count == 1 else f"{name}.{number}") for side, name, action in sides})
+        return out
+
+    def ensure_bullmq(self) -> bool:
+        """BullMQ is installed (installing it when the run should); a note when it is not."""
+        c = self.config
+        if c.peers == "off":
+            return False
+        if not bullmq_peer.installed() and (c.peers == "on" or not c.quick):
+            self.log("installing BullMQ (npm ci into bench/.cache/bullmq)")
+            try:
+                bullmq_peer.install()
+            except BenchError as exc:
+                self.note(f"BullMQ skipped: {exc}")
+        if not bullmq_peer.installed():
+            self.note("BullMQ not measured (not installed; the full run installs it)")
+            return False
+        return True
+
     # --- sections -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        c = self.config
         started = time.monotonic()
         try:
-            if self.config.only_work_loop:
+            if c.only_work_loop:
                 work_loop.section(self)
                 self.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
                 return self.results
+            self.bullmq = self.ensure_bullmq()
             self.main_section()
-            if self.config.growth:
+            self.two_workers_section()
+            if c.growth:
                 backlog.growth_section(self)
-            if self.config.observability:
+            if c.observability and not c.only_targets:
                 observability.section(self)
-            if self.config.cli_publish:
+            if c.cli_publish and not c.only_targets:
                 cli_publish.section(self)
-            self.peers_section()
-            if self.config.work_loop and self.config.peers != "off":
+            if not c.only_targets:
+                self.peers_section()
+            if c.work_loop and self.bullmq:
                 work_loop.section(self)
-            if self.config.profile:
+            if c.push:
+                push.section(self)
+            if c.profile:
                 self.profile_section()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
         return self.results
 
-    def main_section(self) -> None:
-        c, ours, ceilings = self.config, self.results["ours"], self.results["ceilings"]
-        with api_stack(c, "main") as (redis, api), http_server(NOOP_FACTORY, {}, c.workers,
-                                                               ready_path="/v1/queue/publish") as noop:
-            for name in ("publish", "batch", "raw", "memory"):
-                api.create_queue(name)
-            api.create_queue("memory-prio", priority=True)
+    def publish_vs_noop(self, key: str, api: Api, noop: HttpServer, settle: Callable[[], None], threads: int,
+                        suffix: str = "") -> dict[str, Any]:
+        """The no-op ceiling, then single publish, ``repeats`` times; the repeat with the best ratio."""
+        c = self.config
 
-            settle = functools.partial(backlog.settle_aof, redis)
-            self.log(f"no-op ceiling: {c.connections} connections, {c.seconds} s")
-            ceilings["noop"] = self.wrk("noop", noop.url, "publish.lua", self.args("noop"), c.connections).summary()
+        def noop_run(name: str) -> dict[str, Any]:
+            return self.wrk(name, noop.url, "publish.lua", self.args("noop"), c.connections, threads=threads).summary()
 
-            self.log("publish (single message)")
-            single = self.wrk("publish", api.url, "publish.lua", self.args("publish"), c.connections, settle)
-            ours["publish"] = single.summary()
+        def publish_run(name: str) -> dict[str, Any]:
+            return self.wrk(name, api.url, "publish.lua", self.args("publish"), c.connections, settle,
+                            threads=threads).summary()
 
-            half = max(1.0, single.request_rate / 2)
-            self.log(f"publish paced at half its max: {half:.0f} req/s")
+        self.log(f"{key}: no-op ceiling, then single publish; {c.connections} connections, {threads} wrk thread(s), "
+                 f"{c.seconds} s each")
+        repeats = self.repeated(key, [("noop", f"noop{suffix}", noop_run),
+                                      ("publish", f"publish{suffix}", publish_run)])
+        return best(repeats, lambda r: ratio(r["publish"]["request_rate"], r["noop"]["request_rate"]))
 
-            def paced() -> dict[str, Any]:
+    def p99_split(self, redis: RedisServer, api: Api, settle: Callable[[], None], rate: float) -> None:
+        """Single publish paced at ``rate`` (half its max), against the run's Redis with ``appendfsync always`` (the
+        total p99) and with ``appendfsync no`` (AOF on, no fsync: what the service adds), alternating, ``repeats``
+        times; the repeat with the lowest p99 without fsync is kept."""
+        c = self.config
+
+        def paced(fsync: str) -> Callable[[str], dict[str, Any]]:
+            def action() -> dict[str, Any]:
                 with redis.client() as client:
+                    client.config_set("appendfsync", fsync)
                     client.config_set("latency-monitor-threshold", 1)
                     client.execute_command("LATENCY", "RESET")
                 result = run_wrk(api.url, "publish_paced.lua",
-                                 self.args("publish", rate=f"{half:.1f}", threads=c.wrk_threads), c.connections,
+                                 self.args("publish", rate=f"{rate:.1f}", threads=c.wrk_threads), c.connections,
                                  c.seconds, c.wrk_threads)
                 events = backlog.latency_events(redis)
                 with redis.client() as client:
                     client.config_set("latency-monitor-threshold", 0)
-                return {**result.summary(), "target_rate": round(half, 1), "redis_latency_events": events}
+                return {**result.summary(), "target_rate": round(rate, 1), "appendfsync": fsync,
+                        "redis_latency_events": events}
 
-            ours["publish_half"] = self.measure("publish_half", paced, settle=settle)
+            return lambda name: self.measure(name, action, settle=settle)
 
-            self.log(f"publish_batch of 100: {c.batch_connections} connections")
-            batch = self.wrk("publish_batch", api.url, "publish_batch.lua", self.args("batch", batch=100),
-                             c.batch_connections, settle)
-            ours["publish_batch"] = {**batch.summary(),
-                                     "msg_rate": round((batch.requests - batch.bad) * 100 / batch.seconds, 1)}
+        self.log(f"publish paced at half its max ({rate:.0f} req/s): appendfsync always, then no")
+        try:
+            repeats = self.repeated("p99_split", [("always", "publish_half", paced("always")),
+                                                  ("no", "publish_half_nofsync", paced("no"))])
+        finally:
+            with redis.client() as client:
+                client.config_set("appendfsync", "always")
+        kept = best(repeats, lambda r: r["no"]["latency_ms"].get("p99"), higher=False)
+        self.results["ours"]["publish_half"] = kept["always"]
+        self.results["ours"]["publish_half_nofsync"] = kept["no"]
 
-            self.log(f"consume 100 + ack_batch: {c.consume_connections} connections")
-            ours["consume_ack"] = self.wrk("consume_ack", api.url, "consume_ack.lua", self.args("batch", max=100),
-                                           c.consume_connections, settle).summary()
+    def main_section(self) -> None:
+        c, ours, ceilings = self.config, self.results["ours"], self.results["ceilings"]
+        payload = payload_text()
+        with contextlib.ExitStack() as stack:
+            redis, api = stack.enter_context(api_stack(c, "main"))
+            noop = stack.enter_context(http_server(NOOP_FACTORY, {}, c.workers, ready_path="/v1/queue/publish"))
+            bull = stack.enter_context(redis_server("bullmq")) if self.bullmq else None
+            for name in ("publish", "batch", "raw", "memory"):
+                api.create_queue(name)
+            api.create_queue("memory-prio", priority=True)
+            settle = functools.partial(backlog.settle_aof, redis)
+            bull_settle = functools.partial(backlog.settle_aof, bull) if bull is not None else None
+            peer_repeats = None if bull is not None else 1  # without the peer, no ratio to repeat
 
-            self.log(f"work loop, long-poll consume 1 + ack 1 on the next consume: {c.connections} connections")
-            ours["work_loop"] = self.wrk("work_loop", api.url, "consume_ack.lua",
-                                         self.args("publish", max=1, ackon=1, wait=1), c.connections,
-                                         settle).summary()
-            self.log(f"work loop, long-poll consume 1 + ack 1 as its own request: {c.connections} connections")
-            ours["work_loop_separate"] = self.wrk("work_loop_separate", api.url, "consume_ack.lua",
-                                                  self.args("publish", max=1, single=1, wait=1), c.connections,
-                                                  settle).summary()
+            kept = self.publish_vs_noop("publish_vs_noop", api, noop, settle, c.wrk_threads)
+            ceilings["noop"], ours["publish"] = kept["noop"], kept["publish"]
 
-            self.log(f"end to end: {c.e2e_producers} publish_batch + {c.e2e_consumers} consume/ack connections")
-            attempt = iter(range(1, 100))
+            self.p99_split(redis, api, settle, max(1.0, ours["publish"]["request_rate"] / 2))
+
+            def batch_run(name: str) -> dict[str, Any]:
+                batch = self.wrk(name, api.url, "publish_batch.lua", self.args("batch", batch=100),
+                                 c.batch_connections, settle)
+                return {**batch.summary(), "msg_rate": round((batch.requests - batch.bad) * 100 / batch.seconds, 1)}
+
+            def bull_run(action: Callable[[], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+                return lambda name: self.measure(name, action, settle=bull_settle)
+
+            sides: list[tuple[str, str, Callable[[str], dict[str, Any]]]] = [("ours", "publish_batch", batch_run)]
+            if bull is not None:
+                sides.append(("bullmq", "bullmq.addBulk", bull_run(
+                    lambda: bullmq_peer.add_bulk(bull, c.seconds, payload, c.batch_connections))))
+            self.log(f"publish_batch of 100, {c.batch_connections} connections"
+                     + (f"; BullMQ addBulk of 100, {c.batch_connections} in flight" if bull else ""))
+            kept = best(self.repeated("batch_vs_bullmq", sides, peer_repeats),
+                        lambda r: ratio(r["ours"]["msg_rate"], r.get("bullmq", {}).get("jobs_per_second")))
+            ours["publish_batch"] = kept["ours"]
+            bull_results: dict[str, Any] = {}
+            if "bullmq" in kept:
+                bull_results["addBulk"] = kept["bullmq"]
+
+            if not c.only_targets:
+                self.log(f"consume 100 + ack_batch: {c.consume_connections} connections")
+                ours["consume_ack"] = self.wrk("consume_ack", api.url, "consume_ack.lua",
+                                               self.args("batch", max=100), c.consume_connections, settle).summary()
+                self.log(f"work loop, long-poll consume 1 + ack 1 on the next consume: {c.connections} connections")
+                ours["work_loop"] = self.wrk("work_loop", api.url, "consume_ack.lua",
+                                             self.args("publish", max=1, ackon=1, wait=1), c.connections,
+                                             settle).summary()
+                self.log(f"work loop, long-poll consume 1 + ack 1 as its own request: {c.connections} connections")
+                ours["work_loop_separate"] = self.wrk("work_loop_separate", api.url, "consume_ack.lua",
+                                                      self.args("publish", max=1, single=1, wait=1), c.connections,
+                                                      settle).summary()
+
+            self.log(f"end to end: {c.e2e_producers} publish_batch + {c.e2e_consumers} consume/ack connections"
+                     + ("; BullMQ addBulk producers + Worker" if bull else ""))
+            attempt = iter(range(1, 1000))
 
             def end_to_end() -> dict[str, Any]:
                 queue = f"e2e-{next(attempt)}"
@@ -285,38 +394,53 @@ class Suite:
                     "backlog_after": api.stats(queue).get("available"),
                 }
 
-            ours["end_to_end"] = self.measure("end_to_end", end_to_end, settle=settle)
+            sides = [("ours", "end_to_end", lambda name: self.measure(name, end_to_end, settle=settle))]
+            if bull is not None:
+                peer = bull
+                sides.append(("bullmq", "bullmq.end_to_end", bull_run(lambda: bullmq_peer.end_to_end(
+                    peer, c.seconds, payload, c.batch_connections, c.worker_concurrency, f"e2e-{next(attempt)}"))))
+            kept = best(self.repeated("e2e_vs_bullmq", sides, peer_repeats),
+                        lambda r: ratio(r["ours"]["msg_rate"], r.get("bullmq", {}).get("jobs_per_second")))
+            ours["end_to_end"] = kept["ours"]
+            if "bullmq" in kept:
+                bull_results["end_to_end"] = kept["bullmq"]
 
-            self.log("Redis ceiling: our scripts by pipelined EVALSHA")
-            ceilings["redis"] = self.measure("redis_ceilings", lambda: backlog.redis_ceilings(self, redis),
-                                             settle=settle)
+            if bull is not None and not c.only_targets:
+                self.log(f"BullMQ add ({c.add_inflight} in flight), then a Worker (concurrency {c.worker_concurrency}) "
+                         "on what addBulk left")
+                bull_results["add"] = self.measure("bullmq.add", lambda: bullmq_peer.add(
+                    bull, c.seconds, payload, c.add_inflight), settle=bull_settle)
+                bull_results["work"] = self.measure("bullmq.work", lambda: bullmq_peer.work(
+                    bull, c.seconds, payload, c.worker_concurrency), settle=bull_settle)
+            if bull_results:
+                self.results["peers"]["bullmq"] = {"version": bullmq_peer.version(), **bull_results,
+                                                   "node": bullmq_peer.node_version()}
+
+            if not c.only_targets:
+                self.log("Redis ceiling: our scripts by pipelined EVALSHA")
+                ceilings["redis"] = self.measure("redis_ceilings", lambda: backlog.redis_ceilings(self, redis),
+                                                 settle=settle)
             if not c.growth:
                 for queue, priority in (("memory", False), ("memory-prio", True)):
                     self.results["memory"]["prio_on" if priority else "prio_off"] = backlog.memory(
                         self, redis, queue, c.memory_messages, priority)
 
+    def two_workers_section(self) -> None:
+        """Single publish against the no-op ceiling with two API processes: the API and the ceiling both under
+        ``uvicorn --workers 2``, wrk with 2 threads (64 connections in all), on a Redis of their own."""
+        c = replace(self.config, workers=2)
+        with api_stack(c, "two-workers") as (redis, api), http_server(NOOP_FACTORY, {}, 2,
+                                                                        ready_path="/v1/queue/publish") as noop:
+            api.create_queue("publish")
+            settle = functools.partial(backlog.settle_aof, redis)
+            kept = self.publish_vs_noop("publish_vs_noop_w2", api, noop, settle, 2, suffix="_w2")
+        self.results["ceilings"]["noop_w2"], self.results["ours"]["publish_w2"] = kept["noop"], kept["publish"]
+
     def peers_section(self) -> None:
+        """RabbitMQ (BullMQ is measured in the main section, next to our figures)."""
         c = self.config
         if c.peers == "off":
             return
-        install = c.peers == "on" or (c.peers == "auto" and not c.quick)
-        if not bullmq_peer.installed() and install:
-            self.log("installing BullMQ (npm ci into bench/.cache/bullmq)")
-            try:
-                bullmq_peer.install()
-            except BenchError as exc:
-                self.note(f"BullMQ skipped: {exc}")
-        if bullmq_peer.installed():
-            self.log(f"BullMQ {bullmq_peer.version()}: addBulk, add, Worker, both at once ({c.seconds} s each)")
-
-            def bullmq() -> dict[str, Any]:
-                with redis_server("bullmq") as redis:
-                    return bullmq_peer.run(redis, c.seconds, payload_text(), c.batch_connections, c.add_inflight,
-                                           c.worker_concurrency, settle=functools.partial(backlog.settle_aof, redis))
-
-            self.results["peers"]["bullmq"] = {**self.measure("bullmq", bullmq), "node": bullmq_peer.node_version()}
-        else:
-            self.note("BullMQ not measured (not installed; the full run installs it)")
         reason = rabbitmq.available()
         if reason is None:
             self.log("RabbitMQ: publish with confirms, then end to end")

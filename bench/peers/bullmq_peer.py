@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 from bench.procs import CACHE_DIR, REPO, BenchError, RedisServer
@@ -79,31 +78,39 @@ def job_rate(result: dict[str, Any]) -> float:
     return float(result["rate"])
 
 
-def run(server: RedisServer, seconds: float, payload: str, bulk_inflight: int, add_inflight: int = 50,
-        concurrency: int = 50, settle: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    """addBulk of 100; add with ``add_inflight`` in flight; a Worker on the addBulk backlog; then producers
-    (addBulk) and a Worker at once, in two processes, on a fresh queue. ``settle`` runs before each (it
-    waits for an AOF rewrite of the Redis to end, as before each of our measurements)."""
-    base = {"port": server.port, "payload": payload, "seconds": seconds}
-    timeout = seconds + 120
-    results: dict[str, Any] = {"version": version()}
-    settle()
-    results["addBulk"] = Node("addBulk", {**base, "queue": "bulk", "inflight": bulk_inflight, "batch": 100},
-                              timeout).result()
-    settle()
-    results["add"] = Node("add", {**base, "queue": "single", "inflight": add_inflight}, timeout).result()
-    settle()
-    results["work"] = Node("work", {**base, "queue": "bulk", "concurrency": concurrency}, timeout).result()
-    settle()
-    producer = Node("addBulk", {**base, "queue": "e2e", "inflight": bulk_inflight, "batch": 100}, timeout)
-    worker = Node("work", {**base, "queue": "e2e", "concurrency": concurrency}, timeout)
-    results["end_to_end"] = {"produce": producer.result(), "work": worker.result()}
-    for name in ("addBulk", "add", "work"):
-        results[name]["jobs_per_second"] = job_rate(results[name])
-    e2e = results["end_to_end"]
-    e2e["jobs_per_second"] = float(e2e["work"]["rate"])
-    e2e["added_per_second"] = float(e2e["produce"]["rate"])
-    return results
+def _base(server: RedisServer, seconds: float, payload: str, queue: str) -> dict[str, Any]:
+    return {"port": server.port, "payload": payload, "seconds": seconds, "queue": queue}
+
+
+def add_bulk(server: RedisServer, seconds: float, payload: str, inflight: int, queue: str = "bulk") -> dict[str, Any]:
+    """addBulk of 100 jobs, ``inflight`` calls at once, for ``seconds``."""
+    result = Node("addBulk", {**_base(server, seconds, payload, queue), "inflight": inflight, "batch": 100},
+                  seconds + 120).result()
+    return {**result, "jobs_per_second": job_rate(result)}
+
+
+def add(server: RedisServer, seconds: float, payload: str, inflight: int, queue: str = "single") -> dict[str, Any]:
+    """add of one job, ``inflight`` calls at once, for ``seconds``."""
+    result = Node("add", {**_base(server, seconds, payload, queue), "inflight": inflight}, seconds + 120).result()
+    return {**result, "jobs_per_second": job_rate(result)}
+
+
+def work(server: RedisServer, seconds: float, payload: str, concurrency: int, queue: str = "bulk") -> dict[str, Any]:
+    """One Worker (``concurrency``, a no-op processor) on what ``queue`` holds, for ``seconds``."""
+    result = Node("work", {**_base(server, seconds, payload, queue), "concurrency": concurrency},
+                  seconds + 120).result()
+    return {**result, "jobs_per_second": job_rate(result)}
+
+
+def end_to_end(server: RedisServer, seconds: float, payload: str, inflight: int, concurrency: int,
+               queue: str) -> dict[str, Any]:
+    """addBulk producers and a Worker at once, in two processes, on ``queue`` (a fresh one)."""
+    base = _base(server, seconds, payload, queue)
+    producer = Node("addBulk", {**base, "inflight": inflight, "batch": 100}, seconds + 120)
+    worker = Node("work", {**base, "concurrency": concurrency}, seconds + 120)
+    produced, worked = producer.result(), worker.result()
+    return {"produce": produced, "work": worked, "jobs_per_second": float(worked["rate"]),
+            "added_per_second": float(produced["rate"])}
 
 
 def node_version() -> str:
