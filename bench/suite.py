@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -128,6 +128,32 @@ def api_stack(config: Config, name: str) -> Iterator[tuple[RedisServer, Api]]:
             yield redis, api
         finally:
             api.client.close()
+
+
+
+#: INFO fields read around a publish run: Redis's read events (each wake-up that read a connection), its
+#: commands, and its CPU; per request they show how many calls one Redis wake-up (and one AOF fsync) carries.
+REDIS_COUNTERS = ("total_reads_processed", "total_commands_processed", "used_cpu_user", "used_cpu_sys")
+
+
+def redis_counters(redis: RedisServer) -> dict[str, float]:
+    with redis.client() as client:
+        info = cast(dict[str, Any], client.info("all"))
+    return {name: float(info.get(name, 0)) for name in REDIS_COUNTERS}
+
+
+def per_request(before: dict[str, float], after: dict[str, float], requests: Any) -> dict[str, float | None]:
+    """Redis's work per HTTP request between two ``redis_counters`` readings (the readings' own INFO calls
+    included: negligible against the requests of a run)."""
+    if not requests:
+        return {"reads_per_request": None, "commands_per_read": None, "cpu_us_per_request": None}
+    delta = {name: after[name] - before[name] for name in REDIS_COUNTERS}
+    reads = delta["total_reads_processed"]
+    return {
+        "reads_per_request": round(reads / requests, 3),
+        "commands_per_read": round(delta["total_commands_processed"] / reads, 2) if reads else None,
+        "cpu_us_per_request": round((delta["used_cpu_user"] + delta["used_cpu_sys"]) * 1e6 / requests, 2),
+    }
 
 
 class Suite:
@@ -270,17 +296,20 @@ class Suite:
         self.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
         return self.results
 
-    def publish_vs_noop(self, key: str, api: Api, noop: HttpServer, settle: Callable[[], None], threads: int,
-                        suffix: str = "") -> dict[str, Any]:
-        """The no-op ceiling, then single publish, ``repeats`` times; the repeat with the best ratio."""
+    def publish_vs_noop(self, key: str, redis: RedisServer, api: Api, noop: HttpServer, settle: Callable[[], None],
+                        threads: int, suffix: str = "") -> dict[str, Any]:
+        """The no-op ceiling, then single publish, ``repeats`` times; the repeat with the best ratio. Each publish
+        run also records what its Redis did per request (``redis_side``: event-loop reads, commands and CPU)."""
         c = self.config
 
         def noop_run(name: str) -> dict[str, Any]:
             return self.wrk(name, noop.url, "publish.lua", self.args("noop"), c.connections, threads=threads).summary()
 
         def publish_run(name: str) -> dict[str, Any]:
-            return self.wrk(name, api.url, "publish.lua", self.args("publish"), c.connections, settle,
-                            threads=threads).summary()
+            before = redis_counters(redis)
+            summary = self.wrk(name, api.url, "publish.lua", self.args("publish"), c.connections, settle,
+                               threads=threads).summary()
+            return {**summary, "redis_side": per_request(before, redis_counters(redis), summary.get("requests"))}
 
         self.log(f"{key}: no-op ceiling, then single publish; {c.connections} connections, {threads} wrk thread(s), "
                  f"{c.seconds} s each")
@@ -336,7 +365,7 @@ class Suite:
             bull_settle = functools.partial(backlog.settle_aof, bull) if bull is not None else None
             peer_repeats = None if bull is not None else 1  # without the peer, no ratio to repeat
 
-            kept = self.publish_vs_noop("publish_vs_noop", api, noop, settle, c.wrk_threads)
+            kept = self.publish_vs_noop("publish_vs_noop", redis, api, noop, settle, c.wrk_threads)
             ceilings["noop"], ours["publish"] = kept["noop"], kept["publish"]
 
             self.p99_split(redis, api, settle, max(1.0, ours["publish"]["request_rate"] / 2))
@@ -433,7 +462,7 @@ class Suite:
                                                                         ready_path="/v1/queue/publish") as noop:
             api.create_queue("publish")
             settle = functools.partial(backlog.settle_aof, redis)
-            kept = self.publish_vs_noop("publish_vs_noop_w2", api, noop, settle, 2, suffix="_w2")
+            kept = self.publish_vs_noop("publish_vs_noop_w2", redis, api, noop, settle, 2, suffix="_w2")
         self.results["ceilings"]["noop_w2"], self.results["ours"]["publish_w2"] = kept["noop"], kept["publish"]
 
     def peers_section(self) -> None:

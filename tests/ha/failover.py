@@ -149,6 +149,11 @@ async def run_failovers(fleet: Fleet, store: Replicated, config: FailoverConfig,
     if "STORE LOST" in server.stderr():
         problems.append("the API process reported the store as lost (a false positive)")
     if history.hangs or history.server_errors:
-        problems.append("API log (last lines): " + " | ".join(server.stderr().splitlines()[-40:]))
+        lines = server.stderr().splitlines()
+        # The errors with their tracebacks first (a 500's cause), then the last lines.
+        errors = [i for i, line in enumerate(lines) if " ERROR " in line or line.startswith("Traceback")]
+        shown = [line for i in errors[:5] for line in lines[i:i + 30]]
+        problems.append("API log (errors): " + " | ".join(shown))
+        problems.append("API log (last lines): " + " | ".join(lines[-40:]))
     bound_hits = server.stderr().count("was not answered within its bound")
     return FailoverResult(config, history, check(history), timings, final, problems, seconds, bound_hits)
