@@ -158,3 +158,30 @@ async def test_a_frozen_store_times_out_instead_of_hanging(unused_tcp_port: int)
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+async def test_noscript_loads_the_script_on_the_node_the_pipe_reaches(tmp_path: Any, clock: Any) -> None:
+    """After a failover the pipe's new connection may reach a node without the scripts while the client's other
+    connections still reach another node (both primaries for a moment, or the old one back as a replica): the
+    script is then loaded through the pipe itself (EVAL), so the retry does not fail with NOSCRIPT again (it
+    did: a 500 in a Sentinel failover run)."""
+    from support.fleet import Fleet
+
+    fleet = Fleet(tmp_path)
+    try:
+        reached, other = fleet.redis(), fleet.redis()
+        pipe_client = aioredis.Redis.from_url(reached.url)
+        scripts = Scripts(pipe_client)  # the pipe is made from this client's pool: it reaches `reached`
+        scripts.redis = aioredis.Redis.from_url(other.url)  # where a load through another connection would go
+        store = Store(pipe_client, scripts, clock)
+        await store.create_queue("p", CreateQueueRequest(name="q"))  # NOSCRIPT on `reached`, loaded there
+        ids = await asyncio.gather(*[store.publish("p", "q", [OutgoingMessage(b"%d" % i)], batch=False)
+                                     for i in range(5)])
+        assert len({i[0] for i in ids}) == 5
+        with other.client() as direct:
+            assert direct.script_exists(scripts.lua.publish.sha) == [False]  # nothing was loaded there
+        await scripts.close()
+        await scripts.redis.aclose()
+        await pipe_client.aclose()
+    finally:
+        fleet.stop_all()

@@ -62,6 +62,8 @@ FAILURES: tuple[tuple[type[Exception], Callable[[], errors.BrokerError]], ...] =
     (redis_errors.MasterDownError, _unavailable("the message store has no primary")),
     (redis_errors.ClusterDownError, _unavailable("the message store's cluster is down")),
     (redis_errors.TryAgainError, _unavailable()),
+    # A script missing again right after it was loaded: the store changed under the call (a failover).
+    (redis_errors.NoScriptError, _unavailable("the message store changed (a failover); retry")),
     (redis_errors.ConnectionError, _unavailable()),
     (redis_errors.TimeoutError, _unavailable()),
     (TimeoutError, _unavailable()),

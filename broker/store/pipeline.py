@@ -115,11 +115,20 @@ class ScriptPipe:
     ) -> asyncio.Future[Any]:
         """Send the call with the current batch; with ``replicated`` (and ``replicas`` set) its future is
         settled once the batch's WAIT has answered."""
+        return self._send(pack_evalsha(sha, keys, args), replicated)
+
+    def eval(
+        self, source: str, keys: Sequence[str], args: Sequence[Any], replicated: bool = False
+    ) -> asyncio.Future[Any]:
+        """As :meth:`evalsha`, with the script's source (``EVAL``, which also caches the script on the node
+        that runs it): the answer to a NOSCRIPT, on the same connection as the calls that will follow."""
+        return self._send(hiredis.pack_command(("EVAL", source, len(keys), *keys, *args)), replicated)
+
+    def _send(self, command: bytes, replicated: bool) -> asyncio.Future[Any]:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         future = loop.create_future()
-        command = pack_evalsha(sha, keys, args)
         if not self._outgoing:
             loop.call_soon(self._flush)
         self._outgoing.append(command)

@@ -301,6 +301,17 @@ class Scripts:
             return self._evalsha_and_wait(script, keys, args)
         return self.redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[no-any-return]
 
+    async def _eval_source(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The call again after a NOSCRIPT (a restarted, flushed or newly promoted server). On the pipe it goes
+        with the script's source (``EVAL``), so the script is loaded on the node the pipe reaches: loaded through
+        another connection it could reach another node during a failover, and the retry fail again. The cluster
+        client loads it on every primary first."""
+        if self.pipe is not None:
+            replicated = bool(self.acks.replicas) and script.name not in NOT_REPLICA_ACKED
+            return await self.pipe.eval(script.source, keys, args, replicated)
+        await self.redis.script_load(script.source)
+        return await self._evalsha(script, keys, args)
+
     async def _evalsha_and_wait(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Without the pipe (a Redis Cluster, or a client of other connections): the script and a WAIT on the
         same connection of the node that holds the keys (WAIT counts that connection's writes)."""
@@ -357,8 +368,7 @@ class Scripts:
             try:
                 return await self._evalsha(script, keys, args)
             except redis_errors.NoScriptError:
-                await self.redis.script_load(script.source)
-                return await self._evalsha(script, keys, args)
+                return await self._eval_source(script, keys, args)
         except RuntimeError as exc:
             # redis-py's cluster client re-reads the cluster's layout while another call drops a failed node
             # from it ("dictionary changed size during iteration"): the call was not sent; retry it.
