@@ -36,10 +36,14 @@ local cfg = require_cfg(qk)
 local visibility_ms = cfg.visibility_ms
 if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
 if not cfg.rkey and #ARGV[7] < 32 then fail("INTERNAL", "argument receipt key is too short") end
-local acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
 local ack_ids, ack_receipts, n_acks = ack_items(ARGV, 8)
 -- The acks cost what they would as their own ack_batch call, debited with the consume (account_settle).
-local ack_acct = n_acks > 0 and account_open_also(acct, KEYS[2], ARGV[1], "queue.ack_batch", 1)
+local acct, ack_acct
+if n_acks > 0 then
+  acct, ack_acct = account_open_two(KEYS[2], ARGV[1], "queue.consume", 1, "queue.ack_batch", 1)
+else
+  acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
+end
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
 local acks = {}
 if #ARGV >= 8 then
@@ -163,14 +167,15 @@ else
   for _, group in ipairs(refresh) do fifo_refresh(qk, group) end
 end
 if nv > 0 and not cfg.rkey then redis.call("HSET", qk.cfg, "rkey", rkey) end
+-- The band gate maintenance found, once this call has written (as the receipt key, above).
+if nv > 0 or (acks[1] and #acks[1] > 0) then band_gate_flush(qk) end
 if nv > 0 then
   call_many("HSET", qk.msgs, values, nv)
   call_many("ZADD", qk.inflight, held, nh)
   tally(qk, "delivered", nv / 2)
 end
 flush_tallies()
-account_settle(acct, now)
-if ack_acct then account_settle(ack_acct, now) end
+account_settle(acct, now, ack_acct)
 account_meter(acct, now, "delivered", nv / 2)
 
 -- When to look again: the next delayed message or the next lease deadline. Only a call that leased fewer than

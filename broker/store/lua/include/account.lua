@@ -19,6 +19,27 @@ local USAGE_DEFAULT_DAYS = 90
 
 local ACCOUNT_DAY_MS = 86400000
 
+-- The account of a call of `capability` from the fields `f` account_open reads (`price` the capability's
+-- price field); the errors of account_open.
+local function account_of(f, key, tag, charged, capability, price, units)
+  if not f[1] then return {charged = false, price = 0} end -- no account: not metered either (acct.tag nil)
+  local acct = {key = key, tag = tag, capability = capability, charged = charged, price = 0,
+    days = tonumber(f[4]) or USAGE_DEFAULT_DAYS, max_queues = tonumber(f[6]), max_messages = tonumber(f[7]),
+    max_payload_bytes = tonumber(f[8])}
+  if not charged then return acct end
+  if f[3] == "1" then fail("UNAUTHORIZED", "the project is disabled") end
+  if f[2] then
+    local credit = tonumber(f[2]) or 0
+    local cost = (tonumber(price) or 1) * units
+    if cost > credit then
+      fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", cost, credit))
+    end
+    acct.price = cost
+    acct.credit = credit
+  end
+  return acct
+end
+
 -- The account of a call of `capability` that costs `units` times the capability's price (default 1).
 -- `key` is the account hash, or the project tag for a call that is not charged (the later attempts of a
 -- long poll): then nothing is checked or debited, only the messages moved are metered.
@@ -28,33 +49,24 @@ local function account_open(key, tag, capability, units)
   if not charged then key = account_key(tag) end
   local f = redis.call("HMGET", key, "created_ms", "credit", "disabled", "usage_days", "price:" .. capability,
     "max_queues", "max_messages", "max_payload_bytes")
-  if not f[1] then return {charged = false, price = 0} end -- no account: not metered either (acct.tag nil)
-  local acct = {key = key, tag = tag, capability = capability, charged = charged, price = 0,
-    days = tonumber(f[4]) or USAGE_DEFAULT_DAYS, max_queues = tonumber(f[6]), max_messages = tonumber(f[7]),
-    max_payload_bytes = tonumber(f[8])}
-  if not charged then return acct end
-  if f[3] == "1" then fail("UNAUTHORIZED", "the project is disabled") end
-  if f[2] then
-    local credit = tonumber(f[2]) or 0
-    local price = (tonumber(f[5]) or 1) * units
-    if price > credit then
-      fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", price, credit))
-    end
-    acct.price = price
-    acct.credit = credit
-  end
-  return acct
+  return account_of(f, key, tag, charged, capability, f[5], units)
 end
 
--- A second capability priced into the same call (consume's acks: queue.ack_batch): its account as
--- account_open has it, refused with INSUFFICIENT_CREDIT when both prices together are above the credit.
-local function account_open_also(first, key, tag, capability, units)
-  local acct = account_open(key, tag, capability, units)
-  if acct.price > 0 and first.price + acct.price > acct.credit then
+-- account_open for a call priced as two capabilities (consume's acks: `also`, queue.ack_batch), with one
+-- read of the account: the accounts of both, as account_open has them, refused with INSUFFICIENT_CREDIT
+-- also when both prices together are above the credit. account_settle(first, now, second) settles both.
+local function account_open_two(key, tag, capability, units, also, also_units)
+  local charged = key ~= tag
+  if not charged then key = account_key(tag) end
+  local f = redis.call("HMGET", key, "created_ms", "credit", "disabled", "usage_days", "price:" .. capability,
+    "max_queues", "max_messages", "max_payload_bytes", "price:" .. also)
+  local first = account_of(f, key, tag, charged, capability, f[5], units)
+  local second = account_of(f, key, tag, charged, also, f[9], also_units)
+  if second.price > 0 and first.price + second.price > second.credit then
     fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d",
-      first.price + acct.price, acct.credit))
+      first.price + second.price, second.credit))
   end
-  return acct
+  return first, second
 end
 
 -- Refuse when `count` (what there would be after the call) is above the account's limit `name`.
@@ -105,9 +117,13 @@ local function account_meter(acct, now, kind, n)
   end
 end
 
--- The call succeeded: debit its price and count it.
-local function account_settle(acct, now)
+-- The call succeeded: debit its price and count it; `also` (optional) the second account of
+-- account_open_two, debited with the same write and counted too.
+local function account_settle(acct, now, also)
   if not acct.charged then return end
-  if acct.price > 0 then redis.call("HINCRBY", acct.key, "credit", string.format("%d", -acct.price)) end
+  local price = acct.price
+  if also then price = price + also.price end
+  if price > 0 then redis.call("HINCRBY", acct.key, "credit", string.format("%d", -price)) end
   account_meter(acct, now, "calls", 1)
+  if also then account_meter(also, now, "calls", 1) end
 end
