@@ -248,3 +248,28 @@ async def test_purge_empties_the_bands(env: Env) -> None:
     env.clock.ms = T0 + 1000
     await env.publish("q")
     assert await env.gate("q") == str(T0 + 1000 + DAY)
+
+
+async def test_background_maintenance_corrects_a_gate_that_is_too_late(env: Env) -> None:
+    """Scripts of an older version (a rolling upgrade) put messages into a band without lowering the gate: the
+    background maintenance reads the fronts every time and brings the gate down; the consumers' calls do not."""
+    await env.create("q", message_retention_days=1)
+    a = await env.publish("q")
+    await env.redis.hset(ProjectKeys(env.project).queue("q").cfg, "band_expiry_ms", "inf")  # as an older publish
+    env.clock.ms = T0 + 1000
+    assert (await env.store.stats(env.project, "q")).available == 1
+    assert await env.gate("q") == "inf"
+    assert await env.store.maintain(env.project, "q") == 0
+    assert await env.gate("q") == str(T0 + DAY)
+    env.clock.ms = T0 + DAY
+    assert await env.claim("q") == []
+    assert await env.stored("q") == 0
+    assert a
+    # And where no consumer comes, the background maintenance deletes it at its deadline anyway.
+    b = await env.publish("q")
+    await env.redis.hset(ProjectKeys(env.project).queue("q").cfg, "band_expiry_ms", "inf")
+    env.clock.ms = T0 + 2 * DAY
+    assert await env.store.maintain(env.project, "q") == 1
+    assert await env.stored("q") == 0
+    assert await env.gate("q") == "inf"
+    assert b

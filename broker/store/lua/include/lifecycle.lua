@@ -25,7 +25,8 @@
 -- own deadline when that is earlier (band_gate_lower: make_available, publish). Maintenance reads the
 -- fronts when now has reached the field, or when it is absent (a queue stored without it), and raises it
 -- to the earliest deadline found there (band_gate_flush: written once the call has written something
--- else, so that it is never a call's first write; until then the field keeps its lower value).
+-- else, so that it is never a call's first write; until then the field keeps its lower value). The
+-- background maintenance (maintain.lua) reads the fronts every time and corrects a gate that is too late.
 
 -- Counters of each queue for /metrics: published, delivered, acked, nacked, lease_expired, dead_lettered,
 -- redriven, purged, and the push attempts by outcome: push_success, push_failure (to be retried),
@@ -413,8 +414,11 @@ local function remove_message(qk, cfg, id, m)
 end
 
 -- Bounded maintenance, safe to run from any number of callers: retention, lease expiry, due delays.
--- Returns the number of messages moved (at most `limit` of each kind).
-local function maintain(qk, cfg, now, limit)
+-- Returns the number of messages moved (at most `limit` of each kind). `every_time` (the background
+-- maintenance): read the fronts of the bands whatever the band gate says, and bring the gate down when
+-- a front's deadline is earlier (a message put there by the scripts of an older version, which do not
+-- lower it, during a rolling upgrade).
+local function maintain(qk, cfg, now, limit, every_time)
   local moved = 0
   local now_s, limit_s = string.format("%d", now), string.format("%d", limit) -- once, for the commands below
   -- Retention of available messages kept apart and of dead letters in the own area, then of the bands.
@@ -427,11 +431,13 @@ local function maintain(qk, cfg, now, limit)
   end
   -- The bands of avail: those past their deadline are the front of each band (bands 0..9; FIFO: 0), read
   -- when the band gate has come (see the header). `earliest` is the lowest deadline of the fronts that stay
-  -- (or its lower bound: enqueued + the lowest retention the queue ever had), nil when `limit` cut it short.
+  -- (or its lower bound: enqueued + the lowest retention the queue ever had, when that settles it), nil
+  -- when `limit` cut it short; `check`, the gate that every_time checks.
   local gate = band_gate(qk, cfg)
   local gate_ms = gate.raised or gate.stored
   local expired = 0
-  if not gate_ms or gate_ms <= now then
+  if every_time or not gate_ms or gate_ms <= now then
+    local check = every_time and gate_ms or -math.huge
     local from, earliest = "0", math.huge
     local last_band = cfg.fifo and 0 or 9
     while true do
@@ -444,7 +450,7 @@ local function maintain(qk, cfg, now, limit)
       local id = head[1]
       local gone = false
       local deadline = enqueued_of(id) + cfg.min_days * DAY_MS -- no earlier, whatever its retention
-      if deadline <= now then
+      if deadline <= now or deadline < check then
         local m = msg_get(qk, id)
         if not m then
           redis.call("ZREM", qk.avail, id)
@@ -466,7 +472,16 @@ local function maintain(qk, cfg, now, limit)
         from = (band + 1) * PRIORITY_STEP -- the next band
       end
     end
-    if earliest then gate.raised = earliest end
+    if earliest and earliest < check then
+      -- The gate was too late: deleted first (HDEL is never refused for memory, so that this write is not
+      -- refused as the call's first one), then written with what the fronts hold.
+      redis.call("HDEL", qk.cfg, "band_expiry_ms")
+      gate.stored = nil
+      gate.raised = earliest
+      band_gate_flush(qk)
+    elseif earliest then
+      gate.raised = earliest
+    end
   end
   moved = moved + expired
   -- Leases that ended, or messages in flight that reached their retention deadline first.
