@@ -56,7 +56,9 @@ QUEUE_PARTS: dict[str, tuple[str, str]] = {
     "cfg": (
         "hash",
         "configuration: type, dlq, max_retries, retention_days, visibility, priority, created_ms; "
-        "retention_min_days, retention_max_days (bounds of the retention of the messages held)",
+        "retention_min_days, retention_max_days (bounds of the retention of the messages held); rkey (receipt "
+        "key); band_expiry_ms (no message in a band of avail reaches its retention deadline before it, ms or "
+        "'inf'; absent: unknown, lua/include/lifecycle.lua)",
     ),
     "avail": ("zset", "available ids; standard: (9 - priority) * 2^42 + sequence, fifo: sequence; each band in "
               "retention order too, ids that do not fit scored 2^46 lower (and in expiry)"),

@@ -375,7 +375,7 @@ class QueueMachine(RuleBasedStateMachine):
         qk, model = self.qk, self.model
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hkeys(qk.msgs)
-            pipe.zrange(qk.avail, 0, -1)
+            pipe.zrange(qk.avail, 0, -1, withscores=True)
             pipe.zrange(qk.delayed, 0, -1, withscores=True)
             pipe.zrange(qk.inflight, 0, -1, withscores=True)
             pipe.zrange(qk.dead, 0, -1)
@@ -384,7 +384,8 @@ class QueueMachine(RuleBasedStateMachine):
             pipe.zrange(qk.gq, 0, -1)
             pipe.hgetall(qk.gbusy)
             pipe.zrange(qk.groups, 0, -1, withscores=True)
-            msgs, avail, delayed, inflight, dead, dlqidx, expiry, gq, gbusy, groups = await pipe.execute()
+            pipe.hget(qk.cfg, "band_expiry_ms")
+            msgs, avail, delayed, inflight, dead, dlqidx, expiry, gq, gbusy, groups, gate = await pipe.execute()
 
         def ids(raw: list[Any]) -> set[str]:
             return {(r[0] if isinstance(r, tuple) else r).decode() for r in raw}
@@ -397,6 +398,10 @@ class QueueMachine(RuleBasedStateMachine):
         assert ids(msgs) == {m.id for m in model.live()}
         assert ids(expiry) <= ids(avail)  # available messages kept apart from their band's retention order
         assert ids(avail) == due
+        # The band gate: no message in a band of avail (not kept apart) reaches its retention deadline before it.
+        in_bands = [k.decode() for k, score in avail if score >= 0]
+        if gate is not None and in_bands:
+            assert float(gate) <= min(model.messages[i].enqueued + model.messages[i].ret for i in in_bands)
         # Scored by the due time or lease deadline, or the retention deadline when that comes first.
         assert {k.decode(): int(v) for k, v in delayed} == {m.id: min(m.due, m.enqueued + m.ret)
                                                             for m in model.live("waiting") if m.id not in due}

@@ -39,7 +39,6 @@ local cfg = require_cfg(qk)
 local visibility_ms = cfg.visibility_ms
 if ARGV[5] ~= "" then visibility_ms = to_int(ARGV[5], "visibility", 0) end
 if not cfg.rkey and #ARGV[7] < 32 then fail("INTERNAL", "argument receipt key is too short") end
-local acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
 local settling = (ARGV[8] or "") ~= ""
 local ack_ids, ack_receipts, n_acks, nacks = {}, {}, 0, {}
 if settling then
@@ -48,10 +47,16 @@ if settling then
   nacks = nack_items(ARGV, last + 1)
 end
 -- The acks cost what they would as their own ack_batch call, each nack what a nack call costs; debited with
--- the consume (account_settle).
-local ack_acct = n_acks > 0 and account_open_also(acct.price, KEYS[2], ARGV[1], "queue.ack_batch", 1)
-local nack_acct = #nacks > 0 and account_open_also(acct.price + (ack_acct and ack_acct.price or 0), KEYS[2],
-  ARGV[1], "queue.nack", #nacks)
+-- the consume (account_settle), the account read once.
+local also = {}
+if n_acks > 0 then also[1] = {"queue.ack_batch", 1} end
+if #nacks > 0 then also[#also + 1] = {"queue.nack", #nacks} end
+local acct, others
+if #also > 0 then
+  acct, others = account_open_many(KEYS[2], ARGV[1], "queue.consume", 1, also)
+else
+  acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
+end
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
 local settled = {}
 if settling then
@@ -177,15 +182,15 @@ else
   for _, group in ipairs(refresh) do fifo_refresh(qk, group) end
 end
 if nv > 0 and not cfg.rkey then redis.call("HSET", qk.cfg, "rkey", rkey) end
+-- The band gate maintenance found, once this call has written (as the receipt key, above).
+if nv > 0 or (settling and (#settled[1] > 0 or #settled[3] > 0)) then band_gate_flush(qk) end
 if nv > 0 then
   call_many("HSET", qk.msgs, values, nv)
   call_many("ZADD", qk.inflight, held, nh)
   tally(qk, "delivered", nv / 2)
 end
 flush_tallies()
-account_settle(acct, now)
-if ack_acct then account_settle(ack_acct, now) end
-if nack_acct then account_settle(nack_acct, now, #nacks) end
+account_settle(acct, now, others)
 account_meter(acct, now, "delivered", nv / 2)
 
 -- When to look again: the next delayed message or the next lease deadline. Only a call that leased fewer than

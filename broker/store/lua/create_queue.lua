@@ -62,7 +62,8 @@ if wanted.dlq ~= "" then
 end
 redis.call("HSET", qk.cfg, "type", wanted.type, "dlq", wanted.dlq, "max_retries", wanted.max_retries,
   "retention_days", wanted.retention_days, "visibility", wanted.visibility, "priority", wanted.priority,
-  "created_ms", now, "retention_min_days", wanted.retention_days, "retention_max_days", wanted.retention_days)
+  "created_ms", now, "retention_min_days", wanted.retention_days, "retention_max_days", wanted.retention_days,
+  "band_expiry_ms", "inf") -- no message in a band yet (the band gate, lua/include/lifecycle.lua)
 redis.call("ZADD", KEYS[2], 0, qk.name)
 account_settle(acct, now)
 local reply = {1}

@@ -16,6 +16,6 @@ local now = to_int(ARGV[3], "now")
 local limit = to_int(ARGV[4], "limit", 1)
 local cfg = load_cfg(qk)
 if not cfg then return 0 end
-local moved = maintain(qk, cfg, now, limit)
+local moved = maintain(qk, cfg, now, limit, true) -- the fronts read every time (lifecycle.lua)
 flush_tallies()
 return moved

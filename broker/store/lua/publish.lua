@@ -128,6 +128,7 @@ local later, nd = nil, 0  -- ZADD delayed: due, id ...
 local line, nl = nil, 0   -- FIFO: ZADD gq: 0, member ...
 local groups, first_member, first_due = nil, nil, nil -- FIFO: the groups published to (fifo_refresh_published)
 local band_fits = {}      -- band low -> band_takes_newest
+local in_band = false     -- some joined a band (not apart): the band gate may come earlier (band_gate_lower)
 local plain_state = {}    -- priority -> stored array of a message due now, in no group
 local key_index = 4
 local stored_bytes = 0
@@ -170,6 +171,7 @@ for i = 1, n do
       end
       if fits then
         avail[na + 1] = string.format("%d", low + seq)
+        in_band = true
       else
         avail[na + 1] = string.format("%d", low + seq - APART)
         if not apart then apart = {} end
@@ -203,6 +205,7 @@ for i = 1, n do
 end
 if nv > 0 then call_many("HSET", qk.msgs, values, nv) end
 if na > 0 then call_many("ZADD", qk.avail, avail, na) end
+if in_band then band_gate_lower(qk, cfg, deadline) end
 if np > 0 then call_many("ZADD", qk.expiry, apart, np) end
 if nd > 0 then call_many("ZADD", qk.delayed, later, nd) end
 if nl > 0 then

@@ -39,6 +39,7 @@ for _, part in ipairs({"avail", "delayed", "inflight"}) do
 end
 -- "expiry" indexes available messages only (include/lifecycle.lua): all purged.
 redis.call("UNLINK", qk.gq, qk.groups, qk.gbusy, qk.foreign, qk.expiry)
+band_gate_empty(qk, cfg)
 tally(qk, "purged", purged)
 flush_tallies()
 account_settle(acct, now)

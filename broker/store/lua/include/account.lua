@@ -19,6 +19,27 @@ local USAGE_DEFAULT_DAYS = 90
 
 local ACCOUNT_DAY_MS = 86400000
 
+-- The account of a call of `capability` from the fields `f` account_open reads (`price` the capability's
+-- price field); the errors of account_open.
+local function account_of(f, key, tag, charged, capability, price, units)
+  if not f[1] then return {charged = false, price = 0} end -- no account: not metered either (acct.tag nil)
+  local acct = {key = key, tag = tag, capability = capability, charged = charged, price = 0,
+    days = tonumber(f[4]) or USAGE_DEFAULT_DAYS, max_queues = tonumber(f[6]), max_messages = tonumber(f[7]),
+    max_payload_bytes = tonumber(f[8])}
+  if not charged then return acct end
+  if f[3] == "1" then fail("UNAUTHORIZED", "the project is disabled") end
+  if f[2] then
+    local credit = tonumber(f[2]) or 0
+    local cost = (tonumber(price) or 1) * units
+    if cost > credit then
+      fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", cost, credit))
+    end
+    acct.price = cost
+    acct.credit = credit
+  end
+  return acct
+end
+
 -- The account of a call of `capability` that costs `units` times the capability's price (default 1).
 -- `key` is the account hash, or the project tag for a call that is not charged (the later attempts of a
 -- long poll): then nothing is checked or debited, only the messages moved are metered.
@@ -28,34 +49,34 @@ local function account_open(key, tag, capability, units)
   if not charged then key = account_key(tag) end
   local f = redis.call("HMGET", key, "created_ms", "credit", "disabled", "usage_days", "price:" .. capability,
     "max_queues", "max_messages", "max_payload_bytes")
-  if not f[1] then return {charged = false, price = 0} end -- no account: not metered either (acct.tag nil)
-  local acct = {key = key, tag = tag, capability = capability, charged = charged, price = 0,
-    days = tonumber(f[4]) or USAGE_DEFAULT_DAYS, max_queues = tonumber(f[6]), max_messages = tonumber(f[7]),
-    max_payload_bytes = tonumber(f[8])}
-  if not charged then return acct end
-  if f[3] == "1" then fail("UNAUTHORIZED", "the project is disabled") end
-  if f[2] then
-    local credit = tonumber(f[2]) or 0
-    local price = (tonumber(f[5]) or 1) * units
-    if price > credit then
-      fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", price, credit))
-    end
-    acct.price = price
-    acct.credit = credit
-  end
-  return acct
+  return account_of(f, key, tag, charged, capability, f[5], units)
 end
 
--- Another capability priced into the same call (consume's acks, queue.ack_batch, and nacks, queue.nack per
--- item): its account as account_open has it, refused with INSUFFICIENT_CREDIT when its price and `spent`
--- (the prices of the call's other capabilities) together are above the credit.
-local function account_open_also(spent, key, tag, capability, units)
-  local acct = account_open(key, tag, capability, units)
-  if acct.price > 0 and spent + acct.price > acct.credit then
-    fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d",
-      spent + acct.price, acct.credit))
+-- account_open for a call priced as several capabilities (consume's acks, queue.ack_batch, and nacks,
+-- queue.nack per item), with one read of the account: the call's account as account_open has it, and one
+-- for each {capability, units} of `also` (each counted as `units` calls of it when settled), refused with
+-- INSUFFICIENT_CREDIT also when the prices together are above the credit. account_settle(first, now, others)
+-- settles them all.
+local function account_open_many(key, tag, capability, units, also)
+  local charged = key ~= tag
+  if not charged then key = account_key(tag) end
+  local fields = {"created_ms", "credit", "disabled", "usage_days", "price:" .. capability, "max_queues",
+    "max_messages", "max_payload_bytes"}
+  for i, extra in ipairs(also) do fields[8 + i] = "price:" .. extra[1] end
+  local f = redis.call("HMGET", key, unpack(fields))
+  local first = account_of(f, key, tag, charged, capability, f[5], units)
+  local others, total = {}, first.price
+  for i, extra in ipairs(also) do
+    local acct = account_of(f, key, tag, charged, extra[1], f[8 + i], extra[2])
+    acct.calls = extra[2]
+    others[i] = acct
+    total = total + acct.price
   end
-  return acct
+  if first.credit and total > first.credit then
+    fail("INSUFFICIENT_CREDIT", string.format("this call costs %d and the project's credit is %d", total,
+      first.credit))
+  end
+  return first, others
 end
 
 -- Refuse when `count` (what there would be after the call) is above the account's limit `name`.
@@ -106,9 +127,13 @@ local function account_meter(acct, now, kind, n)
   end
 end
 
--- The call succeeded: debit its price and count it (as `calls` calls of its capability, default 1).
-local function account_settle(acct, now, calls)
+-- The call succeeded: debit its price and count it; `others` (optional) the other accounts of
+-- account_open_many, debited with the same write and counted too.
+local function account_settle(acct, now, others)
   if not acct.charged then return end
-  if acct.price > 0 then redis.call("HINCRBY", acct.key, "credit", string.format("%d", -acct.price)) end
-  account_meter(acct, now, "calls", calls or 1)
+  local price = acct.price
+  for _, other in ipairs(others or {}) do price = price + other.price end
+  if price > 0 then redis.call("HINCRBY", acct.key, "credit", string.format("%d", -price)) end
+  account_meter(acct, now, "calls", 1)
+  for _, other in ipairs(others or {}) do account_meter(other, now, "calls", other.calls) end
 end

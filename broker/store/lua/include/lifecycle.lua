@@ -17,6 +17,16 @@
 --             whose deadline does not fit (the retention was changed with update_queue, or publishers'
 --             clocks disagree) is scored APART lower instead, a region below 0 in the same order, and is
 --             indexed in "expiry" by its deadline. "expiry" holds nothing else.
+--
+-- The band gate: the fronts of the bands are read only when one of them may be past its deadline. The
+-- queue's cfg field band_expiry_ms is a time before which no message in a band reaches its retention
+-- deadline (a lower bound of the deadlines at the bands' fronts, "inf" when no message can): a message
+-- leaving a band cannot lower that bound, and every message that joins a band lowers the field to its
+-- own deadline when that is earlier (band_gate_lower: make_available, publish). Maintenance reads the
+-- fronts when now has reached the field, or when it is absent (a queue stored without it), and raises it
+-- to the earliest deadline found there (band_gate_flush: written once the call has written something
+-- else, so that it is never a call's first write; until then the field keeps its lower value). The
+-- background maintenance (maintain.lua) reads the fronts every time and corrects a gate that is too late.
 
 -- Counters of each queue for /metrics: published, delivered, acked, nacked, lease_expired, dead_lettered,
 -- redriven, purged, and the push attempts by outcome: push_success, push_failure (to be retried),
@@ -201,6 +211,54 @@ end
 -- Retention deadlines of messages this script call has read or placed, per msgs key.
 local known_deadlines = {}
 
+-- The band gate of each queue this call touched (see the header), per cfg key: {stored = the value of
+-- band_expiry_ms as this call left it (nil: absent), raised = the value a complete read of the fronts
+-- found, not written yet (nil: none)}. Every change of the gate goes through here, whichever table of
+-- the queue's configuration the caller holds.
+local band_gates = {}
+
+local function band_gate(qk, cfg)
+  local gate = band_gates[qk.cfg]
+  if not gate then
+    gate = {stored = cfg.band_expiry}
+    band_gates[qk.cfg] = gate
+  end
+  return gate
+end
+
+local function band_gate_write(qk, value)
+  local v = "inf"
+  if value < math.huge then v = string.format("%d", value) end
+  redis.call("HSET", qk.cfg, "band_expiry_ms", v)
+end
+
+-- A message whose retention deadline is `deadline` joined a band of qk's avail. Called after the call's
+-- first write (the message's own).
+local function band_gate_lower(qk, cfg, deadline)
+  local gate = band_gate(qk, cfg)
+  if gate.raised and deadline < gate.raised then gate.raised = deadline end
+  if gate.stored and deadline < gate.stored then
+    band_gate_write(qk, deadline)
+    gate.stored = deadline
+  end
+end
+
+-- Write the gate maintenance found for qk, if any; only once the call has written something else.
+local function band_gate_flush(qk)
+  local gate = band_gates[qk.cfg]
+  if gate and gate.raised then
+    if gate.raised ~= gate.stored then band_gate_write(qk, gate.raised) end
+    gate.stored = gate.raised
+    gate.raised = nil
+  end
+end
+
+-- qk's avail is empty now (purge): no message in a band. Called after the call's first write.
+local function band_gate_empty(qk, cfg)
+  band_gate(qk, cfg).raised = math.huge
+  band_gate_flush(qk)
+end
+
 -- Add a due message (stored in msgs) to avail: in its band when its retention deadline keeps the band in
 -- deadline order, else apart (see the header). A neighbour's deadline lies between its enqueued time plus
 -- the lowest and the highest retention the queue ever had (cfg.min_days, cfg.max_days): it is read only
@@ -232,6 +290,7 @@ local function make_available(qk, cfg, id, m)
   known[id] = deadline
   if fits then
     redis.call("ZADD", qk.avail, score, id)
+    band_gate_lower(qk, cfg, deadline)
   else
     redis.call("ZADD", qk.avail, score - APART, id)
     redis.call("ZADD", qk.expiry, deadline, id)
@@ -355,8 +414,11 @@ local function remove_message(qk, cfg, id, m)
 end
 
 -- Bounded maintenance, safe to run from any number of callers: retention, lease expiry, due delays.
--- Returns the number of messages moved (at most `limit` of each kind).
-local function maintain(qk, cfg, now, limit)
+-- Returns the number of messages moved (at most `limit` of each kind). `every_time` (the background
+-- maintenance): read the fronts of the bands whatever the band gate says, and bring the gate down when
+-- a front's deadline is earlier (a message put there by the scripts of an older version, which do not
+-- lower it, during a rolling upgrade).
+local function maintain(qk, cfg, now, limit, every_time)
   local moved = 0
   local now_s, limit_s = string.format("%d", now), string.format("%d", limit) -- once, for the commands below
   -- Retention of available messages kept apart and of dead letters in the own area, then of the bands.
@@ -367,30 +429,58 @@ local function maintain(qk, cfg, now, limit)
       moved = moved + 1
     end
   end
-  -- The bands of avail: those past their deadline are the front of each band (bands 0..9; FIFO: 0).
-  local from, expired = "0", 0
-  local last_band = cfg.fifo and 0 or 9
-  while expired < limit do
-    local head = redis.call("ZRANGEBYSCORE", qk.avail, from, "+inf", "WITHSCORES", "LIMIT", "0", "1")
-    if #head == 0 then break end
-    local id = head[1]
-    local gone = false
-    if enqueued_of(id) + cfg.min_days * DAY_MS <= now then -- else not due, whatever its retention
-      local m = msg_get(qk, id)
-      if not m then
-        redis.call("ZREM", qk.avail, id)
-        gone = true
-      elseif retention_deadline(m) <= now then
-        remove_message(qk, cfg, id, m)
-        gone = true
+  -- The bands of avail: those past their deadline are the front of each band (bands 0..9; FIFO: 0), read
+  -- when the band gate has come (see the header). `earliest` is the lowest deadline of the fronts that stay
+  -- (or its lower bound: enqueued + the lowest retention the queue ever had, when that settles it), nil
+  -- when `limit` cut it short; `check`, the gate that every_time checks.
+  local gate = band_gate(qk, cfg)
+  local gate_ms = gate.raised or gate.stored
+  local expired = 0
+  if every_time or not gate_ms or gate_ms <= now then
+    local check = every_time and gate_ms or -math.huge
+    local from, earliest = "0", math.huge
+    local last_band = cfg.fifo and 0 or 9
+    while true do
+      if expired >= limit then
+        earliest = nil
+        break
+      end
+      local head = redis.call("ZRANGEBYSCORE", qk.avail, from, "+inf", "WITHSCORES", "LIMIT", "0", "1")
+      if #head == 0 then break end
+      local id = head[1]
+      local gone = false
+      local deadline = enqueued_of(id) + cfg.min_days * DAY_MS -- no earlier, whatever its retention
+      if deadline <= now or deadline < check then
+        local m = msg_get(qk, id)
+        if not m then
+          redis.call("ZREM", qk.avail, id)
+          gone = true
+        else
+          deadline = retention_deadline(m)
+          if deadline <= now then
+            remove_message(qk, cfg, id, m)
+            gone = true
+          end
+        end
+      end
+      if gone then
+        expired = expired + 1
+      else
+        if deadline < earliest then earliest = deadline end
+        local band = math.floor(tonumber(head[2]) / PRIORITY_STEP)
+        if band >= last_band then break end
+        from = (band + 1) * PRIORITY_STEP -- the next band
       end
     end
-    if gone then
-      expired = expired + 1
-    else
-      local band = math.floor(tonumber(head[2]) / PRIORITY_STEP)
-      if band >= last_band then break end
-      from = (band + 1) * PRIORITY_STEP -- the next band
+    if earliest and earliest < check then
+      -- The gate was too late: deleted first (HDEL is never refused for memory, so that this write is not
+      -- refused as the call's first one), then written with what the fronts hold.
+      redis.call("HDEL", qk.cfg, "band_expiry_ms")
+      gate.stored = nil
+      gate.raised = earliest
+      band_gate_flush(qk)
+    elseif earliest then
+      gate.raised = earliest
     end
   end
   moved = moved + expired
@@ -426,6 +516,7 @@ local function maintain(qk, cfg, now, limit)
     moved = moved + 1
   end
   if promoted > 0 then notify(qk) end
+  if moved > 0 then band_gate_flush(qk) end -- else the caller may flush it after a write of its own
   return moved
 end
 

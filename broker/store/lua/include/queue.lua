@@ -11,16 +11,19 @@ end
 
 -- The configuration of a queue, or nil when it does not exist. min_days and max_days bound the retention
 -- of every message the queue holds (the lowest and highest retention_days it ever had; 1 and unbounded
--- for a queue created without them).
+-- for a queue created without them). band_expiry: no message in a band of avail reaches its retention
+-- deadline before this (ms, math.huge when none can), nil when unknown (a queue stored without it); see
+-- the band gate in lifecycle.lua.
 local function load_cfg(qk)
   local v = redis.call("HMGET", qk.cfg, "type", "dlq", "max_retries", "retention_days", "visibility",
-    "priority", "created_ms", "retention_min_days", "retention_max_days", "rkey")
+    "priority", "created_ms", "retention_min_days", "retention_max_days", "rkey", "band_expiry_ms")
   if not v[1] then return nil end
   return {
     type = v[1], fifo = (v[1] == "fifo"), dlq = v[2] or "", max_retries = tonumber(v[3]),
     retention_days = tonumber(v[4]), retention_ms = tonumber(v[4]) * 86400000,
     visibility_ms = tonumber(v[5]) * 1000, priority = (v[6] == "1"), created_ms = tonumber(v[7]),
     min_days = tonumber(v[8] or "1"), max_days = tonumber(v[9] or "inf"), rkey = v[10],
+    band_expiry = tonumber(v[11] or ""),
   }
 end
 
@@ -31,15 +34,16 @@ local function require_cfg(qk)
 end
 
 -- What a publish reads of the configuration (load_cfg reads it all, at about three times the cost), or
--- QUEUE_NOT_FOUND: fifo, priority, retention_days, retention_ms and max_days, as load_cfg has them.
+-- QUEUE_NOT_FOUND: fifo, priority, retention_days, retention_ms, max_days and band_expiry, as load_cfg
+-- has them.
 local function require_publish_cfg(qk)
-  local v = redis.call("HMGET", qk.cfg, "type", "retention_days", "priority", "retention_max_days")
+  local v = redis.call("HMGET", qk.cfg, "type", "retention_days", "priority", "retention_max_days", "band_expiry_ms")
   if not v[1] then fail("QUEUE_NOT_FOUND", "queue '" .. qk.name .. "' does not exist", "queue") end
   local days = tonumber(v[2])
   local max_days = days
   if v[4] ~= v[2] then max_days = tonumber(v[4] or "inf") end
   return {fifo = (v[1] == "fifo"), priority = (v[3] == "1"), retention_days = days, retention_ms = days * 86400000,
-    max_days = max_days}
+    max_days = max_days, band_expiry = tonumber(v[5] or "")}
 end
 
 -- Whether the queue is FIFO and its receipt key (false when none), all that ack reads of the
