@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.targets import issue_targets, markdown_lines
+from bench.targets import dig, div, issue_targets, markdown_lines
 
 #: The targets of the "Observability and CLI" table (bench/observability.py, bench/cli_publish.py).
 OBSERVABILITY_TARGETS = {
@@ -17,20 +17,6 @@ OBSERVABILITY_TARGETS = {
 }
 #: The store size the scrape target is about (a quick run measures a smaller one: no verdict).
 SCRAPE_TARGET_QUEUES = 10_000
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
-
-
-def _ratio(a: Any, b: Any) -> float | None:
-    if a is None or not b:
-        return None
-    return float(a) / float(b)
 
 
 def rate(value: Any, unit: str = "msgs/s") -> str:
@@ -58,37 +44,37 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     """Every ratio of the report; ``growth`` holds each growth ratio."""
     ours, ceil, peers = results.get("ours", {}), results.get("ceilings", {}), results.get("peers", {})
     out: dict[str, Any] = {
-        "publish_vs_noop": _ratio(_get(ours, "publish", "request_rate"), _get(ceil, "noop", "request_rate")),
-        "batch_vs_bullmq": _ratio(_get(ours, "publish_batch", "msg_rate"),
-                                  _get(peers, "bullmq", "addBulk", "jobs_per_second")),
-        "e2e_vs_bullmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
-                                _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
-        "e2e_vs_bullmq_worker": _ratio(_get(ours, "end_to_end", "msg_rate"),
-                                       _get(peers, "bullmq", "work", "jobs_per_second")),
+        "publish_vs_noop": div(dig(ours, "publish", "request_rate"), dig(ceil, "noop", "request_rate")),
+        "batch_vs_bullmq": div(dig(ours, "publish_batch", "msg_rate"),
+                                  dig(peers, "bullmq", "addBulk", "jobs_per_second")),
+        "e2e_vs_bullmq": div(dig(ours, "end_to_end", "msg_rate"),
+                                dig(peers, "bullmq", "end_to_end", "jobs_per_second")),
+        "e2e_vs_bullmq_worker": div(dig(ours, "end_to_end", "msg_rate"),
+                                       dig(peers, "bullmq", "work", "jobs_per_second")),
         # The interleaved rounds when they ran (bench/work_loop.py), else the main section's figures.
-        "work_loop_vs_bullmq_worker": _get(results, "work_loop", "ratio") or _ratio(
-            _get(ours, "work_loop", "msg_rate"), _get(peers, "bullmq", "work", "jobs_per_second")),
-        "work_loop_separate_vs_bullmq_worker": _ratio(_get(ours, "work_loop_separate", "msg_rate"),
-                                                      _get(peers, "bullmq", "work", "jobs_per_second")),
-        "work_loop_vs_noop": _ratio(_get(ours, "work_loop", "msg_rate"), _get(ceil, "noop", "request_rate")),
-        "e2e_vs_rabbitmq": _ratio(_get(ours, "end_to_end", "msg_rate"),
-                                  _get(peers, "rabbitmq", "end_to_end", "consume", "rate")),
-        "publish_vs_bullmq_add": _ratio(_get(ours, "publish", "request_rate"),
-                                        _get(peers, "bullmq", "add", "jobs_per_second")),
-        "publish_vs_rabbitmq": _ratio(_get(ours, "publish", "request_rate"),
-                                      _get(peers, "rabbitmq", "publish", "produce", "rate")),
-        "publish_vs_redis": _ratio(_get(ours, "publish", "request_rate"), _get(ceil, "redis", "publish", "msg_rate")),
-        "p99_half_ms": _get(ours, "publish_half", "latency_ms", "p99"),
+        "work_loop_vs_bullmq_worker": dig(results, "work_loop", "ratio") or div(
+            dig(ours, "work_loop", "msg_rate"), dig(peers, "bullmq", "work", "jobs_per_second")),
+        "work_loop_separate_vs_bullmq_worker": div(dig(ours, "work_loop_separate", "msg_rate"),
+                                                      dig(peers, "bullmq", "work", "jobs_per_second")),
+        "work_loop_vs_noop": div(dig(ours, "work_loop", "msg_rate"), dig(ceil, "noop", "request_rate")),
+        "e2e_vs_rabbitmq": div(dig(ours, "end_to_end", "msg_rate"),
+                                  dig(peers, "rabbitmq", "end_to_end", "consume", "rate")),
+        "publish_vs_bullmq_add": div(dig(ours, "publish", "request_rate"),
+                                        dig(peers, "bullmq", "add", "jobs_per_second")),
+        "publish_vs_rabbitmq": div(dig(ours, "publish", "request_rate"),
+                                      dig(peers, "rabbitmq", "publish", "produce", "rate")),
+        "publish_vs_redis": div(dig(ours, "publish", "request_rate"), dig(ceil, "redis", "publish", "msg_rate")),
+        "p99_half_ms": dig(ours, "publish_half", "latency_ms", "p99"),
         "growth": {},
     }
     growth_values = []
     for kind, cases in results.get("growth", {}).items():
         for op in ("publish", "consume", "ack"):
             key = "request_rate" if op == "publish" else "msg_rate"
-            value = _ratio(_get(cases, "backlog", op, key), _get(cases, "empty", op, key))
+            value = div(dig(cases, "backlog", op, key), dig(cases, "empty", op, key))
             script = {"publish": "publish_usec", "consume": "claim100_usec", "ack": "ack100_usec"}[op]
             # Redis time per call: empty / backlog, so that below 1 means slower with the backlog.
-            redis_ratio = _ratio(_get(cases, "empty", "scripts", script), _get(cases, "backlog", "scripts", script))
+            redis_ratio = div(dig(cases, "empty", "scripts", script), dig(cases, "backlog", "scripts", script))
             out["growth"][f"{kind}.{op}"] = {"http": value, "redis_cpu": redis_ratio}
             if value is not None:
                 growth_values.append(value)
@@ -104,17 +90,17 @@ def observability_ratios(results: dict[str, Any]) -> dict[str, Any]:
     the per-round ratios)."""
     obs, cli = results.get("observability", {}), results.get("cli_publish_file", {})
     scrape = obs.get("scrape", {})
-    http_median = _get(scrape, "http", "median_s")
+    http_median = dig(scrape, "http", "median_s")
     return {
-        "counters_ratio": _get(obs, "counters", "ratio"),
-        "counters_redis_usec_ratio": _get(obs, "counters", "redis_usec_ratio"),
-        "counters_redis_alone_usec_ratio": _get(obs, "counters", "redis_alone_usec_ratio"),
-        "log_console_ratio": _get(obs, "request_log", "ratio", "console"),
-        "log_json_ratio": _get(obs, "request_log", "ratio", "json"),
+        "counters_ratio": dig(obs, "counters", "ratio"),
+        "counters_redis_usec_ratio": dig(obs, "counters", "redis_usec_ratio"),
+        "counters_redis_alone_usec_ratio": dig(obs, "counters", "redis_alone_usec_ratio"),
+        "log_console_ratio": dig(obs, "request_log", "ratio", "console"),
+        "log_json_ratio": dig(obs, "request_log", "ratio", "json"),
         "scrape_seconds": http_median if (scrape.get("queues") or 0) >= SCRAPE_TARGET_QUEUES else None,
-        "scrape_vs_reads": _ratio(http_median, _get(scrape, "store_reads", "median_s")),
-        "cli_vs_batch": _ratio(_get(cli, "full", "msg_rate"), _get(results, "ours", "publish_batch", "msg_rate")),
-        "cli_rss_ratio": _ratio(_get(cli, "full", "peak_rss_kib"), _get(cli, "tenth", "peak_rss_kib")),
+        "scrape_vs_reads": div(http_median, dig(scrape, "store_reads", "median_s")),
+        "cli_vs_batch": div(dig(cli, "full", "msg_rate"), dig(results, "ours", "publish_batch", "msg_rate")),
+        "cli_rss_ratio": div(dig(cli, "full", "peak_rss_kib"), dig(cli, "tenth", "peak_rss_kib")),
     }
 
 
@@ -189,31 +175,31 @@ def throughput_rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any, A
     bull = peers.get("bullmq")
     if bull:
         rows.append(("BullMQ", f"addBulk of 100, {c.get('batch_connections')} in flight", "jobs/s",
-                     _get(bull, "addBulk", "jobs_per_second"), _get(bull, "addBulk", "p50_ms"),
-                     _get(bull, "addBulk", "p99_ms"), "latency per batch"))
+                     dig(bull, "addBulk", "jobs_per_second"), dig(bull, "addBulk", "p50_ms"),
+                     dig(bull, "addBulk", "p99_ms"), "latency per batch"))
         rows.append(("BullMQ", f"add, {c.get('add_inflight')} in flight", "jobs/s",
-                     _get(bull, "add", "jobs_per_second"), _get(bull, "add", "p50_ms"),
-                     _get(bull, "add", "p99_ms"), ""))
+                     dig(bull, "add", "jobs_per_second"), dig(bull, "add", "p50_ms"),
+                     dig(bull, "add", "p99_ms"), ""))
         rows.append(("BullMQ", f"Worker, concurrency {c.get('worker_concurrency')}, no-op processor", "jobs/s",
-                     _get(bull, "work", "jobs_per_second"), None, None, "removeOnComplete"))
+                     dig(bull, "work", "jobs_per_second"), None, None, "removeOnComplete"))
         rows.append(("BullMQ", "end to end: addBulk producers + Worker", "jobs/s",
-                     _get(bull, "end_to_end", "jobs_per_second"), None, None,
-                     f"completed; added {rate(_get(bull, 'end_to_end', 'added_per_second'), 'jobs/s')}"))
+                     dig(bull, "end_to_end", "jobs_per_second"), None, None,
+                     f"completed; added {rate(dig(bull, 'end_to_end', 'added_per_second'), 'jobs/s')}"))
     rabbit = peers.get("rabbitmq")
     if rabbit:
         rows.append(("RabbitMQ", f"publish, persistent + confirms, {c.get('connections')} in flight", "msgs/s",
-                     _get(rabbit, "publish", "produce", "rate"), _get(rabbit, "publish", "produce", "p50_ms"),
-                     _get(rabbit, "publish", "produce", "p99_ms"), "aio-pika client"))
+                     dig(rabbit, "publish", "produce", "rate"), dig(rabbit, "publish", "produce", "p50_ms"),
+                     dig(rabbit, "publish", "produce", "p99_ms"), "aio-pika client"))
         rows.append(("RabbitMQ", "end to end: publisher + consumer (prefetch 100, ack each)", "msgs/s",
-                     _get(rabbit, "end_to_end", "consume", "rate"), None, None,
-                     f"acked; published {rate(_get(rabbit, 'end_to_end', 'produce', 'rate'))}"))
+                     dig(rabbit, "end_to_end", "consume", "rate"), None, None,
+                     f"acked; published {rate(dig(rabbit, 'end_to_end', 'produce', 'rate'))}"))
     return rows
 
 
 def markdown(results: dict[str, Any]) -> str:
     evaluate(results)
     computed = results["ratios"]
-    repeats = int(_get(results, "config", "repeats") or 1)
+    repeats = int(dig(results, "config", "repeats") or 1)
     lines = [*markdown_lines(results["targets"], repeats), "", "### Throughput and latency", "",
              "| | operation | throughput | p50 | p99 | notes |", "|---|---|---:|---:|---:|---|"]
     for group, label, unit, value, p50, p99, remark in throughput_rows(results):
@@ -229,10 +215,10 @@ def markdown(results: dict[str, Any]) -> str:
                                           ("ack", "msg_rate", "msgs/s", "ack100_usec")):
                 g = computed["growth"].get(f"{kind}.{op}", {})
                 lines.append(
-                    f"| {'on' if kind == 'prio_on' else 'off'} | {op} | {rate(_get(cases, 'empty', op, key), unit)} "
-                    f"| {rate(_get(cases, 'backlog', op, key), unit)} | {number(g.get('http'))} "
-                    f"| {number(_get(cases, 'empty', 'scripts', script), 1)} "
-                    f"| {number(_get(cases, 'backlog', 'scripts', script), 1)} | {number(g.get('redis_cpu'))} |")
+                    f"| {'on' if kind == 'prio_on' else 'off'} | {op} | {rate(dig(cases, 'empty', op, key), unit)} "
+                    f"| {rate(dig(cases, 'backlog', op, key), unit)} | {number(g.get('http'))} "
+                    f"| {number(dig(cases, 'empty', 'scripts', script), 1)} "
+                    f"| {number(dig(cases, 'backlog', 'scripts', script), 1)} | {number(g.get('redis_cpu'))} |")
     memory = results.get("memory", {})
     if memory:
         lines += ["", "### Redis memory per message", "",
@@ -277,12 +263,12 @@ def work_loop_lines(results: dict[str, Any]) -> list[str]:
     cpu = results.get("cpu", {})
     for i, r in enumerate(rounds, 1):
         others = max((cpu.get(f"work_loop.{side}.{i}", {}).get("other_cores", 0) for side in r), default=0)
-        lines.append(f"| {i} | {rate(_get(r, 'ackon', 'msg_rate'))} | {rate(_get(r, 'separate', 'msg_rate'))} "
-                     f"| {rate(_get(r, 'bullmq', 'msg_rate'), 'jobs/s')} "
-                     f"| {number(_ratio(_get(r, 'ackon', 'msg_rate'), _get(r, 'bullmq', 'msg_rate')))} "
+        lines.append(f"| {i} | {rate(dig(r, 'ackon', 'msg_rate'))} | {rate(dig(r, 'separate', 'msg_rate'))} "
+                     f"| {rate(dig(r, 'bullmq', 'msg_rate'), 'jobs/s')} "
+                     f"| {number(div(dig(r, 'ackon', 'msg_rate'), dig(r, 'bullmq', 'msg_rate')))} "
                      f"| {others:.2f} |")
-    lines.append(f"| median | {rate(_get(wl, 'ackon', 'msg_rate'))} | {rate(_get(wl, 'separate', 'msg_rate'))} "
-                 f"| {rate(_get(wl, 'bullmq', 'msg_rate'), 'jobs/s')} | {number(wl.get('ratio'))} | |")
+    lines.append(f"| median | {rate(dig(wl, 'ackon', 'msg_rate'))} | {rate(dig(wl, 'separate', 'msg_rate'))} "
+                 f"| {rate(dig(wl, 'bullmq', 'msg_rate'), 'jobs/s')} | {number(wl.get('ratio'))} | |")
     lines.append(f"\nAck on the next consume / ack as its own request (median of the rounds): "
                  f"{number(wl.get('ackon_vs_separate'))}.")
     return lines
@@ -316,43 +302,43 @@ def observability_lines(results: dict[str, Any], computed: dict[str, Any]) -> li
     rows: list[tuple[str, str, str, str, str, str]] = []  # figure, measured, baseline, ratio, key, notes
     counters = obs.get("counters")
     if counters:
-        rounds = len(_get(counters, "with", "rounds") or [])
+        rounds = len(dig(counters, "with", "rounds") or [])
         rows.append((f"single publish, message counters on ({counters.get('connections')} conns, median of {rounds} "
-                     f"round{'s' if rounds != 1 else ''})", rate(_get(counters, "with", "request_rate"), "req/s"),
+                     f"round{'s' if rounds != 1 else ''})", rate(dig(counters, "with", "request_rate"), "req/s"),
                      "history alone (the counters' writes emptied): "
-                     f"{rate(_get(counters, 'without', 'request_rate'), 'req/s')}",
+                     f"{rate(dig(counters, 'without', 'request_rate'), 'req/s')}",
                      number(computed.get("counters_ratio")), "counters_ratio",
-                     f"median of the per-round ratios {_get(counters, 'with', 'round_ratios')}"))
-        if _get(counters, "neither", "request_rate"):
+                     f"median of the per-round ratios {dig(counters, 'with', 'round_ratios')}"))
+        if dig(counters, "neither", "request_rate"):
             rows.append(("single publish, counters and history on",
-                         rate(_get(counters, "with", "request_rate"), "req/s"),
+                         rate(dig(counters, "with", "request_rate"), "req/s"),
                          "neither (flush_tallies emptied): "
-                         f"{rate(_get(counters, 'neither', 'request_rate'), 'req/s')}",
-                         number(_get(counters, "ratio_with_neither")), "", "median of the per-round ratios"))
+                         f"{rate(dig(counters, 'neither', 'request_rate'), 'req/s')}",
+                         number(dig(counters, "ratio_with_neither")), "", "median of the per-round ratios"))
         rows.append(("CPU time per request during those runs (API process + Redis), counters on",
-                     usec(_get(counters, "with", "cpu_usec_per_request")),
-                     f"history alone: {usec(_get(counters, 'without', 'cpu_usec_per_request'))}",
-                     number(_get(counters, "cpu_per_request_ratio")), "",
-                     f"median of the per-round ratios {_get(counters, 'cpu_per_request_ratios')}"))
+                     usec(dig(counters, "with", "cpu_usec_per_request")),
+                     f"history alone: {usec(dig(counters, 'without', 'cpu_usec_per_request'))}",
+                     number(dig(counters, "cpu_per_request_ratio")), "",
+                     f"median of the per-round ratios {dig(counters, 'cpu_per_request_ratios')}"))
         rows.append(("Redis CPU per publish script call during those runs, counters on",
-                     usec(_get(counters, "with", "redis_usec_per_call")),
-                     f"history alone: {usec(_get(counters, 'without', 'redis_usec_per_call'))}",
+                     usec(dig(counters, "with", "redis_usec_per_call")),
+                     f"history alone: {usec(dig(counters, 'without', 'redis_usec_per_call'))}",
                      number(computed.get("counters_redis_usec_ratio")), "", "INFO commandstats"))
-        alone = _get(counters, "with", "redis_alone") or {}
+        alone = dig(counters, "with", "redis_alone") or {}
         rows.append((f"Redis CPU per publish script call, the script alone pipelined ({alone.get('calls', 0):,} calls "
                      "each way)", usec(alone.get("redis_usec_per_call")),
-                     f"history alone: {usec(_get(counters, 'without', 'redis_alone', 'redis_usec_per_call'))}",
+                     f"history alone: {usec(dig(counters, 'without', 'redis_alone', 'redis_usec_per_call'))}",
                      number(computed.get("counters_redis_alone_usec_ratio")), "",
                      "alternating blocks of 1,000 calls"))
     log = obs.get("request_log")
     if log:
         for label, key in (("console", "log_console_ratio"), ("json", "log_json_ratio")):
             rows.append((f"single publish, request log on ({label}, BROKER_LOG_LEVEL=info)",
-                         rate(_get(log, label, "request_rate"), "req/s"),
-                         f"log off (warning): {rate(_get(log, 'off', 'request_rate'), 'req/s')}",
+                         rate(dig(log, label, "request_rate"), "req/s"),
+                         f"log off (warning): {rate(dig(log, 'off', 'request_rate'), 'req/s')}",
                          number(computed.get(key)), key,
-                         f"{_get(log, label, 'access_lines_per_request')} access lines and "
-                         f"{_get(log, label, 'log_bytes_per_request')} B per request"))
+                         f"{dig(log, label, 'access_lines_per_request')} access lines and "
+                         f"{dig(log, label, 'log_bytes_per_request')} B per request"))
     scrape = obs.get("scrape")
     if scrape:
         http = scrape.get("http", {})
@@ -368,7 +354,7 @@ def observability_lines(results: dict[str, Any], computed: dict[str, Any]) -> li
     if full:
         rows.append((f"broker publish --file, {full.get('lines', 0):,} lines (wall clock of the process)",
                      rate(full.get("msg_rate")),
-                     f"publish_batch of 100: {rate(_get(results, 'ours', 'publish_batch', 'msg_rate'))}",
+                     f"publish_batch of 100: {rate(dig(results, 'ours', 'publish_batch', 'msg_rate'))}",
                      number(computed.get("cli_vs_batch")), "cli_vs_batch",
                      f"{rate(full.get('cli_rate'))} by the CLI's own clock; queue holds "
                      f"{full.get('queue_available'):,} ({'exact' if full.get('exact') else '**not exact**'})"))
@@ -421,9 +407,9 @@ def profile_lines(results: dict[str, Any]) -> list[str]:
                 continue
             pauses = data.get("gc", {}).get("pauses", {})
             lines.append(
-                f"| {title} | {ms(_get(data, 'latency_ms', 'p50'))} | {ms(_get(data, 'latency_ms', 'p99'))} "
-                f"| {_get(pauses, '2', 'collections') or 0} | {ms(_get(pauses, '2', 'max_ms'))} "
-                f"| {ms(_get(pauses, '1', 'max_ms'))} | {ms(_get(pauses, '0', 'max_ms'))} |")
+                f"| {title} | {ms(dig(data, 'latency_ms', 'p50'))} | {ms(dig(data, 'latency_ms', 'p99'))} "
+                f"| {dig(pauses, '2', 'collections') or 0} | {ms(dig(pauses, '2', 'max_ms'))} "
+                f"| {ms(dig(pauses, '1', 'max_ms'))} | {ms(dig(pauses, '0', 'max_ms'))} |")
     return lines
 
 
@@ -435,28 +421,28 @@ def chart_groups(results: dict[str, Any]) -> list[tuple[str, list[tuple[str, str
     ours, ceil, peers = results.get("ours", {}), results.get("ceilings", {}), results.get("peers", {})
     return [
         ("single publish", [
-            ("ceiling", "no-op endpoint, same stack (req/s)", _get(ceil, "noop", "request_rate")),
-            ("ceiling", "Redis alone, publish script", _get(ceil, "redis", "publish", "msg_rate")),
-            ("ours", "publish (req/s)", _get(ours, "publish", "request_rate")),
-            ("BullMQ", "add, 50 in flight", _get(peers, "bullmq", "add", "jobs_per_second")),
-            ("RabbitMQ", "publish, confirms", _get(peers, "rabbitmq", "publish", "produce", "rate")),
+            ("ceiling", "no-op endpoint, same stack (req/s)", dig(ceil, "noop", "request_rate")),
+            ("ceiling", "Redis alone, publish script", dig(ceil, "redis", "publish", "msg_rate")),
+            ("ours", "publish (req/s)", dig(ours, "publish", "request_rate")),
+            ("BullMQ", "add, 50 in flight", dig(peers, "bullmq", "add", "jobs_per_second")),
+            ("RabbitMQ", "publish, confirms", dig(peers, "rabbitmq", "publish", "produce", "rate")),
         ]),
         ("batch publish (100)", [
-            ("ceiling", "Redis alone, publish script x100", _get(ceil, "redis", "publish_batch", "msg_rate")),
-            ("ours", "publish_batch", _get(ours, "publish_batch", "msg_rate")),
-            ("BullMQ", "addBulk", _get(peers, "bullmq", "addBulk", "jobs_per_second")),
+            ("ceiling", "Redis alone, publish script x100", dig(ceil, "redis", "publish_batch", "msg_rate")),
+            ("ours", "publish_batch", dig(ours, "publish_batch", "msg_rate")),
+            ("BullMQ", "addBulk", dig(peers, "bullmq", "addBulk", "jobs_per_second")),
         ]),
         ("consume + ack", [
-            ("ceiling", "Redis alone, claim script x100", _get(ceil, "redis", "claim", "msg_rate")),
-            ("ceiling", "Redis alone, ack script x100", _get(ceil, "redis", "ack", "msg_rate")),
-            ("ours", "consume 100 + ack_batch", _get(ours, "consume_ack", "msg_rate")),
-            ("ours", "work loop, consume 1 + ack 1", _get(ours, "work_loop", "msg_rate")),
-            ("BullMQ", "Worker, concurrency 50", _get(peers, "bullmq", "work", "jobs_per_second")),
+            ("ceiling", "Redis alone, claim script x100", dig(ceil, "redis", "claim", "msg_rate")),
+            ("ceiling", "Redis alone, ack script x100", dig(ceil, "redis", "ack", "msg_rate")),
+            ("ours", "consume 100 + ack_batch", dig(ours, "consume_ack", "msg_rate")),
+            ("ours", "work loop, consume 1 + ack 1", dig(ours, "work_loop", "msg_rate")),
+            ("BullMQ", "Worker, concurrency 50", dig(peers, "bullmq", "work", "jobs_per_second")),
         ]),
         ("end to end", [
-            ("ours", "publish_batch + consume/ack", _get(ours, "end_to_end", "msg_rate")),
-            ("BullMQ", "addBulk + Worker", _get(peers, "bullmq", "end_to_end", "jobs_per_second")),
-            ("RabbitMQ", "publish + consume", _get(peers, "rabbitmq", "end_to_end", "consume", "rate")),
+            ("ours", "publish_batch + consume/ack", dig(ours, "end_to_end", "msg_rate")),
+            ("BullMQ", "addBulk + Worker", dig(peers, "bullmq", "end_to_end", "jobs_per_second")),
+            ("RabbitMQ", "publish + consume", dig(peers, "rabbitmq", "end_to_end", "consume", "rate")),
         ]),
     ]
 

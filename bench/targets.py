@@ -37,7 +37,7 @@ FULL_BACKLOG = 1_000_000
 Repeat = dict[str, Any]
 
 
-def _get(data: Any, *path: str) -> Any:
+def dig(data: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(data, dict) or key not in data:
             return None
@@ -45,7 +45,7 @@ def _get(data: Any, *path: str) -> Any:
     return data
 
 
-def _ratio(a: Any, b: Any) -> float | None:
+def div(a: Any, b: Any) -> float | None:
     return None if a is None or not b else float(a) / float(b)
 
 
@@ -85,7 +85,7 @@ def _row(key: str, value: float | None, measured: dict[str, Any], baseline: dict
 
 def _repeats(results: dict[str, Any], key: str, fallback: Repeat) -> list[Repeat]:
     """The repeats of ``key``; for a run recorded without them, its single figures as one repeat."""
-    found = _get(results, "repeats", key)
+    found = dig(results, "repeats", key)
     if found:
         return list(found)
     return [fallback] if any(v for v in fallback.values()) else []
@@ -96,7 +96,7 @@ def pair_row(key: str, repeats: list[Repeat], measured: tuple[str, str, Callable
     """A ratio of two figures measured side by side: per repeat, the best repeat kept."""
     m_label, m_unit, m_value = measured
     b_label, b_unit, b_value = baseline
-    values = [_ratio(m_value(r), b_value(r)) for r in repeats]
+    values = [div(m_value(r), b_value(r)) for r in repeats]
     index = _best_index(values)
     kept = repeats[index] if index is not None else {}
     return _row(key, None if index is None else values[index], _side(m_label, m_value(kept), m_unit),
@@ -105,67 +105,67 @@ def pair_row(key: str, repeats: list[Repeat], measured: tuple[str, str, Callable
 
 def publish_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     ours, ceil = results.get("ours", {}), results.get("ceilings", {})
-    workers = _get(results, "config", "workers") or 1
+    workers = dig(results, "config", "workers") or 1
     rows = []
     for key, ours_key, ceil_key, processes in (("publish_vs_noop", "publish", "noop", workers),
                                                ("publish_vs_noop_w2", "publish_w2", "noop_w2", 2)):
         repeats = _repeats(results, key, {"publish": ours.get(ours_key), "noop": ceil.get(ceil_key)})
-        rows.append(pair_row(key, repeats, ("single publish", "req/s", lambda r: _get(r, "publish", "request_rate")),
-                             ("no-op ceiling", "req/s", lambda r: _get(r, "noop", "request_rate")),
+        rows.append(pair_row(key, repeats, ("single publish", "req/s", lambda r: dig(r, "publish", "request_rate")),
+                             ("no-op ceiling", "req/s", lambda r: dig(r, "noop", "request_rate")),
                              api_processes=processes))
     return rows
 
 
 def work_loop_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    rounds = _get(results, "work_loop", "rounds") or []
-    worker = _get(results, "peers", "bullmq", "work", "jobs_per_second")
+    rounds = dig(results, "work_loop", "rounds") or []
+    worker = dig(results, "peers", "bullmq", "work", "jobs_per_second")
     repeats = rounds or ([{"ackon": results["ours"]["work_loop"], "bullmq": {"msg_rate": worker}}]
-                         if _get(results, "ours", "work_loop") and worker else [])
+                         if dig(results, "ours", "work_loop") and worker else [])
     loop = pair_row("work_loop_vs_bullmq_worker", repeats,
-                    ("work loop", "msgs/s", lambda r: _get(r, "ackon", "msg_rate")),
-                    ("BullMQ Worker", "jobs/s", lambda r: _get(r, "bullmq", "msg_rate")),
+                    ("work loop", "msgs/s", lambda r: dig(r, "ackon", "msg_rate")),
+                    ("BullMQ Worker", "jobs/s", lambda r: dig(r, "bullmq", "msg_rate")),
                     interleaved_rounds=bool(rounds))
-    noops = [_get(r, "noop", "request_rate") for r in _get(results, "repeats", "publish_vs_noop") or []]
-    noop = max([n for n in noops if n], default=None) or _get(results, "ceilings", "noop", "request_rate")
-    workers = [_get(r, "bullmq", "msg_rate") for r in rounds]
+    noops = [dig(r, "noop", "request_rate") for r in dig(results, "repeats", "publish_vs_noop") or []]
+    noop = max([n for n in noops if n], default=None) or dig(results, "ceilings", "noop", "request_rate")
+    workers = [dig(r, "bullmq", "msg_rate") for r in rounds]
     best_worker = max([w for w in workers if w], default=None) or worker
-    ceiling = _row("work_loop_ceiling", _ratio(noop, best_worker), _side("no-op ceiling (best repeat)", noop, "req/s"),
+    ceiling = _row("work_loop_ceiling", div(noop, best_worker), _side("no-op ceiling (best repeat)", noop, "req/s"),
                    _side("BullMQ Worker (best round)", best_worker, "jobs/s"), [])
     return [loop, ceiling]
 
 
 def peer_rows(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    ours, bull = results.get("ours", {}), _get(results, "peers", "bullmq") or {}
+    ours, bull = results.get("ours", {}), dig(results, "peers", "bullmq") or {}
     batch = _repeats(results, "batch_vs_bullmq", {"ours": ours.get("publish_batch"), "bullmq": bull.get("addBulk")})
     e2e = _repeats(results, "e2e_vs_bullmq", {"ours": ours.get("end_to_end"), "bullmq": bull.get("end_to_end")})
     return {
         "batch_vs_bullmq": pair_row("batch_vs_bullmq", batch,
-                                    ("publish_batch", "msgs/s", lambda r: _get(r, "ours", "msg_rate")),
-                                    ("BullMQ addBulk", "jobs/s", lambda r: _get(r, "bullmq", "jobs_per_second"))),
-        "e2e_vs_bullmq": pair_row("e2e_vs_bullmq", e2e, ("end to end", "msgs/s", lambda r: _get(r, "ours", "msg_rate")),
-                                  ("BullMQ end to end", "jobs/s", lambda r: _get(r, "bullmq", "jobs_per_second"))),
+                                    ("publish_batch", "msgs/s", lambda r: dig(r, "ours", "msg_rate")),
+                                    ("BullMQ addBulk", "jobs/s", lambda r: dig(r, "bullmq", "jobs_per_second"))),
+        "e2e_vs_bullmq": pair_row("e2e_vs_bullmq", e2e, ("end to end", "msgs/s", lambda r: dig(r, "ours", "msg_rate")),
+                                  ("BullMQ end to end", "jobs/s", lambda r: dig(r, "bullmq", "jobs_per_second"))),
     }
 
 
 def backlog_row(results: dict[str, Any]) -> dict[str, Any]:
-    growth = _get(results, "growth", "prio_on")
-    repeats = _get(results, "repeats", "backlog_consume_prio") or ([growth] if growth else [])
-    throughput = [_ratio(_get(r, "backlog", "consume", "msg_rate"), _get(r, "empty", "consume", "msg_rate"))
+    growth = dig(results, "growth", "prio_on")
+    repeats = dig(results, "repeats", "backlog_consume_prio") or ([growth] if growth else [])
+    throughput = [div(dig(r, "backlog", "consume", "msg_rate"), dig(r, "empty", "consume", "msg_rate"))
                   for r in repeats]
-    redis = [_ratio(_get(r, "empty", "scripts", "claim100_usec"), _get(r, "backlog", "scripts", "claim100_usec"))
+    redis = [div(dig(r, "empty", "scripts", "claim100_usec"), dig(r, "backlog", "scripts", "claim100_usec"))
              for r in repeats]
     index, redis_index = _best_index(throughput), _best_index(redis)
     kept = repeats[index] if index is not None else {}
     value = None if index is None else throughput[index]
     redis_value = None if redis_index is None else redis[redis_index]
-    backlog = _get(results, "memory", "prio_on", "messages") if growth else None
+    backlog = dig(results, "memory", "prio_on", "messages") if growth else None
     met: bool | None = None
     if value is not None and redis_value is not None and (backlog or 0) >= FULL_BACKLOG:
         met = value >= 0.9 and redis_value >= 0.9
-    measured = {**_side("consume on the backlog", _get(kept, "backlog", "consume", "msg_rate"), "msgs/s"),
-                "redis_usec_per_call": _get(kept, "backlog", "scripts", "claim100_usec")}
-    baseline = {**_side("on the empty queue", _get(kept, "empty", "consume", "msg_rate"), "msgs/s"),
-                "redis_usec_per_call": _get(kept, "empty", "scripts", "claim100_usec")}
+    measured = {**_side("consume on the backlog", dig(kept, "backlog", "consume", "msg_rate"), "msgs/s"),
+                "redis_usec_per_call": dig(kept, "backlog", "scripts", "claim100_usec")}
+    baseline = {**_side("on the empty queue", dig(kept, "empty", "consume", "msg_rate"), "msgs/s"),
+                "redis_usec_per_call": dig(kept, "empty", "scripts", "claim100_usec")}
     row = _row("backlog_consume_prio", value, measured, baseline, throughput,
                redis_ratio=None if redis_value is None else round(redis_value, 4), redis_spread=spread(redis),
                backlog_messages=backlog)
@@ -174,17 +174,17 @@ def backlog_row(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def p99_row(results: dict[str, Any]) -> dict[str, Any]:
-    repeats = _repeats(results, "p99_split", {"always": _get(results, "ours", "publish_half")})
-    service = [_get(r, "no", "latency_ms", "p99") for r in repeats]
-    total = [_get(r, "always", "latency_ms", "p99") for r in repeats]
+    repeats = _repeats(results, "p99_split", {"always": dig(results, "ours", "publish_half")})
+    service = [dig(r, "no", "latency_ms", "p99") for r in repeats]
+    total = [dig(r, "always", "latency_ms", "p99") for r in repeats]
     fsync = [None if s is None or t is None else t - s for s, t in zip(service, total, strict=True)]
     index = _best_index(service, higher=False)
     kept = repeats[index] if index is not None else (repeats[0] if repeats else {})
     return _row("p99_service_ms", None if index is None else service[index],
-                _side("p99, appendfsync no (the service's part)", _get(kept, "no", "latency_ms", "p99"), "ms"),
-                _side("p99, appendfsync always (total)", _get(kept, "always", "latency_ms", "p99"), "ms"), service,
+                _side("p99, appendfsync no (the service's part)", dig(kept, "no", "latency_ms", "p99"), "ms"),
+                _side("p99, appendfsync always (total)", dig(kept, "always", "latency_ms", "p99"), "ms"), service,
                 fsync_ms=None if index is None or fsync[index] is None else round(float(fsync[index] or 0), 3),
-                paced_rate=_get(kept, "always", "target_rate"), total_spread=spread(total), fsync_spread=spread(fsync))
+                paced_rate=dig(kept, "always", "target_rate"), total_spread=spread(total), fsync_spread=spread(fsync))
 
 
 def memory_row(results: dict[str, Any]) -> dict[str, Any]:
@@ -205,13 +205,13 @@ def memory_row(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def push_row(results: dict[str, Any]) -> dict[str, Any]:
-    rounds = _get(results, "push", "rounds") or []
+    rounds = dig(results, "push", "rounds") or []
     counts = sorted({int(r["subscriptions"]) for rnd in rounds for r in rnd.get("rows", [])})
     parts: list[dict[str, Any]] = []
     for count in counts:
-        pairs = [(row, _get(rnd, "ceiling", "requests_per_s")) for rnd in rounds for row in rnd.get("rows", [])
+        pairs = [(row, dig(rnd, "ceiling", "requests_per_s")) for rnd in rounds for row in rnd.get("rows", [])
                  if row.get("subscriptions") == count]
-        values = [_ratio(row.get("messages_per_s"), ceiling) for row, ceiling in pairs]
+        values = [div(row.get("messages_per_s"), ceiling) for row, ceiling in pairs]
         index = _best_index(values)
         row, ceiling = pairs[index] if index is not None else ({}, None)
         value = None if index is None else values[index]
