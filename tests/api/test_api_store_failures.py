@@ -22,6 +22,7 @@ CASES: list[tuple[Exception, int, str, str]] = [
     (ReplicaAckError(0, 1, 500), 503, "UNAVAILABLE", "replicas"),
     (redis_errors.ClusterDownError("CLUSTERDOWN"), 503, "UNAVAILABLE", "cluster is down"),
     (redis_errors.TryAgainError("TRYAGAIN"), 503, "UNAVAILABLE", "unavailable"),
+    (redis_errors.NoScriptError("NOSCRIPT No matching script"), 503, "UNAVAILABLE", "changed"),
     (redis_errors.MasterDownError("MASTERDOWN"), 503, "UNAVAILABLE", "no primary"),
     (redis_errors.ConnectionError("refused"), 503, "UNAVAILABLE", "unavailable"),
     (redis_errors.TimeoutError("slow"), 503, "UNAVAILABLE", "unavailable"),
@@ -74,6 +75,7 @@ async def test_every_http_path_answers_the_same(api: Any, make_queue: Any, redis
         return failing()
 
     monkeypatch.setattr(Scripts, "_evalsha", fail)
+    monkeypatch.setattr(Scripts, "_eval_source", fail)  # NOSCRIPT is retried with the source: it fails again
     monkeypatch.setattr(redis_client, "hmget", fail)
     answers = [
         await api.post("/v1/queue/publish", {"queue": "jobs", "payload": {"n": 1}}),  # the lean path
