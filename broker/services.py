@@ -50,21 +50,25 @@ async def open_services(
         raise ConfigError("BROKER_REDIS_URL is not set (broker serve starts the embedded store and sets it)")
     own_client = redis is None
     client = connect(settings.redis_url or "") if own_client else redis
-    instance_guard = None
-    if guard:
-        instance_guard = InstanceGuard(client, hook=own_client and isinstance(client, aioredis.Redis))
-        await instance_guard.start()
-    scripts = Scripts(client, acks=ReplicaAcks(settings.replica_acks, settings.replica_ack_timeout_ms))
-    with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
-        await scripts.load()
-    store = Store(client, scripts, clock) if clock else Store(client, scripts)
-    notifier = Notifier(pubsub_client(client))
-    try:
+    instance_guard: InstanceGuard | None = None
+    scripts: Scripts | None = None
+    notifier: Notifier | None = None
+    try:  # what was started is stopped also when the start itself is cancelled (a SIGTERM while starting)
+        if guard:
+            instance_guard = InstanceGuard(client, hook=own_client and isinstance(client, aioredis.Redis))
+            await instance_guard.start()
+        scripts = Scripts(client, acks=ReplicaAcks(settings.replica_acks, settings.replica_ack_timeout_ms))
+        with contextlib.suppress(Exception):  # loaded again on demand if the store is down now
+            await scripts.load()
+        store = Store(client, scripts, clock) if clock else Store(client, scripts)
+        notifier = Notifier(pubsub_client(client))
         yield Services(settings, client, scripts, store, notifier, instance_guard, tracing or Tracing.from_env())
     finally:
-        await notifier.close()
+        if notifier is not None:
+            await notifier.close()
         if instance_guard is not None:
             await instance_guard.stop()
-        await scripts.close()
+        if scripts is not None:
+            await scripts.close()
         if own_client:
             await close_client(client)

@@ -256,15 +256,16 @@ class InstanceGuard:
                 log.exception("instance check failed")
 
     async def stop(self) -> None:
-        if self._inflight is not None and not self._inflight.done():
-            self._inflight.cancel()
-            with contextlib.suppress(BaseException):
-                await self._inflight
+        # The periodic task first: while the check in flight is awaited, it could start the next one.
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._inflight is not None and not self._inflight.done():
+            self._inflight.cancel()
+            with contextlib.suppress(BaseException):
+                await self._inflight
         if self._own_check_client:
             with contextlib.suppress(Exception):
                 await self._check_client.aclose()

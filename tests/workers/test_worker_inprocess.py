@@ -72,3 +72,32 @@ def test_endpoint_concurrency_from_settings():
     for bad in (0, 10_001, "many", 1.5, True):
         with pytest.raises(ConfigError):
             BackgroundOptions.from_settings(Settings(extra={"push_endpoint_concurrency": bad}))
+
+
+async def test_services_cancelled_while_starting_leave_no_task_behind() -> None:
+    """A SIGTERM while a worker starts cancels open_services in the middle of the guard's first check (here a
+    store that accepts connections and never answers): what was started is stopped, and no task of it is left
+    pending (at the loop's close it would be destroyed pending and print a traceback)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    before = asyncio.all_tasks()
+    settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0")
+
+    async def start() -> None:
+        async with open_services(settings, guard=True):
+            raise AssertionError("the silent store cannot finish the start")  # pragma: no cover
+
+    starting = asyncio.create_task(start())
+    await asyncio.sleep(0.3)  # inside the guard's first check, waiting for the store's answer
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
+    assert left == [], left
+    server.close()
+    await server.wait_closed()
