@@ -292,9 +292,13 @@ class Scripts:
         self.acks = acks or ReplicaAcks()
         self.pipe = _pipe_for(redis, self.acks) if coalesce else None
 
+    def _replicated(self, script: Script) -> bool:
+        """Whether a call of ``script`` waits for the replicas (BROKER_REPLICA_ACKS: the state changes)."""
+        return bool(self.acks.replicas) and script.name not in NOT_REPLICA_ACKED
+
     def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
         """The pipe's future, or the cluster client's coroutine (no coroutine frame of its own)."""
-        replicated = bool(self.acks.replicas) and script.name not in NOT_REPLICA_ACKED
+        replicated = self._replicated(script)
         if self.pipe is not None:
             return self.pipe.evalsha(script.sha, keys, args, replicated)
         if replicated:
@@ -307,8 +311,7 @@ class Scripts:
         another connection it could reach another node during a failover, and the retry fail again. The cluster
         client loads it on every primary first."""
         if self.pipe is not None:
-            replicated = bool(self.acks.replicas) and script.name not in NOT_REPLICA_ACKED
-            return await self.pipe.eval(script.source, keys, args, replicated)
+            return await self.pipe.eval(script.source, keys, args, self._replicated(script))
         await self.redis.script_load(script.source)
         return await self._evalsha(script, keys, args)
 

@@ -51,12 +51,7 @@ end
 local also = {}
 if n_acks > 0 then also[1] = {"queue.ack_batch", 1} end
 if #nacks > 0 then also[#also + 1] = {"queue.nack", #nacks} end
-local acct, others
-if #also > 0 then
-  acct, others = account_open_many(KEYS[2], ARGV[1], "queue.consume", 1, also)
-else
-  acct = account_open(KEYS[2], ARGV[1], "queue.consume", 1)
-end
+local acct, others = account_open_many(KEYS[2], ARGV[1], "queue.consume", 1, also)
 maintain(qk, cfg, now, to_int(ARGV[6], "limit", 1))
 local settled = {}
 if settling then
